@@ -1,0 +1,24 @@
+"""get_backend(): the configured container engine, built once per process."""
+from __future__ import annotations
+
+from functools import cache
+
+from .base import Backend, BuildSpec, ContainerState, RunSpec
+
+__all__ = ["Backend", "BuildSpec", "ContainerState", "RunSpec", "get_backend"]
+
+
+@cache
+def get_backend() -> Backend:
+    # Imported here so runner/ stays free of Django at import time (settings are read lazily).
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    cls = import_string(settings.RUNNER_BACKEND)
+    if cls.__name__ == "DockerBackend":
+        return cls(instance=settings.DEMOHUB_INSTANCE, network=settings.SPACES_NETWORK,
+                   subnet=settings.SPACES_SUBNET, base_image=settings.BASE_IMAGE,
+                   ca_bundle=settings.BUILD_CA_BUNDLE, pull_missing_base=settings.RUNNER_PULL_MISSING_BASE,
+                   build_memory=settings.BUILD_MEMORY_LIMIT, build_timeout=settings.BUILD_TIMEOUT,
+                   timeout=settings.DOCKER_TIMEOUT)
+    return cls()

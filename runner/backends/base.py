@@ -1,0 +1,109 @@
+"""The container engine interface: what spaces/ may ask of an engine, in plain values.
+
+A backend builds images and runs one container per serving slot of a space. It never sees a
+Django model; callers hand it frozen dataclasses and get plain values back. Every method is
+idempotent: calling it twice has the effect of calling it once, "not found" on stop/remove
+is success.
+"""
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """Everything a build needs. `image` is the tag to produce."""
+
+    space: str  # "owner/name"
+    revision: int
+    sdk: str  # gradio | streamlit | docker  (static spaces are never built)
+    snapshot: Path  # the revision's immutable files
+    image: str
+    app_file: str = "app.py"
+    app_port: int = 7860
+    sdk_version: str = ""
+    no_cache: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One container of a space, on a fixed address of the spaces network."""
+
+    name: str
+    image: str
+    address: str
+    port: int
+    env: dict[str, str]
+    labels: dict[str, str]
+    read_only_root: bool = True
+    memory: str = "2g"
+    cpus: float = 1.0
+    pids: int = 512
+    tmpfs_size: str = "512m"
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    name: str
+    running: bool
+    paused: bool
+    exit_code: int | None
+    oom_killed: bool
+    labels: dict[str, str]
+    error: str = ""
+
+
+LogSink = Callable[[str], None]
+
+
+class Backend(abc.ABC):
+    """Base class of container engines (Docker today, another engine behind the same calls)."""
+
+    @abc.abstractmethod
+    def ensure_ready(self) -> None:
+        """Prepare shared resources (the spaces network). Called before every start; cheap when done.
+
+        Raises BackendUnavailable when the engine does not answer.
+        """
+
+    @abc.abstractmethod
+    def build(self, spec: BuildSpec, *, log: LogSink, should_continue: Callable[[], bool]) -> str:
+        """Build `spec.image` from the snapshot and return the image id.
+
+        `log` receives the build output as it comes; `should_continue` is polled between
+        steps and, when it turns False, the build is abandoned (raise BuildCancelled).
+        Raises BuildError (the user's repo is at fault: shown, not retried) or
+        BackendUnavailable (the engine is down: retried).
+        """
+
+    @abc.abstractmethod
+    def start(self, spec: RunSpec) -> None:
+        """Create and start the container `spec.name`, replacing a stale one of that name."""
+
+    @abc.abstractmethod
+    def stop(self, name: str, *, timeout: int = 10) -> None:
+        """Stop and remove the container `name`; a missing container is fine."""
+
+    @abc.abstractmethod
+    def state(self, name: str) -> ContainerState | None:
+        """The container's state, or None when it does not exist."""
+
+    @abc.abstractmethod
+    def logs(self, name: str, *, since: float | None = None, tail: int | None = None) -> tuple[str, float]:
+        """Return (text, timestamp of the last line) of the container's output since `since`."""
+
+    @abc.abstractmethod
+    def list_containers(self) -> list[ContainerState]:
+        """Every container of this installation (by the demohub.instance label)."""
+
+    @abc.abstractmethod
+    def remove_space(self, space: str) -> None:
+        """Remove every container and image labelled demohub.space=`space`."""
+
+    @abc.abstractmethod
+    def remove_image(self, image: str) -> None:
+        """Remove one image; a missing or still used image is left alone."""

@@ -1,0 +1,315 @@
+"""The Docker engine backend, through the docker SDK (API 1.41, the legacy builder).
+
+Names are deterministic and operations idempotent (readthedocs, dockerspawner): a container
+is `dh-<instance>-<label>-<slot>`, an image `demohub-<instance>/<label>:r<n>`; start() replaces
+a stale container of the same name; stop() and remove treat "not found" as done.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from .. import sdk as sdk_files
+from ..exceptions import BackendUnavailable, BuildCancelled, BuildError
+from .base import Backend, BuildSpec, ContainerState, LogSink, RunSpec
+
+log = logging.getLogger(__name__)
+
+_STEP_RE = re.compile(r"^Step \d+/\d+ : ")
+
+
+def _bytes(size: str) -> int:
+    """'512m' -> bytes (docker's own notation)."""
+    units = {"k": 2**10, "m": 2**20, "g": 2**30}
+    size = size.strip().lower()
+    if size and size[-1] in units:
+        return int(float(size[:-1]) * units[size[-1]])
+    return int(size)
+
+
+class DockerBackend(Backend):
+    def __init__(self, *, instance: str, network: str, subnet: str, base_image: str,
+                 ca_bundle: str = "", pull_missing_base: bool = False, build_memory: str = "4g",
+                 build_timeout: int = 1200, timeout: int = 60):
+        self.instance = instance
+        self.network = network
+        self.subnet = subnet
+        self.base_image = base_image
+        self.ca_bundle = ca_bundle
+        self.pull_missing_base = pull_missing_base
+        self.build_memory = build_memory
+        self.build_timeout = build_timeout
+        self.timeout = timeout
+        self._client: docker.DockerClient | None = None
+
+    # -- plumbing -------------------------------------------------------------------------
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                self._client = docker.from_env(timeout=self.timeout)
+                self._client.ping()
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                self._client = None
+                raise BackendUnavailable(f"the Docker engine does not answer: {exc}") from exc
+        return self._client
+
+    def _call(self, fn: Callable, *args, **kwargs):
+        """Run one engine call, turning connection failures into BackendUnavailable."""
+        try:
+            return fn(*args, **kwargs)
+        except requests.exceptions.ConnectionError as exc:
+            self._client = None
+            raise BackendUnavailable(f"the Docker engine does not answer: {exc}") from exc
+
+    def _labels(self, extra: dict[str, str]) -> dict[str, str]:
+        return {"demohub.instance": self.instance, **extra}
+
+    def _ca_bytes(self) -> bytes | None:
+        if not self.ca_bundle:
+            return None
+        path = Path(self.ca_bundle)
+        if not path.is_file():
+            raise BackendUnavailable(f"BUILD_CA_BUNDLE={self.ca_bundle} is not a readable file")
+        return path.read_bytes()
+
+    # -- network --------------------------------------------------------------------------
+    def ensure_ready(self) -> None:
+        try:
+            self._call(self.client.networks.get, self.network)
+            return
+        except docker.errors.NotFound:
+            pass
+        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=self.subnet)])
+        try:
+            self._call(
+                self.client.networks.create, self.network, driver="bridge", ipam=ipam,
+                labels=self._labels({"demohub.role": "spaces"}),
+                # No inter-container traffic: a space cannot reach another space.
+                options={"com.docker.network.bridge.enable_icc": "false"},
+            )
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # created meanwhile by another worker
+                raise BackendUnavailable(f"cannot create network {self.network}: {exc.explanation}") from exc
+
+    # -- images ---------------------------------------------------------------------------
+    def _image_exists(self, name: str) -> bool:
+        try:
+            self._call(self.client.images.get, name)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    def _stream_build(self, *, log: LogSink, should_continue: Callable[[], bool], **kwargs) -> str:
+        """Drive one legacy-builder build, forwarding its output; return the image id."""
+        api = self.client.api
+        deadline = time.monotonic() + self.build_timeout
+        image_id = ""
+        try:
+            stream = api.build(decode=True, rm=True, forcerm=True, network_mode=self.network,
+                               container_limits={"memory": _bytes(self.build_memory),
+                                                 "memswap": _bytes(self.build_memory)},
+                               timeout=self.build_timeout, **kwargs)
+            for chunk in stream:
+                if "stream" in chunk:
+                    text = chunk["stream"]
+                    log(text)
+                    if _STEP_RE.match(text) and not should_continue():
+                        raise BuildCancelled("a newer revision superseded this build")
+                if "aux" in chunk and "ID" in chunk["aux"]:
+                    image_id = chunk["aux"]["ID"]
+                if "errorDetail" in chunk or "error" in chunk:
+                    message = chunk.get("error") or chunk["errorDetail"].get("message", "build failed")
+                    log(message.rstrip() + "\n")
+                    raise BuildError(message.strip())
+                if time.monotonic() > deadline:
+                    raise BuildError(f"the build took longer than {self.build_timeout} s")
+                if not should_continue():
+                    raise BuildCancelled("a newer revision superseded this build")
+        except requests.exceptions.ReadTimeout as exc:
+            raise BuildError(f"the build took longer than {self.build_timeout} s") from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise BackendUnavailable(f"the Docker engine went away during the build: {exc}") from exc
+        except docker.errors.APIError as exc:
+            raise BuildError(exc.explanation or str(exc)) from exc
+        if not image_id:
+            raise BuildError("the build finished without producing an image")
+        return image_id
+
+    def _ensure_sdk_image(self, sdk: str, version: str, *, log: LogSink,
+                          should_continue: Callable[[], bool]) -> None:
+        name = sdk_files.sdk_image_name(sdk, version)
+        if self._image_exists(name):
+            return
+        if not self._image_exists(self.base_image):
+            raise BuildError(f"the base image {self.base_image} is missing on this engine; "
+                             "an operator must run scripts/base-image.sh")
+        log(f"--> preparing the {sdk} {version} SDK image (once per version)\n")
+        ctx = sdk_files.sdk_image_context(base_image=self.base_image, sdk=sdk, version=version,
+                                          ca_bundle=self._ca_bytes())
+        self._stream_build(log=log, should_continue=should_continue, fileobj=ctx.fileobj,
+                           custom_context=True, tag=name,
+                           labels={"demohub.role": "sdk"})
+
+    def build(self, spec: BuildSpec, *, log: LogSink, should_continue: Callable[[], bool]) -> str:
+        labels = self._labels({**spec.labels, "demohub.space": spec.space,
+                               "demohub.revision": str(spec.revision)})
+        if spec.sdk in sdk_files.SDK_PACKAGES:
+            self._ensure_sdk_image(spec.sdk, spec.sdk_version, log=log, should_continue=should_continue)
+            ctx = sdk_files.space_image_context(snapshot=spec.snapshot, sdk=spec.sdk,
+                                                version=spec.sdk_version, app_file=spec.app_file,
+                                                app_port=spec.app_port, ca_bundle=self._ca_bytes())
+            log(f"--> building {spec.image}\n")
+            return self._stream_build(log=log, should_continue=should_continue, fileobj=ctx.fileobj,
+                                      custom_context=True, tag=spec.image, labels=labels,
+                                      nocache=spec.no_cache)
+        if spec.sdk == "docker":
+            dockerfile = spec.snapshot / "Dockerfile"
+            if not dockerfile.is_file():
+                raise BuildError("sdk: docker needs a Dockerfile at the root of the repo")
+            for image in sdk_files.dockerfile_base_images(dockerfile.read_text(errors="replace")):
+                if not self._image_exists(image) and not self.pull_missing_base:
+                    raise BuildError(
+                        f"the Dockerfile starts FROM {image}, which is not on this hub's engine and "
+                        "this hub pulls no images; use an image the operator provides "
+                        f"(for example {self.base_image}) or ask an operator to add {image}")
+            log(f"--> building {spec.image} from the repo's Dockerfile\n")
+            return self._stream_build(log=log, should_continue=should_continue, path=str(spec.snapshot),
+                                      tag=spec.image, labels=labels, nocache=spec.no_cache,
+                                      pull=False)
+        raise BuildError(f"sdk {spec.sdk!r} is not built into an image")
+
+    def remove_image(self, image: str) -> None:
+        try:
+            self._call(self.client.images.remove, image, noprune=False)
+        except (docker.errors.ImageNotFound, docker.errors.APIError):
+            pass  # gone already, or still used by a container: left for the next prune
+
+    # -- containers -----------------------------------------------------------------------
+    def start(self, spec: RunSpec) -> None:
+        self.ensure_ready()
+        self.stop(spec.name, timeout=2)
+        api = self.client.api
+        host_config = api.create_host_config(
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mem_limit=_bytes(spec.memory),
+            memswap_limit=_bytes(spec.memory),
+            nano_cpus=int(spec.cpus * 1e9),
+            pids_limit=spec.pids,
+            read_only=spec.read_only_root,
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmpfs_size},mode=1777"},
+            log_config=docker.types.LogConfig(type="json-file", config={"max-size": "10m", "max-file": "3"}),
+            restart_policy={"Name": "no"},
+            network_mode=self.network,
+            init=True,
+        )
+        networking = api.create_networking_config(
+            {self.network: api.create_endpoint_config(ipv4_address=spec.address)})
+        try:
+            created = self._call(api.create_container, spec.image, name=spec.name, user="1000:1000",
+                                 environment=spec.env, labels=self._labels(spec.labels),
+                                 host_config=host_config, networking_config=networking,
+                                 detach=True)
+            self._call(api.start, created["Id"])
+        except docker.errors.ImageNotFound as exc:
+            raise BuildError(f"image {spec.image} is gone; rebuild the space") from exc
+        except docker.errors.APIError as exc:
+            raise BackendUnavailable(f"cannot start {spec.name}: {exc.explanation}") from exc
+
+    def stop(self, name: str, *, timeout: int = 10) -> None:
+        try:
+            container = self._call(self.client.containers.get, name)
+        except docker.errors.NotFound:
+            return
+        try:
+            if container.status == "paused":
+                container.unpause()
+            if timeout > 0 and container.status in ("running", "paused"):
+                container.stop(timeout=timeout)
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code not in (404, 409):
+                raise BackendUnavailable(f"cannot stop {name}: {exc.explanation}") from exc
+
+    @staticmethod
+    def _state_of(container) -> ContainerState:
+        st = container.attrs.get("State", {})
+        return ContainerState(
+            name=container.name,
+            running=bool(st.get("Running")),
+            paused=bool(st.get("Paused")),
+            exit_code=None if st.get("Running") else st.get("ExitCode"),
+            oom_killed=bool(st.get("OOMKilled")),
+            labels=container.labels or {},
+            error=st.get("Error") or "",
+        )
+
+    def state(self, name: str) -> ContainerState | None:
+        try:
+            return self._state_of(self._call(self.client.containers.get, name))
+        except docker.errors.NotFound:
+            return None
+
+    def logs(self, name: str, *, since: float | None = None, tail: int | None = None) -> tuple[str, float]:
+        try:
+            container = self._call(self.client.containers.get, name)
+        except docker.errors.NotFound:
+            return "", since or 0.0
+        kwargs = {"stdout": True, "stderr": True, "timestamps": True}
+        if since:
+            kwargs["since"] = since
+        if tail:
+            kwargs["tail"] = tail
+        raw = self._call(container.logs, **kwargs).decode("utf-8", errors="replace")
+        last = since or 0.0
+        out = []
+        for line in raw.splitlines(keepends=True):
+            stamp, _, text = line.partition(" ")
+            ts = _parse_ts(stamp)
+            # `since` is inclusive at one-second granularity: drop lines already copied.
+            if since and ts is not None and ts <= since:
+                continue
+            if ts is not None:
+                last = max(last, ts)
+            out.append(text)
+        return "".join(out), last
+
+    def list_containers(self) -> list[ContainerState]:
+        found = self._call(self.client.containers.list, all=True,
+                           filters={"label": f"demohub.instance={self.instance}"})
+        return [self._state_of(c) for c in found]
+
+    def remove_space(self, space: str) -> None:
+        filters = {"label": [f"demohub.instance={self.instance}", f"demohub.space={space}"]}
+        for container in self._call(self.client.containers.list, all=True, filters=filters):
+            self.stop(container.name, timeout=2)
+        for image in self._call(self.client.images.list, filters=filters):
+            for tag in image.tags or [image.id]:
+                self.remove_image(tag)
+
+    # -- used by tests and reconciliation -------------------------------------------------
+    def inspect_json(self, name: str) -> dict:
+        return json.loads(json.dumps(self._call(self.client.api.inspect_container, name)))
+
+
+def _parse_ts(stamp: str) -> float | None:
+    """Docker's RFC 3339 timestamps with nanoseconds -> epoch seconds."""
+    from datetime import datetime, timezone
+
+    try:
+        head, _, frac = stamp.rstrip("Z").partition(".")
+        base = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+        return base + float("0." + (frac or "0")[:6])
+    except ValueError:
+        return None

@@ -1,0 +1,222 @@
+"""Demohub's domain model (design.md §2): data and rules about a row's own fields only.
+
+Anything that writes several rows, enqueues work or talks to the runner is in services.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+
+from .status import SpaceStatus
+
+NAME_RE = r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$"
+name_validator = RegexValidator(
+    NAME_RE, "A name may hold letters, digits, '.', '_' and '-', 1 to 96 characters, "
+    "starting and ending with a letter or digit.", code="invalid_name")
+
+
+class Sdk(models.TextChoices):
+    GRADIO = "gradio"
+    STREAMLIT = "streamlit"
+    STATIC = "static"
+    DOCKER = "docker"
+
+
+class Visibility(models.TextChoices):
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+class Space(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="spaces")
+    name = models.CharField(max_length=96, validators=[name_validator])
+    sdk = models.CharField(max_length=16, choices=Sdk.choices)
+    visibility = models.CharField(max_length=8, choices=Visibility.choices, default=Visibility.PUBLIC)
+    title = models.CharField(max_length=96, blank=True)
+    emoji = models.CharField(max_length=16, blank=True, default="🚀")
+    color_from = models.CharField(max_length=16, blank=True, default="blue")
+    color_to = models.CharField(max_length=16, blank=True, default="indigo")
+    short_description = models.CharField(max_length=200, blank=True)
+    tags = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    readme = models.TextField(blank=True, help_text="README body (front matter removed)")
+    status = models.CharField(max_length=24, choices=SpaceStatus.choices, default=SpaceStatus.NO_APP_FILE)
+    error = models.TextField(blank=True)
+    latest_revision = models.ForeignKey("Revision", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+")
+    running_revision = models.ForeignKey("Revision", null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="+")
+    # The host label: stored, unique and never reused (design.md §3).
+    label = models.CharField(max_length=63, unique=True)
+    # Two fixed addresses on the spaces network (blue/green): the active slot serves; a new
+    # revision starts on the other one and the route switches once it is healthy.
+    address_index = models.PositiveIntegerField(unique=True)
+    active_slot = models.CharField(max_length=1, default="a")
+    sleep_after = models.IntegerField(default=-1, help_text="seconds idle before sleeping; -1 never")
+    memory_limit = models.CharField(max_length=16, blank=True, help_text="e.g. 2g; blank: hub default")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("name"), "owner", name="space_name_unique_per_owner"),
+        ]
+        indexes = [models.Index(fields=["visibility", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return self.full_name
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner.username}/{self.name}"
+
+    @property
+    def host(self) -> str:
+        return f"{self.label}.{settings.SPACES_DOMAIN}"
+
+    @property
+    def url(self) -> str:
+        default_port = {"http": 80, "https": 443}.get(settings.SPACES_SCHEME)
+        port = "" if settings.SPACES_PORT == default_port else f":{settings.SPACES_PORT}"
+        return f"{settings.SPACES_SCHEME}://{self.host}{port}/"
+
+    def slot_address(self, slot: str) -> str:
+        """The fixed IP of slot 'a' or 'b' on the spaces network."""
+        net = ipaddress.ip_network(settings.SPACES_SUBNET)
+        # Skip the first 16 addresses (gateway, reserved) of the subnet.
+        offset = 16 + 2 * self.address_index + (0 if slot == "a" else 1)
+        if offset >= net.num_addresses - 1:
+            raise ValueError("the spaces subnet is full; widen SPACES_SUBNET")
+        return str(net.network_address + offset)
+
+    @property
+    def is_private(self) -> bool:
+        return self.visibility == Visibility.PRIVATE
+
+
+class Revision(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        BUILDING = "building"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    FINAL_STATES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    content_hash = models.CharField(max_length=64)
+    snapshot_path = models.CharField(max_length=500)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    image = models.CharField(max_length=300, blank=True)
+    build_log = models.TextField(blank=True)
+    factory = models.BooleanField(default=False, help_text="build without cache")
+    task_id = models.CharField(max_length=64, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["space", "number"], name="revision_number_unique")]
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"{self.space_id}#{self.number}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL_STATES
+
+
+class ApiToken(models.Model):
+    class Scope(models.TextChoices):
+        READ = "read"
+        WRITE = "write"
+
+    PREFIX = "dh_"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.WRITE)
+    token_hash = models.CharField(max_length=64, unique=True)
+    hint = models.CharField(max_length=16, help_text="the first characters, to recognise a token")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        # Tokens carry 256 bits of randomness, so a plain digest is enough (no slow KDF needed).
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Collaborator(models.Model):
+    class Role(models.TextChoices):
+        VIEWER = "viewer"
+        EDITOR = "editor"
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="collaborators")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="collaborations")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["space", "user"], name="collaborator_unique")]
+
+
+class Comment(models.Model):
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    body = models.TextField(max_length=10000)
+    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies")
+    hidden = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["space", "created_at"])]
+
+
+class ShareLink(models.Model):
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="share_links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    max_uses = models.PositiveIntegerField(null=True, blank=True)
+    use_count = models.PositiveIntegerField(default=0)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+
+class Like(models.Model):
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="likes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="likes")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["space", "user"], name="like_unique")]
+
+
+class HostLabel(models.Model):
+    """Every host label ever issued: a label is never reused, even after its space is deleted."""
+
+    label = models.CharField(max_length=63, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)

@@ -1,0 +1,174 @@
+"""HTML pages of the hub. Each view calls a selector or a service and renders a template."""
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Q
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from runner.exceptions import ArchiveError
+
+from . import services
+from .models import Sdk, Space, Visibility
+from .selectors import Action, Role, can, space_get_for_viewer, space_list_annotated
+from .status import SERVING
+
+
+class SignupForm(forms.Form):
+    username = forms.CharField(max_length=39)
+    email = forms.EmailField(required=False)
+    password = forms.CharField(widget=forms.PasswordInput, min_length=8)
+
+
+class NewSpaceForm(forms.Form):
+    name = forms.CharField(max_length=96, help_text="Letters, digits, '.', '_' and '-'.")
+    sdk = forms.ChoiceField(choices=Sdk.choices, initial=Sdk.GRADIO)
+    visibility = forms.ChoiceField(choices=Visibility.choices, initial=Visibility.PUBLIC,
+                                   widget=forms.RadioSelect)
+    title = forms.CharField(max_length=96, required=False)
+    short_description = forms.CharField(max_length=200, required=False)
+    archive = forms.FileField(required=False, help_text="The repo as a .zip or .tar.gz (optional now).")
+
+
+class UploadForm(forms.Form):
+    archive = forms.FileField(help_text="The repo as a .zip or .tar.gz.")
+
+
+def _form_error(form: forms.Form, exc: ValidationError | services.ServiceError | ArchiveError) -> None:
+    if isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, str(exc) if not isinstance(exc, ValidationError) else exc.messages)
+
+
+def browse(request):
+    qs = space_list_annotated(request.user)
+    search = request.GET.get("search", "").strip()
+    if search:
+        qs = qs.filter(Q(name__icontains=search) | Q(title__icontains=search)
+                       | Q(short_description__icontains=search) | Q(tags__contains=[search.lower()]))
+    sdk = request.GET.get("sdk", "")
+    if sdk:
+        qs = qs.filter(sdk=sdk)
+    sort = request.GET.get("sort", "recent")
+    qs = qs.order_by("-like_count", "-updated_at") if sort == "likes" else qs.order_by("-updated_at", "-pk")
+    page = Paginator(qs, 24).get_page(request.GET.get("page"))
+    return render(request, "spaces/browse.html", {"page": page, "search": search, "sdk": sdk, "sort": sort,
+                                                  "sdks": Sdk.choices})
+
+
+def signup(request):
+    if not settings.SIGNUP_OPEN:
+        raise Http404("Sign-up is closed.")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.user_create(**form.cleaned_data)
+        except (ValidationError, services.ServiceError) as exc:
+            _form_error(form, exc)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("/")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+def new_space(request):
+    form = NewSpaceForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        archive = data.pop("archive")
+        try:
+            with transaction.atomic():
+                space = services.space_create(owner=request.user, **data)
+                if archive is not None:
+                    services.revision_create(space=space, archive=archive, created_by=request.user)
+        except (ValidationError, services.ServiceError, ArchiveError) as exc:
+            _form_error(form, exc)
+        else:
+            return redirect(f"/spaces/{space.owner.username}/{space.name}")
+    return render(request, "spaces/new.html", {"form": form})
+
+
+def _space_for(request, owner: str, name: str, action: Action = Action.VIEW) -> tuple[Space, Role]:
+    space, role = space_get_for_viewer(owner=owner, name=name, user=request.user)
+    if not can(role, action, user=request.user, space=space):
+        raise PermissionDenied
+    return space, role
+
+
+def space_page(request, owner, name):
+    space, role = _space_for(request, owner, name)
+    return render(request, "spaces/space.html", {
+        "space": space, "role": role, "can_edit": role >= Role.EDITOR, "can_admin": role >= Role.OWNER,
+        "can_logs": role >= Role.EDITOR, "serving": space.status in SERVING,
+        "iframe_src": space.url,
+    })
+
+
+def space_logs_page(request, owner, name):
+    space, role = _space_for(request, owner, name, Action.READ_LOGS)
+    return render(request, "spaces/logs.html", {"space": space, "role": role, "can_edit": True,
+                                                "can_admin": role >= Role.OWNER, "can_logs": True})
+
+
+def space_settings(request, owner, name):
+    space, role = _space_for(request, owner, name, Action.EDIT)
+    upload = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and upload.is_valid():
+        try:
+            rev = services.revision_create(space=space, archive=upload.cleaned_data["archive"],
+                                           created_by=request.user)
+        except (services.ServiceError, ArchiveError) as exc:
+            _form_error(upload, exc)
+        else:
+            messages.success(request, f"Revision {rev.number} uploaded.")
+            return redirect(f"/spaces/{space.owner.username}/{space.name}")
+    revisions = space.revisions.select_related("created_by")[:20]
+    return render(request, "spaces/settings.html", {"space": space, "role": role, "upload": upload,
+                                                    "revisions": revisions, "can_edit": True,
+                                                    "can_admin": role >= Role.OWNER, "can_logs": True})
+
+
+@require_POST
+def space_action(request, owner, name, action):
+    needs = {"restart": Action.EDIT, "factory": Action.EDIT, "pause": Action.ADMIN, "delete": Action.ADMIN,
+             "visibility": Action.ADMIN}
+    if action not in needs:
+        raise Http404
+    space, _ = _space_for(request, owner, name, needs[action])
+    base = f"/spaces/{space.owner.username}/{space.name}"
+    try:
+        if action == "restart":
+            services.space_restart(space=space, by=request.user)
+        elif action == "factory":
+            services.space_restart(space=space, factory=True, by=request.user)
+        elif action == "pause":
+            services.space_pause(space=space)
+        elif action == "visibility":
+            services.space_update(space=space, visibility=request.POST.get("visibility", ""))
+        elif action == "delete":
+            services.space_delete(space=space)
+            messages.success(request, f"{space.full_name} is being deleted.")
+            return redirect("/")
+    except (services.ServiceError, ValidationError) as exc:
+        messages.error(request, str(exc) if isinstance(exc, services.ServiceError) else "; ".join(exc.messages))
+    return redirect(base)
+
+
+def go_to_space(request, label):
+    """After logging in from a space's host: back to that space, if the caller may see it."""
+    space = Space.objects.select_related("owner").filter(label=label).first()
+    if space is None:
+        raise Http404
+    _space_for(request, space.owner.username, space.name)
+    return HttpResponseRedirect(space.url)

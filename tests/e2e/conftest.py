@@ -1,0 +1,30 @@
+"""Fixtures for end-to-end tests: one real stack per test session (see stack.py)."""
+from __future__ import annotations
+
+import os
+
+import docker
+import pytest
+
+from .stack import new_stack
+
+
+@pytest.fixture(scope="session")
+def stack():
+    # No skipping: without an engine the run fails loudly (scripts/test.sh installs and starts it).
+    try:
+        docker.from_env().ping()
+    except Exception as exc:  # pragma: no cover - the message is the point
+        pytest.fail(f"the Docker engine does not answer ({exc}); run `make test`, which starts it")
+    s = new_stack()
+    try:
+        s.up()
+        yield s
+    finally:
+        if os.environ.get("DEMOHUB_KEEP_STACK") != "1":
+            s.down()
+
+
+@pytest.fixture(scope="session")
+def alice(stack):
+    return stack.new_user()

@@ -1,0 +1,269 @@
+"""The real stack for end-to-end tests: hub processes on this machine, real everything else.
+
+Starts the web (uvicorn), a builds worker, a lifecycle worker, beat and the nginx proxy as
+subprocesses against this machine's Postgres and Redis and the real Docker engine, each under
+a fresh installation id, database, Redis db, data dir, ports and spaces subnet, so a test run
+never touches another stack. Teardown removes every container, image and network labelled
+with that installation id.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, *, timeout: float = 60, headers: dict | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=2, headers=headers or {}, allow_redirects=False)
+            return
+        except requests.RequestException as exc:
+            last = exc
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout} s: {last}")
+
+
+def make_archive(files: dict[str, str | bytes], *, fmt: str = "tar.gz") -> bytes:
+    """An in-memory .tar.gz or .zip of `files` (path -> content)."""
+    buf = io.BytesIO()
+    if fmt == "zip":
+        import zipfile
+
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path, content in files.items():
+                zf.writestr(path, content)
+    else:
+        with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+            for path, content in files.items():
+                data = content.encode() if isinstance(content, str) else content
+                info = tarfile.TarInfo(path)
+                info.size = len(data)
+                info.mode = 0o644
+                tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@dataclass
+class Stack:
+    instance: str
+    hub_port: int
+    proxy_port: int
+    subnet: str
+    data_dir: Path
+    db_name: str
+    redis_db: int
+    spaces_domain: str = "spaces.localhost"
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    log_dir: Path = ARTIFACTS / "e2e-logs"
+
+    @property
+    def hub_url(self) -> str:
+        return f"http://localhost:{self.hub_port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "DJANGO_SETTINGS_MODULE": "hub.settings",
+            "DJANGO_SECRET_KEY": "e2e-" + self.instance,
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{self.db_name}",
+            "REDIS_URL": f"redis://127.0.0.1:6379/{self.redis_db}",
+            "HUB_URL": self.hub_url,
+            "SPACES_DOMAIN": self.spaces_domain,
+            "SPACES_PORT": str(self.proxy_port),
+            "DEMOHUB_INSTANCE": self.instance,
+            "DATA_DIR": str(self.data_dir),
+            "SPACES_SUBNET": self.subnet,
+            "PROXY_SHARED_SECRET": "e2e-proxy-" + self.instance,
+            "RECONCILE_INTERVAL": "10",
+            "RUN_LOG_INTERVAL": "1",
+            "SPACE_STARTUP_TIMEOUT": "180",
+            "BUILD_TIMEOUT": "900",
+            "PYTHONUNBUFFERED": "1",
+            "SIGNUP_OPEN": "true",
+        })
+        ca = "/etc/ssl/certs/ca-certificates.crt"
+        if "BUILD_CA_BUNDLE" not in os.environ and Path(ca).is_file():
+            env["BUILD_CA_BUNDLE"] = ca
+        return env
+
+    # -- processes ------------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str], extra_env: dict[str, str] | None = None) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        out = open(self.log_dir / f"{name}.log", "ab")
+        env = {**self.env, **(extra_env or {})}
+        self.procs[name] = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def start_web(self) -> None:
+        self._spawn("web", [sys.executable, "-m", "uvicorn", "hub.asgi:application", "--host", "127.0.0.1",
+                            "--port", str(self.hub_port), "--no-access-log"])
+
+    def start_builds_worker(self) -> None:
+        self._spawn("worker-builds", [sys.executable, "-m", "celery", "-A", "hub", "worker", "-Q", "builds",
+                                      "-c", "1", "--prefetch-multiplier", "1", "-n", f"builds-{self.instance}@%h",
+                                      "--loglevel", "INFO"])
+
+    def start_lifecycle_worker(self) -> None:
+        self._spawn("worker-lifecycle", [sys.executable, "-m", "celery", "-A", "hub", "worker", "-Q", "lifecycle",
+                                         "-c", "4", "-n", f"lifecycle-{self.instance}@%h", "--loglevel", "INFO"])
+
+    def start_beat(self) -> None:
+        self._spawn("beat", [sys.executable, "-m", "celery", "-A", "hub", "beat", "--loglevel", "INFO",
+                             "-s", str(self.data_dir / "celerybeat-schedule")])
+
+    def start_proxy(self) -> None:
+        routes = self.data_dir / "proxy" / "routes"
+        routes.mkdir(parents=True, exist_ok=True)
+        self._spawn("proxy", ["bash", str(ROOT / "deploy/proxy/run.sh")], {
+            "PROXY_LISTEN": f"127.0.0.1:{self.proxy_port}",
+            "HUB_UPSTREAM": f"127.0.0.1:{self.hub_port}",
+            "PROXY_ROUTES_DIR": str(routes),
+            "PROXY_RUN_DIR": str(self.data_dir / "proxy" / "run"),
+            "PROXY_WORKERS": "2",
+        })
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=timeout)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def manage(self, *args: str) -> str:
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True,
+                              capture_output=True, text=True, timeout=300).stdout
+
+    def up(self) -> None:
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c",
+                        f'DROP DATABASE IF EXISTS "{self.db_name}"', "-c", f'CREATE DATABASE "{self.db_name}"'],
+                       check=True, capture_output=True)
+        subprocess.run(["redis-cli", "-n", str(self.redis_db), "FLUSHDB"], check=True, capture_output=True)
+        # Every e2e subnet lies in 10.216.0.0/13: one idempotent rule set covers them all.
+        subprocess.run(["bash", str(ROOT / "scripts/isolate.sh"), "10.216.0.0/13"], check=True)
+        self.manage("migrate", "--noinput")
+        self.start_proxy()
+        self.start_web()
+        self.start_builds_worker()
+        self.start_lifecycle_worker()
+        self.start_beat()
+        wait_http(self.hub_url + "/api/spaces", timeout=60)
+        wait_http(f"http://127.0.0.1:{self.proxy_port}/", timeout=30)
+
+    def down(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+        self.purge_engine()
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c",
+                        f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'], capture_output=True)
+        subprocess.run(["redis-cli", "-n", str(self.redis_db), "FLUSHDB"], capture_output=True)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def purge_engine(self) -> None:
+        """Remove every container, image and network of this installation (labels only)."""
+        import docker
+
+        client = docker.from_env()
+        flt = {"label": f"demohub.instance={self.instance}"}
+        for c in client.containers.list(all=True, filters=flt):
+            c.remove(force=True)
+        for img in client.images.list(filters=flt):
+            for tag in img.tags or [img.id]:
+                try:
+                    client.images.remove(tag, force=True)
+                except docker.errors.APIError:
+                    pass
+        for net in client.networks.list(filters=flt):
+            try:
+                net.remove()
+            except docker.errors.APIError:
+                pass
+
+    # -- clients --------------------------------------------------------------------------
+    def api(self, token: str | None = None) -> requests.Session:
+        s = requests.Session()
+        if token:
+            s.headers["Authorization"] = f"Bearer {token}"
+        return s
+
+    def new_user(self, username: str | None = None, password: str = "correct-horse-9") -> tuple[str, str]:
+        username = username or f"u{uuid.uuid4().hex[:8]}"
+        r = requests.post(f"{self.hub_url}/api/users", json={"username": username, "password": password})
+        assert r.status_code == 201, r.text
+        r = requests.post(f"{self.hub_url}/api/token", json={"username": username, "password": password})
+        assert r.status_code == 201, r.text
+        return username, r.json()["token"]
+
+    def create_space(self, token: str, name: str, sdk: str, **extra) -> dict:
+        r = self.api(token).post(f"{self.hub_url}/api/spaces", json={"name": name, "sdk": sdk, **extra})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def upload(self, token: str, owner: str, name: str, archive: bytes, filename: str = "repo.tar.gz"):
+        return self.api(token).post(f"{self.hub_url}/api/spaces/{owner}/{name}/revisions",
+                                    files={"archive": (filename, archive)})
+
+    def space(self, token: str | None, owner: str, name: str) -> dict:
+        r = self.api(token).get(f"{self.hub_url}/api/spaces/{owner}/{name}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def wait_status(self, token: str | None, owner: str, name: str, wanted: set[str] | str, *,
+                    timeout: float = 600, revision: int | None = None) -> dict:
+        wanted = {wanted} if isinstance(wanted, str) else wanted
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            s = self.space(token, owner, name)
+            if not seen or seen[-1] != s["status"]:
+                seen.append(s["status"])
+            if s["status"] in wanted and (revision is None or s["running_revision"] == revision
+                                          or s["status"] not in {"RUNNING"}):
+                return s
+            time.sleep(0.5)
+        log = self.api(token).get(f"{self.hub_url}/api/spaces/{owner}/{name}/logs/build").text[-3000:]
+        raise AssertionError(f"{owner}/{name} never reached {wanted}; went through {seen}; "
+                             f"last: {json.dumps(s)[:800]}\nbuild log tail:\n{log}")
+
+    def get_app(self, url: str, path: str = "/", **kwargs) -> requests.Response:
+        return requests.get(url.rstrip("/") + path, timeout=kwargs.pop("timeout", 10), **kwargs)
+
+
+def new_stack() -> Stack:
+    instance = "t" + uuid.uuid4().hex[:8]
+    # A /20 per run out of 10.216.0.0/13, so parallel or leftover runs do not overlap.
+    n = int(uuid.uuid4().hex[:4], 16) % 128
+    subnet = f"10.{216 + n // 16}.{(n % 16) * 16}.0/20"
+    return Stack(instance=instance, hub_port=free_port(), proxy_port=free_port(), subnet=subnet,
+                 data_dir=Path(f"/tmp/demohub-e2e-{instance}"), db_name=f"demohub_e2e_{instance}",
+                 redis_db=9)

@@ -1,0 +1,20 @@
+"""Unit-test settings: the real Postgres and Redis, eager Celery and the fake runner backend.
+
+End-to-end tests do not use these: they start real hub processes with hub.settings.
+"""
+import os
+import tempfile
+
+os.environ.setdefault("DEMOHUB_INSTANCE", "unit")
+os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="demohub-unit-"))
+
+from hub.settings import *  # noqa: E402,F401,F403
+
+RUNNER_BACKEND = "runner.backends.fake.FakeBackend"
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+PROXY_SHARED_SECRET = "unit-proxy-key"
+REDIS_URL = os.environ.get("UNIT_REDIS_URL", "redis://127.0.0.1:6379/8")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                      "KEY_PREFIX": "demohub:unit"}}

@@ -1,0 +1,902 @@
+"""runner/proxy.py (route files, generation) and the real proxy (deploy/proxy/run.sh + nginx).
+
+The integration part starts deploy/proxy/run.sh on a free 127.0.0.1 port with a temporary
+run directory, a small HTTP app and a WebSocket app as upstreams and a hub stand-in, and
+talks to them only over 127.0.0.1 (host names are sent in the Host header).
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from runner.exceptions import RouteError, RunnerError
+from runner.proxy import (
+    ProxyConfig,
+    Route,
+    current_generation,
+    publish_route,
+    remove_route,
+    render_route,
+    sync_routes,
+    validate_label,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_SH = REPO / "deploy" / "proxy" / "run.sh"
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+SECRET = "s3cret-proxy-key"
+
+
+def container(label="alice-demo", upstream="10.213.0.12:7860", **kw) -> Route:
+    return Route(label=label, space="alice/demo", kind="container", upstream=upstream, **kw)
+
+
+def static(label="alice-site", root="/srv/sites/alice-site", **kw) -> Route:
+    return Route(label=label, space="alice/site", kind="static", static_root=root, **kw)
+
+
+@pytest.fixture
+def cfg(tmp_path) -> ProxyConfig:
+    return ProxyConfig(routes_dir=tmp_path / "proxy" / "routes")
+
+
+# ------------------------------------------------------------------ validation and rendering
+
+
+@pytest.mark.parametrize("label", ["a", "abc", "alice-demo", "a1-b2-c3", "0", "x" * 63])
+def test_valid_labels(label):
+    assert validate_label(label) == label
+
+
+@pytest.mark.parametrize("label", [
+    "", "-a", "a-", "A", "Alice", "a_b", "a.b", "a b", "x" * 64, "a\n", "a;", "a}", "é",
+    "a/b", "*", None, 5,
+])
+def test_invalid_labels(label):
+    with pytest.raises(RouteError):
+        validate_label(label)
+
+
+def test_route_error_is_a_runner_error():
+    assert issubclass(RouteError, RunnerError)
+
+
+def test_render_container(cfg):
+    text = render_route(container(), cfg)
+    assert "upstream sp_alice-demo {" in text
+    assert "server 10.213.0.12:7860 max_fails=0;" in text
+    assert "keepalive 32;" in text
+    assert "server_name alice-demo.spaces.localhost;" in text
+    assert "proxy_pass http://sp_alice-demo;" in text
+    for line in [
+        "proxy_http_version 1.1;",
+        "proxy_set_header Connection $connection_upgrade;",
+        "proxy_set_header Upgrade $http_upgrade;",
+        "proxy_set_header Host $http_host;",
+        "proxy_set_header X-Forwarded-Host $http_host;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        'proxy_set_header X-HF-Authorization "";',
+        'proxy_set_header X-Gradio-Server "";',
+        "proxy_buffering off;",
+        "proxy_request_buffering off;",
+        "proxy_read_timeout 3600s;",
+        "proxy_send_timeout 3600s;",
+        "proxy_connect_timeout 2s;",
+        "proxy_intercept_errors off;",
+        "error_page 502 504 = @fallback;",
+        "location @fallback {",
+        "proxy_set_header X-Demohub-Reason unavailable;",
+        "proxy_method GET;",
+    ]:
+        assert line in text, line
+    assert "proxy_intercept_errors on" not in text
+    assert text.count("{") == text.count("}")
+
+
+def test_render_uses_domain_and_normalises_upstream(tmp_path):
+    c = ProxyConfig(routes_dir=tmp_path, spaces_domain="apps.example.org")
+    text = render_route(container(upstream="[::1]:8000"), c)
+    assert "server_name alice-demo.apps.example.org;" in text
+    assert "server [::1]:8000 max_fails=0;" in text
+
+
+def test_render_static(cfg):
+    text = render_route(static(root="/var/demohub/sites/alice-site/"), cfg)
+    assert "root /var/demohub/sites/alice-site;" in text
+    assert "index index.html;" in text
+    assert "try_files $uri $uri/ =404;" in text
+    assert "autoindex off;" in text
+    assert "disable_symlinks off;" in text
+    assert "location ~ /\\. {" in text
+    assert "upstream" not in text and "proxy_pass" not in text
+
+
+def test_private_flag_has_one_gate_place(cfg):
+    public = render_route(container(), cfg)
+    private = render_route(container(private=True), cfg)
+    assert "access: public" in public and "access: private" in private
+    assert "access gate" in private and "access gate" not in public
+
+
+@pytest.mark.parametrize("upstream", [
+    None, "", "10.0.0.1", "10.0.0.1:", ":80", "10.0.0.1:0", "10.0.0.1:65536", "10.0.0.1:80x",
+    "example.com:80", "localhost:80", "10.0.0.256:80", "10.0.0.1:80;", "10.0.0.1:80 down",
+    "10.0.0.1:80\n}", "::1:80", "[::1]", "[zz::1]:80", "10.0.0.01:80", "http://10.0.0.1:80",
+    "10.0.0.1:80/x", "unix:/tmp/x.sock",
+])
+def test_bad_upstreams_refused(cfg, upstream):
+    with pytest.raises(RouteError):
+        render_route(container(upstream=upstream), cfg)
+
+
+@pytest.mark.parametrize("root", [
+    None, "", "relative/dir", "/", "//", "/srv/a b", "/srv/a;b", "/srv/a{b", "/srv/a}b",
+    '/srv/"a', "/srv/'a", "/srv/$uri", "/srv/a\nb", "/srv/a\tb", "/srv/../etc", "/srv/./x",
+    "/srv/a#b", "/srv/a\\b", "~/x",
+])
+def test_bad_static_roots_refused(cfg, root):
+    with pytest.raises(RouteError):
+        render_route(static(root=root), cfg)
+
+
+@pytest.mark.parametrize("route", [
+    Route("ok", "a/b", "container"),                              # no upstream
+    Route("ok", "a/b", "static"),                                 # no root
+    Route("ok", "a/b", "gradio", upstream="10.0.0.1:80"),         # unknown kind
+    Route("ok", "a/b", "container", upstream="10.0.0.1:80", private="yes"),
+    Route("-bad", "a/b", "container", upstream="10.0.0.1:80"),
+])
+def test_bad_routes_refused(cfg, route):
+    with pytest.raises(RouteError):
+        render_route(route, cfg)
+
+
+@pytest.mark.parametrize("domain", ["", "Spaces.localhost", "a..b", "a b", "x;y", ".a", "a."])
+def test_bad_domain_refused(tmp_path, domain):
+    with pytest.raises(RouteError):
+        render_route(container(), ProxyConfig(routes_dir=tmp_path, spaces_domain=domain))
+
+
+def test_space_name_cannot_break_out_of_its_comment(cfg):
+    route = Route("ok", "evil/x\n} server { listen 1; }", "container", upstream="10.0.0.1:80")
+    text = render_route(route, cfg)
+    comment = text.splitlines()[1]
+    assert comment.startswith("# space: evil/x?")
+    assert "listen 1" not in text.replace(comment, "")
+
+
+# ------------------------------------------------------------------ files and generation
+
+
+def conf_files(cfg: ProxyConfig) -> set[str]:
+    return {p.name for p in cfg.routes_dir.iterdir() if p.name.endswith(".conf")}
+
+
+def test_publish_writes_once_and_bumps_generation_only_on_change(cfg):
+    assert current_generation(cfg) == 0
+    route = container()
+    assert publish_route(route, cfg) is True
+    path = cfg.routes_dir / "alice-demo.conf"
+    assert path.read_text() == render_route(route, cfg)
+    assert current_generation(cfg) == 1
+    assert (cfg.routes_dir.parent / "generation").read_text().strip() == "1"
+    assert publish_route(route, cfg) is False                    # same content: nothing
+    assert current_generation(cfg) == 1
+    assert publish_route(container(upstream="10.213.0.13:7860"), cfg) is True
+    assert current_generation(cfg) == 2
+    assert "10.213.0.13:7860" in path.read_text()
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    assert sorted(p.name for p in cfg.routes_dir.iterdir()) == ["alice-demo.conf"]  # no temp files
+
+
+def test_publish_invalid_route_writes_nothing(cfg):
+    with pytest.raises(RouteError):
+        publish_route(container(upstream="10.0.0.1:80;"), cfg)
+    assert not cfg.routes_dir.exists() or not list(cfg.routes_dir.iterdir())
+    assert current_generation(cfg) == 0
+
+
+def test_remove_route(cfg):
+    publish_route(container(), cfg)
+    assert remove_route("alice-demo", cfg) is True
+    assert conf_files(cfg) == set()
+    assert current_generation(cfg) == 2
+    assert remove_route("alice-demo", cfg) is False
+    assert current_generation(cfg) == 2
+    with pytest.raises(RouteError):
+        remove_route("../x", cfg)
+
+
+def test_sync_routes_is_reconciliation(cfg):
+    publish_route(container("stale"), cfg)
+    publish_route(container("keep"), cfg)
+    (cfg.routes_dir / "not-ours.conf").write_text("garbage")
+    (cfg.routes_dir / "README").write_text("left alone")
+    gen = current_generation(cfg)
+
+    desired = [container("keep"), container("new", "10.0.0.9:7860"), static("site")]
+    assert sync_routes(desired, cfg) is True
+    assert conf_files(cfg) == {"keep.conf", "new.conf", "site.conf"}
+    assert (cfg.routes_dir / "README").exists()
+    assert current_generation(cfg) == gen + 1                    # once, for all changes
+    for r in desired:
+        assert (cfg.routes_dir / f"{r.label}.conf").read_text() == render_route(r, cfg)
+
+    assert sync_routes(iter(desired), cfg) is False              # nothing to do
+    assert current_generation(cfg) == gen + 1
+
+    assert sync_routes([], cfg) is True                          # remove everything
+    assert conf_files(cfg) == set()
+    assert current_generation(cfg) == gen + 2
+
+
+def test_sync_with_an_invalid_route_changes_nothing(cfg):
+    sync_routes([container("a"), container("b")], cfg)
+    gen = current_generation(cfg)
+    with pytest.raises(RouteError):
+        sync_routes([container("a"), container("c", "nope")], cfg)
+    with pytest.raises(RouteError):
+        sync_routes([container("a"), container("a", "10.0.0.2:80")], cfg)   # duplicate label
+    assert conf_files(cfg) == {"a.conf", "b.conf"}
+    assert current_generation(cfg) == gen
+
+
+def test_sync_removes_stale_temp_files(cfg):
+    sync_routes([container("a")], cfg)
+    old = cfg.routes_dir / ".tmp-a.conf.crashed"
+    old.write_text("x")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    fresh = cfg.routes_dir / ".tmp-b.conf.inflight"
+    fresh.write_text("x")
+    assert sync_routes([container("a")], cfg) is False
+    assert not old.exists() and fresh.exists()
+
+
+def test_concurrent_publishers_do_not_lose_generation_bumps(cfg):
+    errors = []
+
+    def work(i):
+        try:
+            for j in range(10):
+                publish_route(container(f"w{i}", f"10.0.{i}.{j + 1}:80"), cfg)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert current_generation(cfg) == 40
+    assert conf_files(cfg) == {f"w{i}.conf" for i in range(4)}
+
+
+def test_routes_dir_may_be_a_string(tmp_path):
+    c = ProxyConfig(routes_dir=str(tmp_path / "routes"))
+    assert publish_route(container(), c) is True
+    assert (tmp_path / "routes" / "alice-demo.conf").exists()
+    assert current_generation(c) == 1
+    assert sync_routes([], c) is True and remove_route("alice-demo", c) is False
+
+
+def test_current_generation_tolerates_garbage(cfg):
+    cfg.routes_dir.mkdir(parents=True)
+    (cfg.routes_dir.parent / "generation").write_text("not a number")
+    assert current_generation(cfg) == 0
+    publish_route(container(), cfg)
+    assert current_generation(cfg) == 1
+
+
+# ------------------------------------------------------------------ the real proxy
+
+needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def process_request(self, request, client_address):
+        self.open_sockets.append(request)
+        super().process_request(request, client_address)
+
+
+class AppHandler(BaseHTTPRequestHandler):
+    """A tiny app: /echo answers with what it got, /stream streams, /app502 fails itself."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status, body: bytes, ctype="application/json", extra=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _handle(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = b""
+        if length:
+            body = self.rfile.read(length)
+        elif self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size = int(self.rfile.readline().strip(), 16)
+                chunk = self.rfile.read(size + 2)[:size]
+                if not size:
+                    break
+                body += chunk
+        self.server.client_ports.append(self.client_address[1])
+        if self.path.startswith("/stream"):
+            n, delay = 20, 0.1
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            try:
+                for i in range(n):
+                    data = f"data: {i}\n\n".encode()
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    self.wfile.flush()
+                    time.sleep(delay)
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+            return
+        if self.path.startswith("/app502"):
+            self._send(502, b"the app itself says 502", "text/plain")
+            return
+        payload = {
+            "app": self.server.name,
+            "method": self.command,
+            "path": self.path,
+            "headers": [[k.lower(), v] for k, v in self.headers.items()],
+            "body_len": len(body),
+        }
+        self._send(200, json.dumps(payload).encode())
+
+    do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+
+class HubHandler(BaseHTTPRequestHandler):
+    """Stands in for the hub's /internal/proxy/fallback: records, answers 401 with extras."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _handle(self):
+        record = {
+            "method": self.command,
+            "path": self.path,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "body_len": int(self.headers.get("Content-Length") or 0),
+        }
+        self.server.requests.append(record)
+        body = json.dumps(record).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Hub-Answer", "yes")
+        self.send_header("Set-Cookie", "hubtest=1; Path=/")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
+
+
+def start_http(handler, name) -> _Server:
+    srv = _Server(("127.0.0.1", 0), handler)
+    srv.name = name
+    srv.client_ports = []
+    srv.open_sockets = []
+    srv.requests = []
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def stop_http(srv: _Server) -> None:
+    """Stop like a container does: no listener and no open connection survives."""
+    srv.shutdown()
+    srv.server_close()
+    for sock in srv.open_sockets:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class Proxy:
+    def __init__(self, base: Path, port: int, env: dict):
+        self.base, self.port, self.env = base, port, env
+        self.cfg = ProxyConfig(routes_dir=base / "proxy" / "routes")
+        self.log_path = base / "run.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self):
+        env = {**os.environ, **self.env}
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(["bash", str(RUN_SH)], env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"run.sh exited {self.proc.returncode}:\n{self.output()}")
+            try:
+                status, _, _ = self.request("localhost", "/.demohub/proxy-health")
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"proxy did not come up:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        # nginx runs in run.sh's session: make sure nothing of it survives
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.log.close()
+        return self.proc.returncode
+
+    def host(self, label: str) -> str:
+        return f"{label}.spaces.localhost:{self.port}"
+
+    def conn(self, timeout=10) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, label_or_host, path="/", method="GET", headers=None, body=None):
+        host = label_or_host if ("." in label_or_host or label_or_host == "localhost") \
+            else self.host(label_or_host)
+        c = self.conn()
+        try:
+            c.request(method, path, body=body, headers={"Host": host, **(headers or {})})
+            r = c.getresponse()
+            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
+        finally:
+            c.close()
+
+
+@pytest.fixture(scope="module")
+def stack():
+    if NGINX is None:
+        pytest.skip("nginx is not installed")
+    from websockets.sync.server import serve as ws_serve
+
+    # Not pytest's tmp_path: that is private to us (0700), and nginx workers run as
+    # www-data/nobody when the tests run as root; they must read static files.
+    base = Path(tempfile.mkdtemp(prefix="demohub-proxy-test-"))
+    os.chmod(base, 0o755)
+    app = start_http(AppHandler, "app")
+    gone = start_http(AppHandler, "gone")
+    hub = start_http(HubHandler, "hub")
+
+    ws_headers = []
+
+    def ws_handler(ws):
+        ws_headers.append({k.lower(): v for k, v in ws.request.headers.raw_items()})
+        for message in ws:
+            ws.send(f"echo:{message}")
+
+    ws_server = ws_serve(ws_handler, "127.0.0.1", 0, subprotocols=["streamlit"])
+    threading.Thread(target=ws_server.serve_forever, daemon=True).start()
+    ws_port = ws_server.socket.getsockname()[1]
+
+    site = base / "site"
+    (site / "sub").mkdir(parents=True)
+    (site / "empty").mkdir()
+    (site / ".git").mkdir()
+    (site / "index.html").write_text("<h1>static home</h1>")
+    (site / "style.css").write_text("body{}")
+    (site / "sub" / "a.txt").write_text("file a")
+    (site / "sub" / ".hidden").write_text("hidden")
+    (site / ".env").write_text("SECRET=1")
+    (site / ".git" / "config").write_text("[core]")
+    for p in [site, *site.rglob("*")]:
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    # the served root is a symlink, as in production (sites/<label> -> snapshot)
+    (base / "sites").mkdir()
+    os.chmod(base / "sites", 0o755)
+    os.symlink(site, base / "sites" / "site")
+
+    port = free_port()
+    proxy = Proxy(base, port, {
+        "PROXY_ROUTES_DIR": str(base / "proxy" / "routes"),
+        "PROXY_RUN_DIR": str(base / "run"),
+        "PROXY_LISTEN": f"127.0.0.1:{port}",
+        "HUB_UPSTREAM": f"127.0.0.1:{hub.server_address[1]}",
+        "PROXY_SHARED_SECRET": SECRET,
+        "PROXY_WORKERS": "1",
+        "SPACES_DOMAIN": "spaces.localhost",
+    })
+    sync_routes([
+        container("app", f"127.0.0.1:{app.server_address[1]}"),
+        container("gone", f"127.0.0.1:{gone.server_address[1]}"),
+        container("ws", f"127.0.0.1:{ws_port}"),
+        static("site", str(base / "sites" / "site")),
+    ], proxy.cfg)
+    proxy.start()
+    proxy.app, proxy.gone, proxy.hub, proxy.ws_headers = app, gone, hub, ws_headers
+    try:
+        yield proxy
+    finally:
+        rc = proxy.stop()
+        ws_server.shutdown()
+        for s in (app, hub):
+            stop_http(s)
+        try:
+            stop_http(gone)
+        except OSError:
+            pass
+        shutil.rmtree(base, ignore_errors=True)
+        assert rc == 0, proxy_output_tail(proxy)
+
+
+def proxy_output_tail(proxy: Proxy) -> str:
+    try:
+        err = (proxy.base / "run" / "logs" / "error.log").read_text(errors="replace")
+    except FileNotFoundError:
+        err = ""
+    return f"run.sh output:\n{proxy.output()[-3000:]}\nerror.log:\n{err[-3000:]}"
+
+
+def echo(body: bytes) -> dict:
+    data = json.loads(body)
+    data["h"] = dict(data["headers"])
+    return data
+
+
+@needs_nginx
+def test_request_reaches_app_with_headers_fixed(stack):
+    status, headers, body = stack.request("app", "/echo?x=1&file=/tmp/a%20b", headers={
+        "X-HF-Authorization": "Bearer hf_usertoken",
+        "Authorization": "Bearer dh_hubtoken",
+        "X-Gradio-Server": "http://evil.example",
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-For": "6.6.6.6",
+        "X-Forwarded-Proto": "https",
+        "X-Demohub-Proxy-Key": "guess",
+        "Cookie": "a=b",
+    })
+    assert status == 200, body
+    got = echo(body)
+    assert got["app"] == "app"
+    assert got["path"] == "/echo?x=1&file=/tmp/a%20b"              # URI unchanged
+    h = got["h"]
+    assert h["host"] == stack.host("app")                            # port kept
+    assert h["x-forwarded-host"] == stack.host("app")
+    assert h["x-forwarded-proto"] == "http"
+    assert h["x-forwarded-for"] == "127.0.0.1"
+    assert "x-hf-authorization" not in h
+    assert "authorization" not in h                                  # hub token removed
+    assert "x-gradio-server" not in h
+    assert "x-demohub-proxy-key" not in h
+    assert h["cookie"] == "a=b"
+    assert h.get("connection", "") != "close"
+
+
+@needs_nginx
+def test_an_apps_own_authorization_passes(stack):
+    status, _, body = stack.request("app", "/echo", headers={"Authorization": "Basic dTpw"})
+    assert status == 200
+    assert echo(body)["h"]["authorization"] == "Basic dTpw"
+
+
+@needs_nginx
+def test_upstream_keepalive_is_used(stack):
+    before = len(stack.app.client_ports)
+    c = stack.conn()
+    try:
+        for _ in range(10):
+            c.request("GET", "/echo", headers={"Host": stack.host("app")})
+            r = c.getresponse()
+            assert r.status == 200
+            assert "connection" not in echo(r.read())["h"]           # empty Connection header
+    finally:
+        c.close()
+    ports = stack.app.client_ports[before:]
+    assert len(ports) == 10
+    assert len(set(ports)) <= 2, ports                               # reused, not 10 connections
+
+
+@needs_nginx
+def test_large_upload_is_streamed_through(stack):
+    body = b"x" * (3 * 1024 * 1024)                                  # above nginx's 1m default
+    status, _, resp = stack.request("app", "/echo", method="POST", body=body,
+                                    headers={"Content-Type": "application/octet-stream"})
+    assert status == 200
+    assert echo(resp)["body_len"] == len(body)
+
+
+@needs_nginx
+def test_apps_own_502_passes_through(stack):
+    n = len(stack.hub.requests)
+    status, _, body = stack.request("app", "/app502")
+    assert status == 502
+    assert body == b"the app itself says 502"
+    assert len(stack.hub.requests) == n
+
+
+@needs_nginx
+def test_streaming_is_not_buffered(stack):
+    c = stack.conn()
+    try:
+        t0 = time.monotonic()
+        c.request("GET", "/stream", headers={"Host": stack.host("app"), "Accept-Encoding": "gzip"})
+        r = c.getresponse()
+        assert r.status == 200
+        first = r.readline()
+        assert first == b"data: 0\n"
+        assert time.monotonic() - t0 < 1.0                            # the stream lasts 2 s
+        assert "content-encoding" not in {k.lower() for k, _ in r.getheaders()}
+        rest = r.read()
+        assert rest.count(b"data: ") == 19
+    finally:
+        c.close()
+
+
+@needs_nginx
+def test_unknown_host_goes_to_the_hub(stack):
+    n = len(stack.hub.requests)
+    status, headers, body = stack.request(
+        f"nobody-here.spaces.localhost:{stack.port}", "/config?x=1", method="POST",
+        body=b'{"a": 1}', headers={
+            "Accept": "application/json",
+            "Authorization": "Bearer dh_tok",
+            "X-HF-Authorization": "Bearer hf_tok",
+            "Cookie": "session=abc",
+            "X-Other": "not passed",
+            "X-Demohub-Reason": "forged",
+            "Content-Type": "application/json",
+        })
+    assert status == 401                                              # the hub's answer, unchanged
+    assert headers["x-hub-answer"] == "yes"
+    assert headers["set-cookie"] == "hubtest=1; Path=/"
+    assert len(stack.hub.requests) == n + 1
+    got = stack.hub.requests[-1]
+    assert json.loads(body) == got
+    assert got["method"] == "GET"
+    assert got["path"] == "/internal/proxy/fallback"
+    assert got["body_len"] == 0
+    h = got["headers"]
+    assert h["x-demohub-host"] == "nobody-here.spaces.localhost"
+    assert h["x-demohub-uri"] == "/config?x=1"
+    assert h["x-demohub-method"] == "POST"
+    assert h["x-demohub-reason"] == "unknown"
+    assert h["x-demohub-proxy-key"] == SECRET
+    assert h["accept"] == "application/json"
+    assert h["authorization"] == "Bearer dh_tok"
+    assert h["x-hf-authorization"] == "Bearer hf_tok"
+    assert h["cookie"] == "session=abc"
+    assert "x-other" not in h and "content-type" not in h
+
+
+@needs_nginx
+def test_request_without_matching_host_goes_to_the_hub(stack):
+    status, _, body = stack.request(f"127.0.0.1:{stack.port}", "/")
+    assert status == 401
+    assert json.loads(body)["headers"]["x-demohub-reason"] == "unknown"
+
+
+@needs_nginx
+def test_stopped_app_falls_back_to_the_hub(stack):
+    status, _, body = stack.request("gone", "/echo")
+    assert status == 200 and echo(body)["app"] == "gone"
+    stop_http(stack.gone)                                             # the container stops
+    n = len(stack.hub.requests)
+    status, headers, body = stack.request("gone", "/some/page?q=2", method="PUT", body=b"data",
+                                          headers={"Accept": "text/html"})
+    assert status == 401, body
+    assert headers["x-hub-answer"] == "yes"
+    assert len(stack.hub.requests) == n + 1
+    h = stack.hub.requests[-1]["headers"]
+    assert stack.hub.requests[-1]["method"] == "GET"
+    assert h["x-demohub-reason"] == "unavailable"
+    assert h["x-demohub-host"] == "gone.spaces.localhost"
+    assert h["x-demohub-uri"] == "/some/page?q=2"
+    assert h["x-demohub-method"] == "PUT"
+    assert h["x-demohub-proxy-key"] == SECRET
+    assert h["accept"] == "text/html"
+
+
+@needs_nginx
+def test_static_space(stack):
+    status, headers, body = stack.request("site", "/")
+    assert status == 200 and body == b"<h1>static home</h1>"
+    assert headers["content-type"].startswith("text/html")
+    assert headers["cache-control"] == "no-cache"
+    status, headers, body = stack.request("site", "/index.html")
+    assert status == 200 and headers["cache-control"] == "no-cache"
+    status, headers, body = stack.request("site", "/style.css")
+    assert status == 200 and headers["content-type"].startswith("text/css")
+    assert "max-age" in headers["cache-control"]
+    status, _, body = stack.request("site", "/sub/a.txt")
+    assert status == 200 and body == b"file a"
+    for path in ["/.env", "/.git/config", "/.git/", "/sub/.hidden", "/missing.html",
+                 "/empty/", "/sub/", "/%2eenv", "/sub/../.env"]:
+        status, _, body = stack.request("site", path)
+        assert status == 404, (path, status, body)
+
+
+@needs_nginx
+def test_static_root_symlink_swap_is_followed(stack):
+    base = stack.base
+    new = base / "site2"
+    new.mkdir()
+    (new / "index.html").write_text("version 2")
+    os.chmod(new, 0o755)
+    os.chmod(new / "index.html", 0o644)
+    link = base / "sites" / "site"
+    tmp = base / "sites" / ".site.new"
+    os.symlink(new, tmp)
+    os.replace(tmp, link)                                             # atomic swap
+    try:
+        status, _, body = stack.request("site", "/")
+        assert status == 200 and body == b"version 2"
+    finally:
+        os.symlink(base / "site", tmp)
+        os.replace(tmp, link)
+
+
+@needs_nginx
+def test_websocket_upgrade_passes(stack):
+    from websockets.sync.client import connect
+
+    origin = f"http://{stack.host('ws')}"
+    sock = socket.create_connection(("127.0.0.1", stack.port), timeout=10)
+    with connect(f"ws://{stack.host('ws')}/_stcore/stream", sock=sock, origin=origin,
+                 subprotocols=["streamlit"], open_timeout=10) as ws:
+        assert ws.subprotocol == "streamlit"
+        ws.send("hello")
+        assert ws.recv(timeout=10) == "echo:hello"
+        ws.send("again")
+        assert ws.recv(timeout=10) == "echo:again"
+    h = stack.ws_headers[-1]
+    assert h["host"] == stack.host("ws")                              # Streamlit's origin check
+    assert h["origin"] == origin
+    assert h["upgrade"].lower() == "websocket"
+
+
+def wait_until_routed(stack, label, deadline_s=3.0) -> float:
+    """Poll until requests for `label` reach an app (not the hub); return seconds taken."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < deadline_s:
+        status, _, body = stack.request(label, "/echo")
+        if status == 200 and json.loads(body).get("app"):
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    raise AssertionError(f"{label} not routed after {deadline_s}s\n{proxy_output_tail(stack)}")
+
+
+@needs_nginx
+def test_new_route_goes_live_without_restart_and_open_stream_survives(stack):
+    status, _, body = stack.request("late", "/echo")
+    assert status == 401 and json.loads(body)["headers"]["x-demohub-reason"] == "unknown"
+    nginx_pid = (stack.base / "run" / "nginx.pid").read_text().strip()
+
+    c = stack.conn(timeout=15)
+    try:
+        c.request("GET", "/stream", headers={"Host": stack.host("app")})
+        r = c.getresponse()
+        assert r.status == 200
+        assert r.readline() == b"data: 0\n"
+
+        gen = current_generation(stack.cfg)
+        assert publish_route(container("late", f"127.0.0.1:{stack.app.server_address[1]}"),
+                             stack.cfg) is True
+        assert current_generation(stack.cfg) == gen + 1
+        took = wait_until_routed(stack, "late")
+        print(f"new route live after {took:.2f}s")
+
+        rest = r.read()                                               # stream opened before the reload
+        assert rest.count(b"data: ") == 19, rest
+        assert rest.rstrip().endswith(b"data: 19")
+    finally:
+        c.close()
+    assert (stack.base / "run" / "nginx.pid").read_text().strip() == nginx_pid   # no restart
+
+    assert remove_route("late", stack.cfg) is True
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        status, _, body = stack.request("late", "/echo")
+        if status == 401:
+            break
+        time.sleep(0.05)
+    assert status == 401 and json.loads(body)["headers"]["x-demohub-reason"] == "unknown"
+
+
+@needs_nginx
+def test_broken_config_keeps_the_running_one(stack):
+    bad = stack.cfg.routes_dir / "broken.conf"
+    bad.write_text("server { this is not nginx }\n")
+    try:
+        publish_route(container("after-bad", f"127.0.0.1:{stack.app.server_address[1]}"), stack.cfg)
+        deadline = time.monotonic() + 3
+        while "config test FAILED" not in stack.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "config test FAILED" in stack.output()
+        status, _, _ = stack.request("app", "/echo")                  # still serving
+        assert status == 200
+    finally:
+        bad.unlink()
+    # the next change reloads a good config again
+    publish_route(container("after-bad", f"127.0.0.1:{stack.app.server_address[1]}", private=True),
+                  stack.cfg)
+    wait_until_routed(stack, "after-bad")
+    remove_route("after-bad", stack.cfg)
+
+
+@needs_nginx
+def test_run_sh_refuses_unsafe_settings(tmp_path):
+    routes = tmp_path / "routes"
+    for extra in [{"PROXY_SHARED_SECRET": 'x"; }'}, {"HUB_UPSTREAM": "127.0.0.1:1; evil"},
+                  {"PROXY_LISTEN": "127.0.0.1:1;"}, {"PROXY_MAX_BODY_SIZE": "1m;"},
+                  {"PROXY_ROUTES_DIR": str(tmp_path / "a b")}]:
+        env = {**os.environ, "PROXY_ROUTES_DIR": str(routes), **extra}
+        p = subprocess.run(["bash", str(RUN_SH)], env=env, capture_output=True, timeout=10)
+        assert p.returncode == 2, (extra, p.stderr)
+        assert not (tmp_path / "run" / "nginx.pid").exists()
+    p = subprocess.run(["bash", str(RUN_SH)], env={k: v for k, v in os.environ.items()
+                                                   if k != "PROXY_ROUTES_DIR"},
+                       capture_output=True, timeout=10)
+    assert p.returncode != 0 and b"PROXY_ROUTES_DIR" in p.stderr
+
+
+@needs_nginx
+def test_run_sh_stops_with_nginx_on_sigterm(tmp_path):
+    base = Path(tempfile.mkdtemp(prefix="demohub-proxy-test-"))
+    os.chmod(base, 0o755)
+    port = free_port()
+    proxy = Proxy(base, port, {"PROXY_ROUTES_DIR": str(base / "routes"),
+                               "PROXY_LISTEN": f"127.0.0.1:{port}", "PROXY_WORKERS": "1",
+                               "PROXY_SHARED_SECRET": SECRET})
+    try:
+        proxy.start()
+        assert (base / "run" / "nginx.conf").exists()                  # default: next to routes
+        assert oct((base / "run" / "nginx.conf").stat().st_mode & 0o777) == "0o600"
+        pid = int((base / "run" / "nginx.pid").read_text())
+        proxy.proc.send_signal(signal.SIGTERM)
+        assert proxy.proc.wait(10) == 0
+        with pytest.raises(ProcessLookupError):
+            for _ in range(50):                                      # nginx is gone too
+                os.kill(pid, 0)
+                time.sleep(0.1)
+    finally:
+        proxy.stop()
+        shutil.rmtree(base, ignore_errors=True)
