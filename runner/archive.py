@@ -618,7 +618,7 @@ class _Tree:
             if sub not in self.made:
                 p = self.path(sub)
                 os.mkdir(p, 0o755)
-                os.chmod(p, 0o755, follow_symlinks=False)
+                os.chmod(p, 0o755)  # whatever the umask
                 self.made.add(sub)
 
 

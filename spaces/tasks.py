@@ -61,6 +61,7 @@ def copy_run_logs_task() -> None:
 @worker_ready.connect
 def _reconcile_at_start(sender=None, **kwargs) -> None:
     # A lifecycle worker that (re)starts rebuilds routes and finds orphans at once.
-    queues = {q.name for q in getattr(sender.consumer.task_consumer, "queues", [])} if sender else set()
+    task_consumer = getattr(sender, "task_consumer", None)  # the sender is the worker's Consumer
+    queues = {q.name for q in getattr(task_consumer, "queues", [])}
     if "lifecycle" in queues:
         reconcile_task.delay()

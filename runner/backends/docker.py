@@ -160,6 +160,7 @@ class DockerBackend(Backend):
                            labels={"demohub.role": "sdk"})
 
     def build(self, spec: BuildSpec, *, log: LogSink, should_continue: Callable[[], bool]) -> str:
+        self.ensure_ready()  # builds run on the spaces network too (same isolation rules)
         labels = self._labels({**spec.labels, "demohub.space": spec.space,
                                "demohub.revision": str(spec.revision)})
         if spec.sdk in sdk_files.SDK_PACKAGES:

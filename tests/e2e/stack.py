@@ -78,7 +78,10 @@ class Stack:
     redis_db: int
     spaces_domain: str = "spaces.localhost"
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
-    log_dir: Path = ARTIFACTS / "e2e-logs"
+    log_dir: Path = ARTIFACTS / "e2e-logs"  # one sub-folder per installation, see __post_init__
+
+    def __post_init__(self) -> None:
+        self.log_dir = self.log_dir / self.instance
 
     @property
     def hub_url(self) -> str:

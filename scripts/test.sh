@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# `make test`: install and start what the tests need, then run them all.
+#
+# Unit tests (fake runner backend, real Postgres and Redis), end-to-end tests on the real stack
+# (Docker engine, nginx, Celery workers, real builds, Chromium), and a smoke test of the compose
+# stack. Nothing is skipped: a missing engine, nginx or browser is installed here, not excused.
+#   scripts/test.sh                 # everything
+#   scripts/test.sh tests/unit -x   # arguments go to pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { echo "[test] $*" >&2; }
+
+bash scripts/host-tools.sh          # docker.io + dockerd, nginx, chromium, wrk, debootstrap, ...
+bash scripts/base-image.sh          # demohub/base:bookworm, made locally (no registry here)
+
+# Postgres and Redis on loopback: this machine kind runs them; start or install them if not.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    log "installing PostgreSQL"; apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  log "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start || true
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 && break; sleep 0.5; done
+  # Local trust for the postgres user over TCP loopback, as on machines of this kind.
+  if ! psql -h 127.0.0.1 -U postgres -c 'select 1' >/dev/null 2>&1; then
+    hba=$(ls /etc/postgresql/*/main/pg_hba.conf | tail -1)
+    sed -i '1i host all postgres 127.0.0.1/32 trust' "$hba"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main reload
+  fi
+fi
+if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+  if ! command -v redis-server >/dev/null 2>&1; then
+    log "installing Redis"; apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  fi
+  log "starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+  for _ in $(seq 1 20); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.25; done
+fi
+psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='demohub'" | grep -q 1 \
+  || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE demohub"
+
+# The Python environment, reinstalled only when the requirements change.
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+stamp=.venv/.requirements-$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  log "installing Python requirements"
+  .venv/bin/pip install -q -r requirements-dev.txt
+  rm -f .venv/.requirements-* && touch "$stamp"
+fi
+
+export CI="${CI:-}"
+log "running pytest"
+exec .venv/bin/python -m pytest -p no:cacheprovider "${@:-tests}"
