@@ -365,18 +365,26 @@ def space_route(space: Space) -> proxy.Route:
                        upstream=f"{space.slot_address(space.active_slot)}:{port}", private=space.is_private)
 
 
-def _route_live(space: Space) -> None:
-    """Publish the space's route and wait until the proxy serves it."""
+def space_publish_route(*, space_id: int, **fields) -> None:
+    """Write `fields` to the space, then render its route from the row and wait until it is live.
+
+    The row stays locked while the route is written, so two writers (a redeploy and the
+    route task queued at creation, say) cannot interleave a stale read with a newer write:
+    the route on disk always matches the last committed row.
+    """
     config = proxy_config()
-    if proxy.publish_route(space_route(space), config) and not proxy.wait_applied(config):
+    with transaction.atomic():
+        space = (Space.objects.select_for_update(of=("self",))
+                 .select_related("owner", "running_revision", "latest_revision").filter(pk=space_id).first())
+        if space is None or space.status == S.DELETING:
+            return
+        if fields:
+            Space.objects.filter(pk=space_id).update(**fields)
+            for key, value in fields.items():
+                setattr(space, key, value)
+        changed = proxy.publish_route(space_route(space), config)
+    if changed and not proxy.wait_applied(config):
         log.warning("the proxy has not loaded routes generation %s yet", proxy.current_generation(config))
-
-
-def space_publish_route(*, space_id: int) -> None:
-    space = Space.objects.select_related("owner", "running_revision", "latest_revision").filter(pk=space_id).first()
-    if space is None or space.status == S.DELETING:
-        return
-    proxy.publish_route(space_route(space), proxy_config())
 
 
 def _run_env(space: Space, rev: Revision) -> dict[str, str]:
@@ -430,8 +438,7 @@ def revision_start(*, revision_id: int) -> None:
         return
     if space.sdk == Sdk.STATIC:
         _switch_static_site(space, rev)
-        space.running_revision = rev
-        _route_live(space)
+        space_publish_route(space_id=space.pk, running_revision=rev)
         space_transition(space, S.RUNNING, error="", running_revision=rev)
         return
     slot = _other(space.active_slot) if serving else space.active_slot
@@ -444,12 +451,9 @@ def revision_start(*, revision_id: int) -> None:
         return
     old_slot = space.active_slot
     # Switch the route first and wait for the proxy to load it: RUNNING means reachable.
-    space.active_slot, space.running_revision = slot, rev
-    _route_live(space)
+    space_publish_route(space_id=space.pk, running_revision=rev, active_slot=slot)
     if not space_transition(space, S.RUNNING, error="", running_revision=rev, active_slot=slot):
         get_backend().stop(container_name(space, slot))  # the space moved on (deleted, paused)
-        space.refresh_from_db()
-        space_publish_route(space_id=space.pk)
         return
     if serving and old_slot != slot:
         # Let the proxy's reload finish and in-flight requests drain before stopping the old one.

@@ -1,0 +1,210 @@
+"""Fixtures for the hub's unit tests (tests.settings: real Postgres and Redis, eager Celery, the
+fake runner backend).
+
+Nothing here is autouse: test_archive.py and test_proxy.py in this directory are plain pytest
+and must not pick up Django state. Hub tests ask for the `hub` fixture (usually through
+`pytestmark = pytest.mark.usefixtures("hub")`), which gives every test its own data
+directories, a loopback spaces subnet (so the health probe never leaves the machine) and a
+clean fake backend.
+"""
+from __future__ import annotations
+
+import io
+import itertools
+import random
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+PASSWORD = "correct horse battery staple 42"
+# A different client address per client: the sign-up and token endpoints are rate limited per
+# IP in the (shared, persistent) Redis cache, so runs must not share a counter.
+_ips = itertools.count(random.randrange(1, 2**20) * 64)
+
+
+def _next_ip() -> str:
+    n = next(_ips) % (2**24)
+    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255 or 1}"
+
+
+# ------------------------------------------------------------------------------ environment
+@pytest.fixture
+def fake_backend():
+    from runner.backends import get_backend
+    from runner.backends.fake import FakeBackend
+
+    backend = get_backend()
+    assert isinstance(backend, FakeBackend), "unit tests must run on the fake backend"
+
+    def reset():
+        backend.containers.clear()
+        backend.images.clear()
+        backend.builds.clear()
+        backend.fail_build = ""
+        backend.fail_start = False
+
+    reset()
+    yield backend
+    reset()
+
+
+@pytest.fixture
+def hub(db, settings, tmp_path, fake_backend):
+    """Per-test files and settings for the hub."""
+    settings.SNAPSHOTS_DIR = tmp_path / "snapshots"
+    settings.SITES_DIR = tmp_path / "sites"
+    settings.PROXY_ROUTES_DIR = tmp_path / "proxy" / "routes"
+    settings.PROXY_ROUTES_DIR.mkdir(parents=True)
+    # Pretend a proxy has loaded every generation, so publishing a route does not wait 5 s.
+    (tmp_path / "proxy" / "applied").write_text("1000000000\n")
+    # Slot addresses on loopback: a health probe of a fake container is refused locally.
+    settings.SPACES_SUBNET = "127.77.0.0/16"
+    settings.SPACE_STARTUP_TIMEOUT = 1
+    settings.SIGNUP_OPEN = True
+    return SimpleNamespace(settings=settings, tmp=tmp_path, backend=fake_backend)
+
+
+# ------------------------------------------------------------------------------ people
+@pytest.fixture
+def make_user(db):
+    from django.contrib.auth import get_user_model
+
+    def make(username: str, password: str = PASSWORD, **kw):
+        return get_user_model().objects.create_user(username=username, password=password, **kw)
+
+    return make
+
+
+@pytest.fixture
+def make_token(db):
+    from spaces import services
+
+    def make(user, scope: str = "write") -> str:
+        _, raw = services.token_create(user=user, name="test", scope=scope)
+        return raw
+
+    return make
+
+
+@pytest.fixture
+def api(make_token):
+    """api(user=None, scope="write") -> an APIClient sending that user's Bearer token."""
+
+    def client(user=None, scope: str = "write", token: str | None = None) -> APIClient:
+        c = APIClient(REMOTE_ADDR=_next_ip())
+        if token is None and user is not None:
+            token = make_token(user, scope)
+        if token is not None:
+            c.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return c
+
+    return client
+
+
+@pytest.fixture
+def people(make_user):
+    """owner, editor, viewer, stranger (users) and anonymous (None)."""
+    return {"owner": make_user("olive"), "editor": make_user("eddie"), "viewer": make_user("vera"),
+            "stranger": make_user("stan"), "anonymous": None}
+
+
+@pytest.fixture
+def make_space(db):
+    from spaces import services
+    from spaces.models import Collaborator
+
+    def make(owner, name: str = "demo", *, sdk: str = "static", visibility: str = "public",
+             editors=(), viewers=(), **kw):
+        space = services.space_create(owner=owner, name=name, sdk=sdk, visibility=visibility, **kw)
+        for u in editors:
+            Collaborator.objects.create(space=space, user=u, role=Collaborator.Role.EDITOR)
+        for u in viewers:
+            Collaborator.objects.create(space=space, user=u, role=Collaborator.Role.VIEWER)
+        return space
+
+    return make
+
+
+# ------------------------------------------------------------------------------ archives
+def targz_bytes(files: dict[str, str | bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def readme(**front) -> str:
+    lines = ["---"] + [f"{k}: {v}" for k, v in front.items()] + ["---", "", "# A demo", ""]
+    return "\n".join(lines)
+
+
+STATIC_REPO = {"README.md": readme(title="Static demo", sdk="static", emoji="🌍", tags="[web, demo]"),
+               "index.html": "<h1>hello</h1>\n"}
+GRADIO_REPO = {"README.md": readme(title="Gradio demo", sdk="gradio", colorFrom="red"),
+               "app.py": "import gradio as gr\n", "requirements.txt": "numpy\n"}
+
+
+@pytest.fixture
+def repo():
+    """Archive helpers: repo.targz(files) -> bytes, repo.readme(**front), ready-made trees."""
+    return SimpleNamespace(targz=targz_bytes, readme=readme, static=dict(STATIC_REPO), gradio=dict(GRADIO_REPO))
+
+
+@pytest.fixture
+def upload(django_capture_on_commit_callbacks):
+    """upload(client, space_or_path, files|bytes) -> response; runs the queued work (eager Celery)."""
+
+    def do(client, space, files, *, run: bool = True, filename: str = "repo.tar.gz"):
+        path = space if isinstance(space, str) else f"{space.owner.username}/{space.name}"
+        data = files if isinstance(files, bytes) else targz_bytes(files)
+        archive = SimpleUploadedFile(filename, data, content_type="application/gzip")
+        with django_capture_on_commit_callbacks(execute=run):
+            return client.post(f"/api/spaces/{path}/revisions", {"archive": archive}, format="multipart")
+
+    return do
+
+
+@pytest.fixture
+def run_on_commit(django_capture_on_commit_callbacks):
+    """with run_on_commit(): ...  runs what the block queued for after commit (eager tasks)."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+
+# ------------------------------------------------------------------------------ a healthy app
+class _Ok(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def app_server():
+    """serve(address, port=0) -> port: an HTTP app answering 200 on a loopback slot address."""
+    servers = []
+
+    def serve(address: str, port: int = 0) -> int:
+        server = ThreadingHTTPServer((address, port), _Ok)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server.server_address[1]
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
