@@ -33,9 +33,37 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
+BENCH_REDIS_DBS = range(10, 16)   # unit tests use db 8, tests/e2e/stack.py db 9
+
+
+def _free_redis_db() -> int:
+    """An empty Redis db of 10-15, claimed with a marker key.
+
+    new_stack() gives every e2e stack Redis db 9, so stacks running at the same time (other
+    engineers' e2e runs on this machine) share the Celery queues -- one stack's worker takes
+    another's build task -- and FLUSHDB each other. A benchmark uses a db of its own."""
+    import random
+
+    dbs = list(BENCH_REDIS_DBS)
+    random.shuffle(dbs)
+    for n in dbs:
+        claimed = subprocess.run(["redis-cli", "-n", str(n), "SET", "demohub:bench:claim", str(os.getpid()),
+                                  "NX", "EX", "3600"], capture_output=True, text=True, timeout=10).stdout.strip()
+        if claimed == "OK":
+            size = subprocess.run(["redis-cli", "-n", str(n), "DBSIZE"], capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+            if size == "1":
+                return n
+            subprocess.run(["redis-cli", "-n", str(n), "DEL", "demohub:bench:claim"], capture_output=True,
+                           timeout=10)
+    raise RuntimeError(f"no free Redis db among {dbs} (each holds keys or a claim)")
+
+
 def start_stack() -> Stack:
-    """A fresh stack, its process logs under artifacts/bench/logs-<instance>/."""
+    """A fresh stack with a Redis db of its own, its process logs under
+    artifacts/bench/logs-<instance>/. (up() flushes that db, down() flushes it again.)"""
     stack = new_stack()
+    stack.redis_db = _free_redis_db()
     stack.log_dir = BENCH_ARTIFACTS / f"logs-{stack.instance}"
     return stack
 

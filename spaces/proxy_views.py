@@ -14,6 +14,7 @@ from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils.crypto import constant_time_compare
+from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 
 from .auth import bearer_from_header
@@ -68,6 +69,7 @@ def _hidden(request, *, host: str, uri: str, user, label: str | None) -> HttpRes
 
 
 @csrf_exempt
+@xframe_options_exempt  # the status page shows inside the hub's iframe; CSP below limits who frames it
 def proxy_fallback(request):
     if settings.PROXY_SHARED_SECRET and not constant_time_compare(
             request.headers.get("X-Demohub-Proxy-Key", ""), settings.PROXY_SHARED_SECRET):
@@ -105,4 +107,5 @@ def proxy_fallback(request):
     }, status=503)
     resp["Retry-After"] = retry_after
     resp["Cache-Control"] = "no-store"
+    resp["Content-Security-Policy"] = f"frame-ancestors {settings.HUB_URL}"
     return resp

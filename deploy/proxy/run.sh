@@ -149,7 +149,6 @@ last_gen=$(read_generation)          # read before the config is loaded: no chan
 "$NGINX_BIN" "${nginx_args[@]}" -g 'daemon off;' &
 nginx_pid=$!
 log "nginx started (pid $nginx_pid) on ${listen_addrs[*]}, routes $PROXY_ROUTES_DIR, generation $last_gen"
-sleep 0.2; mark_applied "$last_gen"
 
 stopping=""
 forward() {
@@ -161,6 +160,7 @@ trap 'forward TERM' TERM
 trap 'forward INT' INT
 trap 'forward QUIT' QUIT
 trap 'kill -s HUP "$nginx_pid" 2>/dev/null || true' HUP    # manual reload
+sleep 0.2 || true; mark_applied "$last_gen"
 
 while kill -0 "$nginx_pid" 2>/dev/null; do
     sleep "$PROXY_POLL_INTERVAL" || true

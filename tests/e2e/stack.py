@@ -171,7 +171,7 @@ class Stack:
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c",
                         f'DROP DATABASE IF EXISTS "{self.db_name}"', "-c", f'CREATE DATABASE "{self.db_name}"'],
                        check=True, capture_output=True)
-        subprocess.run(["redis-cli", "-n", str(self.redis_db), "FLUSHDB"], check=True, capture_output=True)
+        self.forget_redis_keys()
         # Every e2e subnet lies in 10.216.0.0/13: one idempotent rule set covers them all.
         subprocess.run(["bash", str(ROOT / "scripts/isolate.sh"), "10.216.0.0/13"], check=True)
         self.manage("migrate", "--noinput")
@@ -189,8 +189,16 @@ class Stack:
         self.purge_engine()
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c",
                         f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'], capture_output=True)
-        subprocess.run(["redis-cli", "-n", str(self.redis_db), "FLUSHDB"], capture_output=True)
+        self.forget_redis_keys()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def forget_redis_keys(self) -> None:
+        """Delete this installation's Redis keys only (other stacks may share the db)."""
+        import redis
+
+        client = redis.Redis(db=self.redis_db)
+        for key in client.scan_iter(f"demohub:{self.instance}:*", count=1000):
+            client.delete(key)
 
     def purge_engine(self) -> None:
         """Remove every container, image and network of this installation (labels only)."""

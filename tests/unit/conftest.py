@@ -14,6 +14,7 @@ import itertools
 import random
 import tarfile
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
@@ -66,7 +67,16 @@ def hub(db, settings, tmp_path, fake_backend):
     settings.SPACES_SUBNET = "127.77.0.0/16"
     settings.SPACE_STARTUP_TIMEOUT = 1
     settings.SIGNUP_OPEN = True
-    return SimpleNamespace(settings=settings, tmp=tmp_path, backend=fake_backend)
+    # A fresh installation id per test: live logs in Redis (keyed by instance and row id) never
+    # meet those of an earlier run or of a concurrent one, whose row ids start at 1 as well.
+    settings.DEMOHUB_INSTANCE = f"unit-{uuid.uuid4().hex[:10]}"
+    yield SimpleNamespace(settings=settings, tmp=tmp_path, backend=fake_backend)
+    from spaces import logs
+
+    redis = logs._client()
+    stale = list(redis.scan_iter(match=f"demohub:{settings.DEMOHUB_INSTANCE}:*", count=1000))
+    if stale:
+        redis.delete(*stale)
 
 
 # ------------------------------------------------------------------------------ people
@@ -200,7 +210,7 @@ def app_server():
 
     def serve(address: str, port: int = 0) -> int:
         server = ThreadingHTTPServer((address, port), _Ok)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         return server.server_address[1]
 

@@ -10,8 +10,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient, Client
 
-from spaces import logs
-from spaces.models import Revision, Space
+from spaces import logs, services
+from spaces.models import Revision
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 
@@ -131,7 +131,7 @@ def test_gradio_upload_builds_and_runs_when_healthy(api, olive, make_space, uplo
     assert body["status"] == "RUNNING", body
     assert body["running_revision"] == 1
     assert body["title"] == "Healthy"
-    container = hub.backend.containers[f"dh-unit-{space.label}-a"]
+    container = hub.backend.containers[services.container_name(space, "a")]
     env = container["spec"].env
     assert env["GRADIO_SERVER_NAME"] == "0.0.0.0"
     assert env["GRADIO_ANALYTICS_ENABLED"] == "False"
@@ -316,7 +316,7 @@ def test_run_log_text(api, olive, make_space, upload, repo, hub):
     upload(api(olive), space, repo.gradio)
     resp = Client().get("/api/spaces/olive/demo/logs/run", headers=auth(api, olive))
     assert resp.status_code == 200
-    assert b"fake dh-unit-" in resp.content
+    assert f"fake {services.container_name(space, 'a')} started".encode() in resp.content
 
 
 def test_unknown_log_kind_is_404(api, olive, make_space):
@@ -362,10 +362,22 @@ def _events(raw: bytes) -> list[dict]:
     return out
 
 
-@pytest.mark.django_db(transaction=True)
-def test_build_log_event_stream(api, make_user, make_space, upload, repo, hub):
+@pytest.fixture
+def same_thread_db(monkeypatch):
+    """Run the stream's `thread_sensitive=False` reads on the test's thread.
+
+    Off the test's thread they would open a second connection, which sees none of the test's
+    (uncommitted) rows and stays open after the test, blocking the test database's teardown.
+    """
+    import spaces.streams
+
+    real = spaces.streams.sync_to_async
+    monkeypatch.setattr(spaces.streams, "sync_to_async",
+                        lambda fn, thread_sensitive=True: real(fn, thread_sensitive=True))
+
+
+def test_build_log_event_stream(api, olive, make_space, upload, repo, hub, same_thread_db):
     hub.backend.fail_start = True
-    olive = make_user("olive")
     space = make_space(olive, "demo", sdk="gradio")
     upload(api(olive), space, repo.gradio)
     headers = dict(auth(api, olive), Accept="text/event-stream")
