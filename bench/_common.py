@@ -30,49 +30,43 @@ BENCH_ARTIFACTS = ROOT / "artifacts" / "bench"
 
 
 def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-BENCH_REDIS_DBS = range(10, 16)   # unit tests use db 8, tests/e2e/stack.py db 9
-
-
-def _free_redis_db() -> int:
-    """An empty Redis db of 10-15, claimed with a marker key.
-
-    new_stack() gives every e2e stack Redis db 9, so stacks running at the same time (other
-    engineers' e2e runs on this machine) share the Celery queues -- one stack's worker takes
-    another's build task -- and FLUSHDB each other. A benchmark uses a db of its own."""
-    import random
-
-    dbs = list(BENCH_REDIS_DBS)
-    random.shuffle(dbs)
-    for n in dbs:
-        claimed = subprocess.run(["redis-cli", "-n", str(n), "SET", "demohub:bench:claim", str(os.getpid()),
-                                  "NX", "EX", "3600"], capture_output=True, text=True, timeout=10).stdout.strip()
-        if claimed == "OK":
-            size = subprocess.run(["redis-cli", "-n", str(n), "DBSIZE"], capture_output=True, text=True,
-                                  timeout=10).stdout.strip()
-            if size == "1":
-                return n
-            subprocess.run(["redis-cli", "-n", str(n), "DEL", "demohub:bench:claim"], capture_output=True,
-                           timeout=10)
-    raise RuntimeError(f"no free Redis db among {dbs} (each holds keys or a claim)")
+    try:
+        print(msg, flush=True)
+    except (BrokenPipeError, OSError):
+        pass  # the reader (tee) went away: keep going, the cleanup must still run
 
 
 def start_stack() -> Stack:
-    """A fresh stack with a Redis db of its own, its process logs under
-    artifacts/bench/logs-<instance>/. (up() flushes that db, down() flushes it again.)"""
+    """A fresh stack (its own instance id, so its own Celery queues and Redis keys), its
+    process logs under artifacts/bench/logs-<instance>/."""
     stack = new_stack()
-    stack.redis_db = _free_redis_db()
     stack.log_dir = BENCH_ARTIFACTS / f"logs-{stack.instance}"
     return stack
 
 
 def sigterm_raises() -> None:
-    """SIGTERM (e.g. a killed bench.sh) unwinds like Ctrl-C, so `finally: stack.down()` runs."""
+    """SIGTERM or SIGHUP (a killed bench.sh, a closed terminal) unwind like Ctrl-C, so
+    `finally: safe_down(stack)` runs."""
     def handler(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
+
+
+def safe_down(stack: Stack) -> None:
+    """stack.down(), not interruptible by a second Ctrl-C/SIGTERM/SIGHUP (a half-torn-down
+    stack leaves processes, containers and a database behind)."""
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in sigs}
+    t = time.monotonic()
+    try:
+        stack.down()
+        log(f"stack {stack.instance} down in {time.monotonic() - t:.1f} s")
+    except Exception as exc:  # noqa: BLE001
+        log(f"stack.down() of {stack.instance} failed: {exc}")
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def machine() -> dict:
@@ -99,7 +93,7 @@ def machine() -> dict:
 
 def final_json(payload: dict) -> None:
     """The last line of the output: one JSON object (machine-readable figures)."""
-    print(json.dumps(payload, sort_keys=True), flush=True)
+    log(json.dumps(payload, sort_keys=True))
 
 
 class AppClient:

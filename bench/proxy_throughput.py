@@ -13,12 +13,17 @@ minimal hand-written nginx in front of the same container, in the same run.
   neither side pays for logging or client reconnects the other does not.
 * Runs wrk against 127.0.0.1 with the space's Host header, same -t/-c/-d for both,
   alternating demohub/reference for --rounds rounds after a short warm-up, and keeps the
-  best of each. Also measures the container directly (context: is the app the limit?).
-* --variants additionally measures reference configs with one Demohub setting added each,
-  to attribute a gap (investigation aid; slower).
+  best of each: ratio = best demohub / best reference. Also measures the container directly
+  (context: is the app the limit?).
+* Also reports the cost side, which other load on a shared 2-core machine barely moves:
+  requests per CPU-second of the nginx processes (master + workers, from /proc), summed over
+  the rounds, and its ratio. When the req/s ratio swings between runs, trust this one.
+* --variants additionally measures reference configs with one Demohub setting added each
+  (paired, alternating with the reference), to attribute a gap (investigation aid; slower).
 
-Usage:  .venv/bin/python bench/proxy_throughput.py [-t 2] [-c 32] [-d 10] [--rounds 2] [--variants]
-Target: demohub / reference >= 0.9. Exits 0 whatever the ratio (a measurement).
+Usage:  .venv/bin/python bench/proxy_throughput.py [-t 2] [-c 32] [-d 10] [--rounds 3] [--variants]
+Target: demohub / reference >= 0.9. Exits 0 whatever the ratio (a measurement); 1 only if
+the stack or the reference could not be used.
 """
 from __future__ import annotations
 
@@ -38,7 +43,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import (BENCH_ARTIFACTS, AppClient, final_json, log, machine, make_archive, poll,  # noqa: E402
-                           sigterm_raises, start_stack)
+                           safe_down, sigterm_raises, start_stack)
 
 TARGET = 0.9
 BODY_BYTES = 1024
@@ -112,13 +117,19 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
 
 
-def run_wrk(wrk: str, url: str, host: str, *, threads: int, conns: int, seconds: float) -> dict:
+def run_wrk(wrk: str, url: str, host: str, *, threads: int, conns: int, seconds: float,
+            nginx_master: int | None = None) -> dict:
     assert url.startswith("http://127.0.0.1:") or re.match(r"http://10\.2(1[6-9]|2[0-3])\.", url), url
     argv = [wrk, f"-t{threads}", f"-c{conns}", f"-d{int(round(seconds))}s", "--timeout", "5s", "--latency",
             "-H", f"Host: {host}", url]
+    cpu0 = nginx_cpu_seconds(nginx_master) if nginx_master else None
+    with open("/proc/loadavg") as fh:
+        load = float(fh.read().split()[0])
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     out = proc.stdout
-    res = {"rps": 0.0, "non_2xx": 0, "socket_errors": 0}
+    res = {"rps": 0.0, "non_2xx": 0, "socket_errors": 0, "load1_before": load}
+    if nginx_master:
+        res["nginx_cpu_s"] = round(nginx_cpu_seconds(nginx_master) - cpu0, 2)
     m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
     if m:
         res["rps"] = float(m.group(1))
@@ -135,11 +146,40 @@ def run_wrk(wrk: str, url: str, host: str, *, threads: int, conns: int, seconds:
     m = re.search(r"(\d+) requests in", out)
     if m:
         res["requests"] = int(m.group(1))
+    if res.get("nginx_cpu_s") and res.get("requests"):
+        res["req_per_cpu_s"] = round(res["requests"] / res["nginx_cpu_s"], 1)
     if res["rps"] == 0.0:
         res["raw"] = (out + proc.stderr)[-800:]
     # Errors make a rate meaningless: only clean 200s count.
     res["clean"] = res["non_2xx"] == 0 and res["socket_errors"] == 0 and res["rps"] > 0
     return res
+
+
+# --------------------------------------------------------------------------- nginx CPU time
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2:].split()   # [0]=state [1]=ppid ... [11]=utime [12]=stime
+
+
+def nginx_cpu_seconds(master_pid: int) -> float:
+    """CPU seconds (user+system) used so far by an nginx master and its workers: requests per
+    CPU-second of the proxy is a cost figure that other load on the machine barely moves,
+    unlike requests per wall-clock second."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        st = _stat(int(entry))
+        if st and (int(entry) == master_pid or int(st[1]) == master_pid):
+            total += int(st[11]) + int(st[12])
+    return total / _TICK
 
 
 # --------------------------------------------------------------------------- reference nginx
@@ -295,11 +335,11 @@ def main() -> int:
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("-c", "--connections", type=int, default=32)
     ap.add_argument("-d", "--duration", type=int, default=10, help="seconds per wrk run (max 60)")
-    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds (max 5); best of each is kept")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (max 8); best of each is kept")
     ap.add_argument("--variants", action="store_true", help="also measure reference+one-setting variants")
     args = ap.parse_args()
     args.duration = max(1, min(args.duration, 60))
-    args.rounds = max(1, min(args.rounds, 5))
+    args.rounds = max(1, min(args.rounds, 8))
     sigterm_raises()
 
     wrk = ensure_wrk()
@@ -333,7 +373,9 @@ def main() -> int:
         label = host.split(".", 1)[0]
         route_file = stack.data_dir / "proxy" / "routes" / f"{label}.conf"
         shutil.copyfile(route_file, BENCH_ARTIFACTS / "proxy-route-space.conf")
-        shutil.copyfile(stack.data_dir / "proxy" / "run" / "nginx.conf", BENCH_ARTIFACTS / "proxy-main.conf")
+        main_conf = (stack.data_dir / "proxy" / "run" / "nginx.conf").read_text()
+        (BENCH_ARTIFACTS / "proxy-main.conf").write_text(      # without the (throwaway) shared secret
+            re.sub(r'(\$demohub_proxy_key\s*\{\s*default\s*)"[^"]*"', r'\1"<redacted>"', main_conf))
 
         ref = ReferenceNginx(lambda p, prt: reference_conf(p, port=prt, upstream=f"{ip}:{port}", workers=workers))
         refs.append(ref)
@@ -344,6 +386,8 @@ def main() -> int:
             "demohub": f"http://127.0.0.1:{stack.proxy_port}/",
             "reference": f"http://127.0.0.1:{ref.port}/",
         }
+        masters = {"demohub": int((stack.data_dir / "proxy" / "run" / "nginx.pid").read_text().strip()),
+                   "reference": ref.proc.pid}
         for name, url in targets.items():
             check_200(url, host)
         check_200(f"http://{ip}:{port}/", host)
@@ -356,15 +400,30 @@ def main() -> int:
         for rnd in range(args.rounds):
             order = list(targets) if rnd % 2 == 0 else list(reversed(targets))
             for name in order:
-                res = run_wrk(wrk, targets[name], host, **wrk_opts)
+                res = run_wrk(wrk, targets[name], host, nginx_master=masters[name], **wrk_opts)
                 runs[name].append(res)
                 log(f"  round {rnd + 1} {name:<10} {res['rps']:10.0f} req/s  p50 {res.get('p50_ms', '?')} ms  "
-                    f"p99 {res.get('p99_ms', '?')} ms  non-2xx {res['non_2xx']}  sock-err {res['socket_errors']}")
+                    f"p99 {res.get('p99_ms', '?')} ms  nginx {res.get('req_per_cpu_s', 0):8.0f} req/cpu-s  "
+                    f"non-2xx {res['non_2xx']}  sock-err {res['socket_errors']}  load {res['load1_before']}")
         direct = run_wrk(wrk, f"http://{ip}:{port}/", host, **wrk_opts)
         log(f"  direct     {direct['rps']:10.0f} req/s  (wrk -> container, no proxy; context only)")
 
         best = {k: max((x["rps"] for x in v if x["clean"]), default=0.0) for k, v in runs.items()}
         ratio = best["demohub"] / best["reference"] if best["reference"] else None
+        # Per round (adjacent runs, so less exposed to load drift): demohub_i / reference_i.
+        paired = [round(d["rps"] / r["rps"], 3) for d, r in zip(runs["demohub"], runs["reference"])
+                  if d["clean"] and r["clean"]]
+        payload["paired_ratios"] = paired
+        # Cost: requests per CPU-second of the nginx processes, over all clean rounds.
+        eff = {}
+        for k, v in runs.items():
+            reqs = sum(x.get("requests", 0) for x in v if x["clean"])
+            cpu = sum(x.get("nginx_cpu_s", 0) for x in v if x["clean"])
+            eff[k] = reqs / cpu if cpu else 0.0
+        cpu_ratio = eff["demohub"] / eff["reference"] if eff["reference"] else None
+        payload.update({"demohub_req_per_cpu_s": round(eff["demohub"], 1),
+                        "reference_req_per_cpu_s": round(eff["reference"], 1),
+                        "cpu_efficiency_ratio": round(cpu_ratio, 3) if cpu_ratio else None})
         payload.update({
             "demohub_rps": round(best["demohub"], 1), "reference_rps": round(best["reference"], 1),
             "direct_rps": round(direct["rps"], 1), "ratio": round(ratio, 3) if ratio is not None else None,
@@ -388,15 +447,23 @@ def main() -> int:
                     for rnd in range(args.rounds):
                         for which in ((vname, "reference") if rnd % 2 == 0 else ("reference", vname)):
                             pair[which].append(run_wrk(wrk, vurl if which == vname else targets["reference"],
-                                                       host, **wrk_opts))
+                                                       host, nginx_master=v.proc.pid if which == vname
+                                                       else masters["reference"], **wrk_opts))
                 finally:
                     v.stop()
                 pbest = {k: max((x["rps"] for x in xs if x["clean"]), default=0.0) for k, xs in pair.items()}
+                peff = {}
+                for k, xs in pair.items():
+                    cpu = sum(x.get("nginx_cpu_s", 0) for x in xs if x["clean"])
+                    peff[k] = sum(x.get("requests", 0) for x in xs if x["clean"]) / cpu if cpu else 0.0
                 variants[vname] = {"rps": round(pbest[vname], 1), "reference_rps": round(pbest["reference"], 1),
                                    "vs_reference": round(pbest[vname] / pbest["reference"], 3)
-                                   if pbest["reference"] else None}
-                log(f"  variant {vname:<34} {pbest[vname]:10.0f} req/s vs reference {pbest['reference']:8.0f} "
-                    f"({variants[vname]['vs_reference']}x)")
+                                   if pbest["reference"] else None,
+                                   "cpu_efficiency_vs_reference": round(peff[vname] / peff["reference"], 3)
+                                   if peff["reference"] else None}
+                log(f"  variant {vname:<34} {pbest[vname]:8.0f} req/s vs reference {pbest['reference']:8.0f} "
+                    f"({variants[vname]['vs_reference']}x); req/cpu-s "
+                    f"{variants[vname]['cpu_efficiency_vs_reference']}x reference")
             payload["variants"] = variants
 
         log("")
@@ -404,7 +471,11 @@ def main() -> int:
         log(f"reference nginx {best['reference']:10.0f} req/s (best of {args.rounds})")
         log(f"direct          {direct['rps']:10.0f} req/s")
         if ratio is not None:
-            log(f"ratio demohub/reference = {ratio:.3f}   target >= {TARGET}   {'MET' if ratio >= TARGET else 'MISSED'}")
+            log(f"ratio demohub/reference = {ratio:.3f}   target >= {TARGET}   {'MET' if ratio >= TARGET else 'MISSED'}"
+                f"   (per-round ratios {paired})")
+        if cpu_ratio is not None:
+            log(f"nginx cost: demohub {eff['demohub']:.0f} vs reference {eff['reference']:.0f} requests per CPU-second"
+                f" -> efficiency ratio {cpu_ratio:.3f} (barely moved by other load on the machine)")
     except KeyboardInterrupt as exc:
         log(f"interrupted: {exc}")
         payload["error"] = f"interrupted: {exc}"
@@ -416,11 +487,7 @@ def main() -> int:
     finally:
         for ref in refs:
             ref.stop()
-        try:
-            stack.down()
-        except Exception as exc:  # noqa: BLE001
-            log(f"stack.down() failed: {exc}")
-        log(f"stack {stack.instance} down")
+        safe_down(stack)
     final_json(payload)
     return status
 
