@@ -302,7 +302,18 @@ def test_current_generation_tolerates_garbage(cfg):
 
 # ------------------------------------------------------------------ the real proxy
 
-needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
+def require_nginx() -> None:
+    # Never a skip: `make test` installs nginx (scripts/host-tools.sh), so its absence is a failure.
+    if NGINX is None:
+        pytest.fail("nginx is not installed; run `make test`, which installs it")
+
+
+needs_nginx = pytest.mark.usefixtures("_nginx_present")
+
+
+@pytest.fixture
+def _nginx_present() -> None:
+    require_nginx()
 
 
 def free_port() -> int:
@@ -495,8 +506,7 @@ class Proxy:
 
 @pytest.fixture(scope="module")
 def stack():
-    if NGINX is None:
-        pytest.skip("nginx is not installed")
+    require_nginx()
     from websockets.sync.server import serve as ws_serve
 
     # Not pytest's tmp_path: that is private to us (0700), and nginx workers run as
