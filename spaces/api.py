@@ -20,7 +20,7 @@ from . import services
 from .api_pagination import PageNumberPagination
 from .auth import TokenScopeAllows
 from .models import ApiToken, Revision, Sdk, Space, Visibility
-from .selectors import Action, Role, can, space_get_for_viewer, space_list_annotated
+from .selectors import Action, Role, can, space_filter, space_get_for_viewer, space_list_annotated
 
 
 def get_space(request, owner: str, name: str, action: Action = Action.VIEW) -> tuple[Space, Role]:
@@ -127,18 +127,9 @@ class SpaceListCreateApi(BaseApi):
     def get(self, request):
         qs = space_list_annotated(request.user)
         params = request.query_params
-        if search := params.get("search", "").strip():
-            qs = qs.filter(Q(name__icontains=search) | Q(title__icontains=search)
-                           | Q(short_description__icontains=search) | Q(tags__contains=[search.lower()])
-                           | Q(owner__username__iexact=search))
-        if sdk := params.get("sdk"):
-            qs = qs.filter(sdk=sdk)
-        if tag := params.get("tag"):
-            qs = qs.filter(tags__contains=[tag.lower()])
-        if author := params.get("author"):
-            qs = qs.filter(owner__username__iexact=author)
-        if state := params.get("status"):
-            qs = qs.filter(status=state.upper())
+        qs = space_filter(qs, search=params.get("search", "").strip(), sdk=params.get("sdk", ""),
+                          tag=params.get("tag", ""), author=params.get("author", ""),
+                          status=params.get("status", ""))
         sort = params.get("sort", "trending")
         if sort not in SORTS:
             raise serializers.ValidationError({"sort": "Use trending, likes or recent."})

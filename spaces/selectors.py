@@ -93,3 +93,21 @@ def space_list_visible_to(user) -> QuerySet[Space]:
 
 def space_list_annotated(user) -> QuerySet[Space]:
     return space_list_visible_to(user).annotate(like_count=Count("likes", distinct=True))
+
+
+def space_filter(qs: QuerySet[Space], *, search: str = "", sdk: str = "", tag: str = "", author: str = "",
+                 status: str = "") -> QuerySet[Space]:
+    """Narrow a space list by the browse page's and the API's query parameters."""
+    if search:
+        qs = qs.filter(Q(name__icontains=search) | Q(title__icontains=search)
+                       | Q(short_description__icontains=search) | Q(tags__contains=[search.lower()])
+                       | Q(owner__username__iexact=search))
+    if sdk:
+        qs = qs.filter(sdk=sdk)
+    if tag:
+        qs = qs.filter(tags__contains=[tag.lower()])
+    if author:
+        qs = qs.filter(owner__username__iexact=author)
+    if status:
+        qs = qs.filter(status=status.upper())
+    return qs

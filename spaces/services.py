@@ -210,10 +210,7 @@ def revision_create(*, space: Space, archive, created_by: User) -> Revision:
             snapshot_path=str(snapshot.path), metadata=metadata, created_by=created_by,
             status=R.FAILED if config_error else R.QUEUED, error=config_error,
             finished_at=timezone.now() if config_error else None)
-        # A newer upload cancels older builds still queued or running (design.md §2).
-        space.revisions.filter(status__in=[R.QUEUED, R.BUILDING], number__lt=number).update(
-            status=R.CANCELLED, error=f"superseded by revision {number}", finished_at=timezone.now())
-        Space.objects.filter(pk=space.pk).update(latest_revision=rev)
+        _make_latest(space, rev)
         serving = space.status in SERVING
         if config_error:
             if serving:
@@ -234,6 +231,14 @@ def revision_create(*, space: Space, archive, created_by: User) -> Revision:
         else:
             transaction.on_commit(lambda: _build_task().delay(rev.pk))
     return rev
+
+
+def _make_latest(space: Space, rev: Revision) -> None:
+    """`rev` becomes the space's latest revision; older builds still queued or running are
+    cancelled (a newer upload supersedes them, design.md §2)."""
+    space.revisions.filter(status__in=[R.QUEUED, R.BUILDING], number__lt=rev.number).update(
+        status=R.CANCELLED, error=f"superseded by revision {rev.number}", finished_at=timezone.now())
+    Space.objects.filter(pk=space.pk).update(latest_revision=rev)
 
 
 def _apply_metadata(space: Space, metadata: dict) -> None:
@@ -595,9 +600,7 @@ def _revision_rebuild(*, space: Space, source: Revision, by: User | None) -> Rev
         rev = Revision.objects.create(space=space, number=number, content_hash=source.content_hash,
                                       snapshot_path=source.snapshot_path, metadata=source.metadata,
                                       created_by=by, factory=True)
-        space.revisions.filter(status__in=[R.QUEUED, R.BUILDING], number__lt=number).update(
-            status=R.CANCELLED, error=f"superseded by revision {number}", finished_at=timezone.now())
-        Space.objects.filter(pk=space.pk).update(latest_revision=rev)
+        _make_latest(space, rev)
         serving = space.status in SERVING
         if space.sdk == Sdk.STATIC:
             Revision.objects.filter(pk=rev.pk).update(status=R.SUCCEEDED, finished_at=timezone.now())

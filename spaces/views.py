@@ -9,7 +9,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -18,7 +17,7 @@ from runner.exceptions import ArchiveError
 
 from . import services
 from .models import Sdk, Space, Visibility
-from .selectors import Action, Role, can, space_get_for_viewer, space_list_annotated
+from .selectors import Action, Role, can, space_filter, space_get_for_viewer, space_list_annotated
 from .status import SERVING
 
 
@@ -53,12 +52,8 @@ def _form_error(form: forms.Form, exc: ValidationError | services.ServiceError |
 def browse(request):
     qs = space_list_annotated(request.user)
     search = request.GET.get("search", "").strip()
-    if search:
-        qs = qs.filter(Q(name__icontains=search) | Q(title__icontains=search)
-                       | Q(short_description__icontains=search) | Q(tags__contains=[search.lower()]))
     sdk = request.GET.get("sdk", "")
-    if sdk:
-        qs = qs.filter(sdk=sdk)
+    qs = space_filter(qs, search=search, sdk=sdk)
     sort = request.GET.get("sort", "recent")
     qs = qs.order_by("-like_count", "-updated_at") if sort == "likes" else qs.order_by("-updated_at", "-pk")
     page = Paginator(qs, 24).get_page(request.GET.get("page"))

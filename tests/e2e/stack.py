@@ -8,7 +8,6 @@ with that installation id.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -16,13 +15,14 @@ import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+
+from tests.archives import make_archive  # noqa: F401  (re-exported for tests and bench)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
@@ -45,26 +45,6 @@ def wait_http(url: str, *, timeout: float = 60, headers: dict | None = None) -> 
             last = exc
             time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {timeout} s: {last}")
-
-
-def make_archive(files: dict[str, str | bytes], *, fmt: str = "tar.gz") -> bytes:
-    """An in-memory .tar.gz or .zip of `files` (path -> content)."""
-    buf = io.BytesIO()
-    if fmt == "zip":
-        import zipfile
-
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for path, content in files.items():
-                zf.writestr(path, content)
-    else:
-        with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-            for path, content in files.items():
-                data = content.encode() if isinstance(content, str) else content
-                info = tarfile.TarInfo(path)
-                info.size = len(data)
-                info.mode = 0o644
-                tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 @dataclass

@@ -9,16 +9,17 @@ clean fake backend.
 """
 from __future__ import annotations
 
-import io
 import itertools
+import os
 import random
-import tarfile
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
+
+from tests.archives import make_archive
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
@@ -34,6 +35,20 @@ def _next_ip() -> str:
 
 
 # ------------------------------------------------------------------------------ environment
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """A test database of this run's own (test_demohub_<pid>), created and dropped by the run.
+
+    Several people run tests/unit on this machine at once; with the shared default name one
+    run's setup drops the database another run is using.
+    """
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    test = db.setdefault("TEST", {})
+    test["NAME"] = f"{test.get('NAME') or 'test_' + db['NAME']}_{os.getpid()}"
+
+
 @pytest.fixture
 def fake_backend():
     from runner.backends import get_backend
@@ -142,15 +157,7 @@ def make_space(db):
 
 # ------------------------------------------------------------------------------ archives
 def targz_bytes(files: dict[str, str | bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, content in files.items():
-            data = content.encode() if isinstance(content, str) else content
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return make_archive(files)
 
 
 def readme(**front) -> str:
@@ -218,3 +225,8 @@ def app_server():
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def olive(make_user):
+    return make_user("olive")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pytest
+
+from tests.unit.helpers import assert_error
 from django.contrib.auth import get_user_model
 
 from spaces.models import ApiToken
@@ -12,14 +14,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 User = get_user_model()
 
 
-def assert_error(resp, status: int, code: str | None = None) -> dict:
-    assert resp.status_code == status, (resp.status_code, resp.content)
-    body = resp.json()
-    assert isinstance(body.get("detail"), str) and body["detail"], body
-    assert isinstance(body.get("code"), str) and body["code"], body
-    if code is not None:
-        assert body["code"] == code, body
-    return body
 
 
 # ------------------------------------------------------------------------------ sign-up

@@ -5,22 +5,13 @@ import os
 
 import pytest
 
+from tests.unit.helpers import assert_error
+
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 
 
-def assert_error(resp, status: int, code: str | None = None) -> dict:
-    assert resp.status_code == status, (resp.status_code, resp.content)
-    body = resp.json()
-    assert isinstance(body.get("detail"), str) and body["detail"], body
-    assert isinstance(body.get("code"), str) and body["code"] and " " not in body["code"], body
-    if code is not None:
-        assert body["code"] == code, body
-    return body
 
 
-@pytest.fixture
-def olive(make_user):
-    return make_user("olive")
 
 
 def test_malformed_json_is_400(api, olive):

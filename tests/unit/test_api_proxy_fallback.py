@@ -33,9 +33,6 @@ def host_of(space, settings) -> str:
     return f"{space.label}.{settings.SPACES_DOMAIN}:{settings.SPACES_PORT}"
 
 
-@pytest.fixture
-def olive(make_user):
-    return make_user("olive")
 
 
 # ------------------------------------------------------------------------------ the key

@@ -7,6 +7,8 @@ import json
 import re
 
 import pytest
+
+from tests.unit.helpers import assert_error
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient, Client
 
@@ -19,19 +21,8 @@ REVISION_FIELDS = {"number", "status", "content_hash", "error", "created_by", "c
                    "finished_at"}
 
 
-def assert_error(resp, status: int, code: str | None = None) -> dict:
-    assert resp.status_code == status, (resp.status_code, resp.content)
-    body = resp.json()
-    assert isinstance(body.get("detail"), str) and body["detail"], body
-    assert isinstance(body.get("code"), str) and body["code"], body
-    if code is not None:
-        assert body["code"] == code, body
-    return body
 
 
-@pytest.fixture
-def olive(make_user):
-    return make_user("olive")
 
 
 def detail(api, user, path="olive/demo") -> dict:

@@ -6,6 +6,8 @@ from datetime import datetime
 
 import pytest
 
+from tests.unit.helpers import assert_error
+
 from spaces.models import HostLabel, Like, Space
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
@@ -16,19 +18,8 @@ SPACE_FIELDS = {"owner", "name", "sdk", "visibility", "status", "url", "title", 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)$")
 
 
-def assert_error(resp, status: int, code: str | None = None) -> dict:
-    assert resp.status_code == status, (resp.status_code, resp.content)
-    body = resp.json()
-    assert isinstance(body.get("detail"), str) and body["detail"], body
-    assert isinstance(body.get("code"), str) and body["code"], body
-    if code is not None:
-        assert body["code"] == code, body
-    return body
 
 
-@pytest.fixture
-def olive(make_user):
-    return make_user("olive")
 
 
 # ------------------------------------------------------------------------------ create

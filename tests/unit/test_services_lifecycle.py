@@ -15,9 +15,6 @@ from spaces.models import ApiToken, HostLabel, Revision, Space
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 
 
-@pytest.fixture
-def olive(make_user):
-    return make_user("olive")
 
 
 @pytest.fixture
