@@ -130,3 +130,33 @@ def poll(check, *, started: float, timeout: float, fast_interval: float = 0.05,
             return time.monotonic() - started, polls, last
         time.sleep(fast_interval if now - started < fast_for else slow_interval)
     raise TimeoutError(f"not reached after {time.monotonic() - started:.1f} s and {polls} polls; last={last!r}")
+
+
+def deploy_space(stack: Stack, name: str, sdk: str, archive: bytes, *, timeout: float = 900) -> tuple[str, str, dict]:
+    """A new user's space `name`, uploaded and RUNNING: (owner, token, space as the API shows it)."""
+    owner, token = stack.new_user()
+    stack.create_space(token, name, sdk)
+    r = stack.upload(token, owner, name, archive)
+    if r.status_code != 202:
+        raise RuntimeError(f"upload answered {r.status_code}: {r.text[:300]}")
+    return owner, token, stack.wait_status(token, owner, name, {"RUNNING"}, timeout=timeout)
+
+
+def run_on_stack(payload: dict, body) -> int:
+    """Start a stack, run body(stack) (which fills `payload`), then always tear the stack down
+    and print `payload` as the final JSON line. Returns the exit status: 1 if body raised."""
+    import traceback
+
+    stack = start_stack()
+    status = 0
+    try:
+        stack.up()
+        body(stack)
+    except BaseException as exc:  # noqa: BLE001 - report, then clean up
+        status = 1
+        payload["error"] = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+    finally:
+        safe_down(stack)
+    final_json(payload)
+    return status

@@ -118,10 +118,11 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(wrk: str, url: str, host: str, *, threads: int, conns: int, seconds: float,
-            nginx_master: int | None = None) -> dict:
+            nginx_master: int | None = None, headers: dict[str, str] | None = None) -> dict:
     assert url.startswith("http://127.0.0.1:") or re.match(r"http://10\.2(1[6-9]|2[0-3])\.", url), url
+    extra = [arg for k, v in (headers or {}).items() for arg in ("-H", f"{k}: {v}")]
     argv = [wrk, f"-t{threads}", f"-c{conns}", f"-d{int(round(seconds))}s", "--timeout", "5s", "--latency",
-            "-H", f"Host: {host}", url]
+            "-H", f"Host: {host}", *extra, url]
     cpu0 = nginx_cpu_seconds(nginx_master) if nginx_master else None
     with open("/proc/loadavg") as fh:
         load = float(fh.read().split()[0])

@@ -6,6 +6,7 @@ malformed value stops the hub with ImproperlyConfigured instead of being guessed
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -60,7 +61,15 @@ SNAPSHOTS_DIR = DATA_DIR / "snapshots"
 SITES_DIR = DATA_DIR / "sites"
 BUILDS_DIR = DATA_DIR / "builds"
 PROXY_ROUTES_DIR = Path(env.str("PROXY_ROUTES_DIR", default=str(DATA_DIR / "proxy" / "routes")))
-PROXY_SHARED_SECRET = env_secret("PROXY_SHARED_SECRET", "")
+PROXY_SHARED_SECRET = env_secret("PROXY_SHARED_SECRET", "").strip()
+# The proxy's callbacks (/internal/proxy/*) are trusted on this key alone, and the views refuse
+# every call while it is empty: a hub without one could not serve spaces, so it does not start
+# (`make up` generates one into .env). DJANGO_DEBUG lets a developer run the hub without it.
+if not PROXY_SHARED_SECRET and not DEBUG:
+    raise ImproperlyConfigured(
+        "PROXY_SHARED_SECRET (or PROXY_SHARED_SECRET_FILE) is empty: set it to the key the proxy "
+        "sends (make up writes one into .env), or set DJANGO_DEBUG=true for local development"
+    )
 PROXY_MAX_BODY_SIZE = env.str("PROXY_MAX_BODY_SIZE", default="100m")
 
 # --- Runner (runner/) ----------------------------------------------------------------------
@@ -87,8 +96,76 @@ SPACE_CPUS = env.float("SPACE_CPUS", default=1.0)
 SPACE_PIDS_LIMIT = env.int("SPACE_PIDS_LIMIT", default=512)
 SPACE_TMPFS_SIZE = env.str("SPACE_TMPFS_SIZE", default="512m")
 SPACE_STARTUP_TIMEOUT = env.int("SPACE_STARTUP_TIMEOUT", default=600)  # seconds, README may lower/raise
+# Redeploys and housekeeping (spaces/drain.py, spaces/housekeeping.py; README "Redeploys and
+# housekeeping"): the longest the old container of a switch serves its open requests before it
+# stops; how often old images and stopped containers are pruned; how long a stopped container
+# is kept for a look at why it stopped.
+REDEPLOY_DRAIN_TIMEOUT = env.float("REDEPLOY_DRAIN_TIMEOUT", default=30.0)  # seconds
+HOUSEKEEPING_INTERVAL = env.float("HOUSEKEEPING_INTERVAL", default=600.0)  # seconds
+HOUSEKEEPING_CONTAINER_GRACE = env.int("HOUSEKEEPING_CONTAINER_GRACE", default=600)  # seconds
+
+# Sleep and wake (spaces/sleep.py). A space idle for SPACE_FREEZE_AFTER seconds is frozen
+# (processes suspended, memory kept; wakes in ~0.05 s); idle for its own sleep_after it is
+# stopped (memory freed; wakes by starting). New spaces get SPACE_SLEEP_AFTER_DEFAULT
+# (-1: never); owners may choose -1 or anything from SPACE_SLEEP_AFTER_MIN up.
+SPACE_FREEZE_AFTER = env.int("SPACE_FREEZE_AFTER", default=300)
+SPACE_SLEEP_AFTER_DEFAULT = env.int("SPACE_SLEEP_AFTER_DEFAULT", default=3600)
+SPACE_SLEEP_AFTER_MIN = env.int("SPACE_SLEEP_AFTER_MIN", default=60)
+# Frozen spaces together may hold this much memory; past it the longest idle are stopped.
+SPACE_FROZEN_MEMORY_LIMIT = env.str("SPACE_FROZEN_MEMORY_LIMIT", default="8g")
+# At most this many spaces run at once (0: no cap). At the cap, the longest-idle running space
+# (idle for more than SPACE_ACTIVE_WINDOW seconds) is stopped to make room; when every running
+# space is active, a visitor waking another one gets 429 with Retry-After.
+SPACE_MAX_RUNNING = env.int("SPACE_MAX_RUNNING", default=0)
+SPACE_ACTIVE_WINDOW = env.int("SPACE_ACTIVE_WINDOW", default=60)
+# An open connection (event stream, websocket) counts as activity for at most this long after
+# it opened: a forgotten tab whose connection only carries heartbeats stops counting.
+SPACE_OPEN_CONNECTION_CREDIT = env.int("SPACE_OPEN_CONNECTION_CREDIT", default=1800)
+# How long the proxy holds an API request to a sleeping space while it wakes (then 503), and a
+# browser's (then the "waking up" page, which turns into the app by itself).
+SPACE_WAKE_HOLD = env.float("SPACE_WAKE_HOLD", default=30.0)
+SPACE_WAKE_BROWSER_HOLD = env.float("SPACE_WAKE_BROWSER_HOLD", default=2.0)
+SLEEP_CHECK_INTERVAL = env.float("SLEEP_CHECK_INTERVAL", default=5.0)
 RUN_LOG_MAX_BYTES = env.int("RUN_LOG_MAX_BYTES", default=2**20)
 DOCKER_TIMEOUT = env.int("DOCKER_TIMEOUT", default=60)
+
+# --- Crashes and stuck builds (README: "Crashes and stuck builds"; spaces/health.py, build_leases.py)
+# How often the beat compares this installation's containers with the database (seconds).
+CRASH_CHECK_INTERVAL = env.float("CRASH_CHECK_INTERVAL", default=3.0)
+# CRASH_LIMIT crashes of one revision within CRASH_WINDOW seconds: RUNTIME_ERROR, no more restarts.
+CRASH_LIMIT = env.int("CRASH_LIMIT", default=3)
+CRASH_WINDOW = env.int("CRASH_WINDOW", default=300)
+# Restart back-off after the n-th crash: BASE * 2**(n-1) seconds, at most MAX.
+CRASH_BACKOFF_BASE = env.float("CRASH_BACKOFF_BASE", default=1.0)
+CRASH_BACKOFF_MAX = env.float("CRASH_BACKOFF_MAX", default=60.0)
+# Run-log lines quoted in the error of a space that crashed.
+CRASH_LOG_LINES = env.int("CRASH_LOG_LINES", default=20)
+# A build holds a lease: its worker renews heartbeat_at every BUILD_HEARTBEAT_INTERVAL seconds;
+# a lease not renewed for BUILD_LEASE_SECONDS is expired, checked every BUILD_LEASE_CHECK_INTERVAL.
+BUILD_HEARTBEAT_INTERVAL = env.float("BUILD_HEARTBEAT_INTERVAL", default=10.0)
+BUILD_LEASE_SECONDS = env.int("BUILD_LEASE_SECONDS", default=45)
+BUILD_LEASE_CHECK_INTERVAL = env.float("BUILD_LEASE_CHECK_INTERVAL", default=10.0)
+# How often a revision whose worker died is built again before it fails.
+BUILD_LEASE_RETRIES = env.int("BUILD_LEASE_RETRIES", default=1)
+# A revision queued this long (seconds) has its build task sent again, at most once per period:
+# the broker may have lost it (a claim is conditional, so a duplicate does nothing).
+BUILD_REQUEUE_AFTER = env.int("BUILD_REQUEUE_AFTER", default=120)
+# --- Restarts and reconciliation (README: "Restarts and reconciliation"; spaces/reconcile.py)
+# A start holds a claim in Redis that its worker renews; a starting space whose start holds no
+# claim for START_LEASE_SECONDS has its start sent again (checked every START_CHECK_INTERVAL),
+# at most START_RESEND_LIMIT times within 15 minutes, then it fails with a message saying so.
+START_LEASE_SECONDS = env.int("START_LEASE_SECONDS", default=20)
+START_CHECK_INTERVAL = env.float("START_CHECK_INTERVAL", default=5.0)
+START_RESEND_LIMIT = env.int("START_RESEND_LIMIT", default=2)
+# A space DELETING for this long (seconds) has its purge task sent again, once per period.
+PURGE_RESEND_AFTER = env.int("PURGE_RESEND_AFTER", default=60)
+if START_LEASE_SECONDS < 4:
+    raise ImproperlyConfigured("START_LEASE_SECONDS must be at least 4 (the claim is renewed every quarter of it)")
+if BUILD_LEASE_SECONDS < 2 * BUILD_HEARTBEAT_INTERVAL:
+    raise ImproperlyConfigured("BUILD_LEASE_SECONDS must be at least twice BUILD_HEARTBEAT_INTERVAL, "
+                               "or one late heartbeat would expire a live build")
+if CRASH_LIMIT < 1 or CRASH_WINDOW < 1:
+    raise ImproperlyConfigured("CRASH_LIMIT and CRASH_WINDOW must be at least 1")
 
 # --- Uploads (design.md §6) ----------------------------------------------------------------
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=100 * 2**20)
@@ -103,6 +180,27 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 2**20
 
 # --- Accounts ------------------------------------------------------------------------------
 SIGNUP_OPEN = env.bool("SIGNUP_OPEN", default=True)
+# How long the cookie that lets a hub user or a share-link holder into a private space's host
+# lasts (seconds). Access is re-checked against the database far more often than this (see
+# runner/proxy.py AUTH_CACHE_SECONDS); this only bounds how often the hub login is re-carried.
+SPACE_COOKIE_MAX_AGE = env.int("SPACE_COOKIE_MAX_AGE", default=12 * 3600)
+
+
+def env_rate(name: str, default: str) -> str:
+    """A django-ratelimit rate, "<count>/<period>" with period s, m, h or d, e.g. 5/10m."""
+    value = env.str(name, default=default).strip()
+    if not re.fullmatch(r"[0-9]+/[0-9]*[smhd]", value):
+        raise ImproperlyConfigured(f"{name}={value!r}: use <count>/<period>, e.g. 10/m or 5/10m")
+    return value
+
+
+# Rate limits of the account endpoints (spaces/ratelimits.py); a page and its API call share
+# one counter. Login counts every attempt, failed ones included. The client address is
+# REMOTE_ADDR: the hub never reads X-Forwarded-For itself (see README, "Accounts and API tokens").
+LOGIN_RATE_PER_IP = env_rate("LOGIN_RATE_PER_IP", "30/m")
+LOGIN_RATE_PER_USERNAME = env_rate("LOGIN_RATE_PER_USERNAME", "10/m")
+SIGNUP_RATE_PER_IP = env_rate("SIGNUP_RATE_PER_IP", "5/10m")
+TOKEN_CREATE_RATE_PER_USER = env_rate("TOKEN_CREATE_RATE_PER_USER", "20/h")
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
@@ -212,6 +310,8 @@ CELERY_RESULT_BACKEND = _celery_redis_url(env.str("CELERY_RESULT_BACKEND", defau
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's consumer, minus a crash of 5.7.0 when Redis restarts under a busy worker.
+CELERY_WORKER_CONSUMER = "hub.celery_consumer:Consumer"
 CELERY_TASK_DEFAULT_QUEUE = "lifecycle"
 CELERY_TASK_ROUTES = {"spaces.tasks.build_revision_task": {"queue": "builds"}}
 # Redis redelivers an unacked task after the visibility timeout: keep it above the longest build.
@@ -224,6 +324,14 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULE = {
     "reconcile": {"task": "spaces.tasks.reconcile_task", "schedule": env.float("RECONCILE_INTERVAL", default=30.0)},
     "copy-run-logs": {"task": "spaces.tasks.copy_run_logs_task", "schedule": env.float("RUN_LOG_INTERVAL", default=2.0)},
+    "share-links-expired": {"task": "spaces.tasks.share_links_expired_task", "schedule": 20.0},
+    "sleep-check": {"task": "spaces.tasks.sleep_check_task", "schedule": SLEEP_CHECK_INTERVAL},
+    "crash-check": {"task": "spaces.tasks.crash_check_task", "schedule": CRASH_CHECK_INTERVAL},
+    "build-leases": {"task": "spaces.tasks.build_leases_sweep_task", "schedule": BUILD_LEASE_CHECK_INTERVAL},
+    "lost-starts": {"task": "spaces.tasks.lost_work_sweep_task", "schedule": START_CHECK_INTERVAL},
+    "refresh-trending": {"task": "spaces.tasks.refresh_trending_task",
+                         "schedule": env.float("TRENDING_INTERVAL", default=300.0)},
+    "housekeeping": {"task": "spaces.tasks.housekeeping_task", "schedule": HOUSEKEEPING_INTERVAL},
 }
 
 LOGGING = {

@@ -4,6 +4,12 @@ The proxy (``deploy/proxy/run.sh`` with ``deploy/nginx/nginx.conf.template``) in
 ``<routes_dir>/*.conf`` and reloads nginx gracefully whenever the integer in
 ``<routes_dir>/../generation`` changes. This module is the only writer of both.
 
+A container space's file holds both of its blue/green slots; the slot that serves is a flag
+file, ``<routes_dir>/../slots/<label>.b`` (slot b while it exists), which nginx checks per
+request, so a redeploy's switch reloads nothing. A reload is not free: nginx's old workers
+close their idle keep-alive client connections at once, and a client whose next request
+crosses that close gets a connection reset (nginx 1.22; 1.31 added keepalive_min_timeout).
+
 Plain Python, no Django: ``spaces/`` hands over plain :class:`Route` values (from the
 database) and reconciliation calls :func:`sync_routes` with the full desired set.
 
@@ -20,13 +26,24 @@ A rendered file relies on names that the main config (the template) defines:
   token (``Bearer dh_...``), which never reaches an app;
 * ``$demohub_static_cache_control`` -- Cache-Control by response type for static spaces;
 * upstream ``demohub_hub`` and ``$demohub_fallback_path``, ``$demohub_hub_host``,
-  ``$demohub_proxy_key`` -- where and how ``@fallback`` asks the hub.
+  ``$demohub_proxy_key`` -- where and how ``@fallback`` asks the hub;
+* ``$demohub_space_cookie`` -- the value of the hub's space cookie, and
+  ``$demohub_app_cookie`` -- the Cookie header without it (what the app gets);
+* ``proxy_cache`` zone ``demohub_auth`` -- the cached answers of the access check.
+
+Private spaces (``Route.private``): every request first passes ``auth_request`` to the hub's
+``/internal/proxy/auth``. nginx caches each answer for a short time keyed by the space, its
+``access_epoch`` and the credential (space cookie, API token headers, Origin), so the hub is
+asked once per credential per ``AUTH_CACHE_SECONDS``, not once per request; the hub bumps
+``access_epoch`` (a new key, so an empty cache) whenever who may enter changes (visibility,
+collaborators, share links), which makes a revocation take effect at once.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import ipaddress
+import math
 import os
 import re
 import tempfile
@@ -47,11 +64,14 @@ __all__ = [
     "remove_route",
     "sync_routes",
     "current_generation",
+    "active_slot",
+    "set_active_slot",
 ]
 
 KIND_CONTAINER = "container"
 KIND_STATIC = "static"
 KINDS = (KIND_CONTAINER, KIND_STATIC)
+SLOTS = ("a", "b")
 
 _LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # A static root is an absolute path of safe characters only: no whitespace, quotes,
@@ -70,6 +90,18 @@ UPSTREAM_KEEPALIVE = 32
 UPSTREAM_KEEPALIVE_TIMEOUT = "4s"
 CONNECT_TIMEOUT = "2s"
 STREAM_TIMEOUT = "3600s"
+# How long nginx reuses the hub's answer to an access check. Allowed answers bound how long a
+# credential the hub no longer accepts for reasons that do not bump the epoch (a logged-out
+# session, an expired share link between two expiry sweeps) keeps working; denials are kept
+# briefly so a burst of anonymous requests costs one check.
+AUTH_CACHE_SECONDS = 30
+AUTH_DENY_CACHE_SECONDS = 2
+# How long the proxy lets the hub hold a request to a sleeping space while it wakes (the hub
+# gives up after SPACE_WAKE_HOLD seconds, ~30 s, and sends the client to @waking).
+WAKE_TIMEOUT = "45s"
+# Paths under this prefix belong to the proxy and the hub on every space host, never to the app.
+RESERVED_PREFIX = "/.demohub/"
+_ORIGIN_RE = re.compile(r"https?://[a-z0-9.-]+(?::[0-9]{1,5})?")
 
 
 @dataclass(frozen=True)
@@ -80,12 +112,20 @@ class Route:
     upstream: str | None = None     # "10.213.0.12:7860": fixed per space; container may be stopped
     static_root: str | None = None  # absolute dir served for kind=static (a symlink swapped by others)
     private: bool = False           # access check at the proxy: see _access_gate()
+    access_epoch: int = 0           # part of the access-cache key; bumped when access changes
+    sleeping: bool = False          # the app is frozen or stopped: each request wakes it first
+    # Blue/green: with `upstream_b`, `upstream` is slot a's address and `upstream_b` slot b's,
+    # both in the file; which one serves is the slot flag (set_active_slot), read per request,
+    # so switching slots needs no reload (a reload resets keep-alive requests: see below).
+    upstream_b: str | None = None
+    active_slot: str = "a"          # "a" | "b": written as the slot flag, never into the file
 
 
 @dataclass(frozen=True)
 class ProxyConfig:
     routes_dir: Path                # where <label>.conf files live (included by the main config)
     spaces_domain: str = "spaces.localhost"
+    hub_origin: str = "http://localhost:8000"   # the only site that may frame a private app
 
     @property
     def generation_file(self) -> Path:
@@ -94,6 +134,11 @@ class ProxyConfig:
     @property
     def lock_file(self) -> Path:
         return Path(self.routes_dir).parent / "generation.lock"
+
+    @property
+    def slots_dir(self) -> Path:
+        """Where the slot flags live: ``<label>.b`` exists while slot b of that space serves."""
+        return Path(self.routes_dir).parent / "slots"
 
 
 # --------------------------------------------------------------------------- validation
@@ -151,6 +196,13 @@ def validate_domain(domain: str) -> str:
     return domain
 
 
+def validate_origin(origin: str) -> str:
+    """``scheme://host[:port]`` in lowercase, nothing else (it goes into a header value)."""
+    if not isinstance(origin, str) or not _ORIGIN_RE.fullmatch(origin):
+        raise RouteError(f"invalid hub origin {origin!r}: expected scheme://host[:port]")
+    return origin
+
+
 def _space_comment(space: str) -> str:
     return _SPACE_COMMENT_UNSAFE.sub("?", str(space))[:200]
 
@@ -158,46 +210,138 @@ def _space_comment(space: str) -> str:
 # --------------------------------------------------------------------------- rendering
 
 
-def _access_gate(route: Route) -> list[str]:
+def _access_gate(route: Route, config: ProxyConfig) -> list[str]:
     """Lines placed first in every location that serves the space.
 
-    THE place to add the access check for private spaces (auth_request with a cached
-    answer, or a check inside nginx); it must also remove the hub's space cookie before
-    the request reaches the app. Public spaces need nothing: return no lines.
+    A public, awake space needs nothing. A private space asks ``/.demohub/auth`` (the cached
+    check, below) before anything reaches the app; a refusal goes to ``@denied``, where the hub
+    answers exactly as for a host that does not exist. Other sites can neither read the app
+    with a visitor's cookie (the app's CORS answer is dropped: Gradio reflects any Origin
+    with credentials) nor frame it (only the app itself and the hub may).
+
+    A sleeping space asks ``/.demohub/wake`` instead (uncached, and doing the access check of a
+    private space too): the hub wakes the app and holds the request until it answers, so the
+    request then goes on to the app with its method and body intact; a browser that would
+    wait long, or a client past the hold, goes to ``@waking`` (the hub's waking page or 503).
     """
+    lines = []
+    if route.sleeping:
+        lines += ["auth_request /.demohub/wake;", "error_page 401 = @denied;", "error_page 403 = @waking;"]
+    elif route.private:
+        lines += ["auth_request /.demohub/auth;", "error_page 401 403 = @denied;"]
     if route.private:
-        # Not implemented yet: private spaces are served like public ones for now.
-        return ["# private space: access gate goes here (not implemented yet)"]
-    return []
+        hub_origin = validate_origin(config.hub_origin)
+        lines += [
+            "proxy_hide_header Access-Control-Allow-Origin;",
+            "proxy_hide_header Access-Control-Allow-Credentials;",
+            "proxy_hide_header X-Frame-Options;",
+            f'add_header Content-Security-Policy "frame-ancestors \'self\' {hub_origin}" always;',
+        ]
+    return lines
 
 
-def _fallback_location(reason: str) -> list[str]:
-    """``@fallback``: nginx could not reach the app (stopped, starting, gone); ask the hub,
-    which answers for the space (wake page, 401/404, ...). Mirrors the default server of
-    the main template (reason "unknown")."""
+def _hub_headers(reason: str) -> list[str]:
+    """What every call from a space host to the hub carries: who asks, for what, and the
+    credentials the hub checks (never the app's own cookies)."""
     return [
-        "location @fallback {",
-        "    proxy_pass http://demohub_hub$demohub_fallback_path;",
+        "proxy_set_header Host $demohub_hub_host;",
+        'proxy_set_header Connection "";',
+        "proxy_set_header X-Demohub-Host $host;",
+        "proxy_set_header X-Demohub-Uri $request_uri;",
+        "proxy_set_header X-Demohub-Method $request_method;",
+        f"proxy_set_header X-Demohub-Reason {reason};",
+        "proxy_set_header X-Demohub-Proxy-Key $demohub_proxy_key;",
+        "proxy_set_header X-Demohub-Space-Cookie $demohub_space_cookie;",
+        "proxy_set_header X-Forwarded-For $remote_addr;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_set_header Accept $http_accept;",
+        "proxy_set_header Accept-Language $http_accept_language;",
+        "proxy_set_header User-Agent $http_user_agent;",
+        "proxy_set_header Origin $http_origin;",
+        "proxy_set_header Sec-Fetch-Site $http_sec_fetch_site;",
+        "proxy_set_header Authorization $http_authorization;",
+        "proxy_set_header X-HF-Authorization $http_x_hf_authorization;",
+        "proxy_http_version 1.1;",
+        "proxy_pass_request_body off;",
+        "proxy_pass_request_headers off;",
+        'proxy_set_header Content-Length "";',
+    ]
+
+
+def _hub_locations(route: Route) -> list[str]:
+    """Locations every space host has: the ticket exchange (hub login -> space cookie, share
+    links) under /.demohub/, and for private spaces the cached access check and @denied."""
+    lines = [
+        # /.demohub/session?ticket=...&next=/path: the hub checks the ticket, sets the
+        # space cookie for this host only and redirects to `next` without the ticket.
+        "location ^~ /.demohub/ {",
+        # The whole URI (with the ticket) travels in X-Demohub-Uri; the hub's own URL is fixed.
+        "    rewrite ^ /internal/proxy/session? break;",
+        "    proxy_pass http://demohub_hub;",
+        *(f"    {line}" for line in _hub_headers("session")),
         "    proxy_method GET;",
-        "    proxy_pass_request_body off;",
-        "    proxy_pass_request_headers off;",
-        '    proxy_set_header Content-Length "";',
-        "    proxy_set_header Host $demohub_hub_host;",
-        '    proxy_set_header Connection "";',
-        "    proxy_set_header X-Demohub-Host $host;",
-        "    proxy_set_header X-Demohub-Uri $request_uri;",
-        "    proxy_set_header X-Demohub-Method $request_method;",
-        f"    proxy_set_header X-Demohub-Reason {reason};",
-        "    proxy_set_header X-Demohub-Proxy-Key $demohub_proxy_key;",
-        "    proxy_set_header X-Forwarded-For $remote_addr;",
-        "    proxy_set_header X-Forwarded-Proto $scheme;",
-        "    proxy_set_header Accept $http_accept;",
-        "    proxy_set_header Accept-Language $http_accept_language;",
-        "    proxy_set_header User-Agent $http_user_agent;",
-        "    proxy_set_header Authorization $http_authorization;",
-        "    proxy_set_header X-HF-Authorization $http_x_hf_authorization;",
+        "    proxy_intercept_errors off;",
+        "    proxy_buffering off;",
+        "    proxy_connect_timeout 5s;",
+        "    proxy_read_timeout 30s;",
+        "    add_header Referrer-Policy no-referrer always;",
+        "    add_header Cache-Control no-store always;",
+        "}",
+    ]
+    if route.sleeping:
+        lines += [
+            "",
+            "location = /.demohub/wake {",
+            "    internal;",
+            "    proxy_pass http://demohub_hub/internal/proxy/wake;",
+            *(f"    {line}" for line in _hub_headers("wake")),
+            "    proxy_method GET;",
+            "    proxy_connect_timeout 5s;",
+            f"    proxy_read_timeout {WAKE_TIMEOUT};",
+            "}",
+            "",
+            *_hub_fallback_location("@waking", "waking"),
+        ]
+    if not (route.private or route.sleeping):
+        return lines
+    lines += ["", *_hub_fallback_location("@denied", "denied")]
+    if not route.private:
+        return lines
+    key = f"{route.label}|{int(route.access_epoch)}"
+    return lines + [
+        "",
+        "location = /.demohub/auth {",
+        "    internal;",
+        "    proxy_pass http://demohub_hub/internal/proxy/auth;",
+        *(f"    {line}" for line in _hub_headers("auth")),
+        "    proxy_method GET;",
+        "    proxy_cache demohub_auth;",
+        # The credential is part of the key: one visitor's answer is never another's.
+        f'    proxy_cache_key "{key}|$demohub_space_cookie|$http_authorization|'
+        '$http_x_hf_authorization|$http_origin";',
+        f"    proxy_cache_valid 200 204 {AUTH_CACHE_SECONDS}s;",
+        f"    proxy_cache_valid 401 403 {AUTH_DENY_CACHE_SECONDS}s;",
+        "    proxy_cache_lock on;",
+        "    proxy_cache_lock_timeout 5s;",
+        "    proxy_ignore_headers Cache-Control Expires Set-Cookie Vary X-Accel-Expires;",
+        "    proxy_connect_timeout 5s;",
+        "    proxy_read_timeout 15s;",
+        "}",
+    ]
+
+
+def _hub_fallback_location(name: str, reason: str) -> list[str]:
+    """A named location where the hub answers for the space (as GET, without the body):
+    ``@fallback`` when nginx cannot reach the app (status page, 503), ``@denied`` when the
+    access check refused (as for a missing host: login, 401 or 404), ``@waking`` when a
+    sleeping app is not awake yet (waking page, or 503 with Retry-After). The default server
+    of the main template does the same for unknown hosts (reason "unknown")."""
+    return [
+        f"location {name} {{",
+        "    proxy_pass http://demohub_hub$demohub_fallback_path;",
+        *(f"    {line}" for line in _hub_headers(reason)),
         "    proxy_set_header Cookie $http_cookie;",
-        "    proxy_http_version 1.1;",
+        "    proxy_method GET;",
         "    proxy_intercept_errors off;",
         "    proxy_buffering off;",
         "    proxy_connect_timeout 5s;",
@@ -206,12 +350,43 @@ def _fallback_location(reason: str) -> list[str]:
     ]
 
 
-def _render_container(route: Route, upstream: str) -> list[str]:
+# The values of $demohub_slot. A two-slot upstream balances with `hash $demohub_slot`, which
+# picks server number ((crc32(value) >> 16) & 0x7fff) % 2 (nginx's hash module, compatible with
+# Cache::Memcached): 0 (slot a, listed first) for "slot-a", 1 (slot b) for "slot-b".
+SLOT_KEYS = {"a": "slot-a", "b": "slot-b"}
+# How long a proxy worker may go on seeing a slot flag as it was (nginx's open_file_cache_valid
+# counts whole seconds).
+SLOT_FLAG_CACHE_SECONDS = 1
+
+
+def _render_container(route: Route, upstream: str, config: ProxyConfig, *,
+                      upstream_b: str | None = None) -> list[str]:
     name = f"sp_{route.label}"
-    gate = [f"        {line}" for line in _access_gate(route)]
+    gate = [f"        {line}" for line in _access_gate(route, config)]
+    servers = [f"    server {upstream} max_fails=0;"]
+    slot_lines: list[str] = []
+    if upstream_b is not None:
+        # Both slots in one upstream, the serving one chosen per request from the slot flag:
+        # a blue/green switch is one file created or removed, and nothing reloads. (Not a
+        # variable in proxy_pass: nginx would look the upstream up by name, a scan of every
+        # upstream of the proxy on each request.)
+        flag = f"{validate_static_root(str(config.slots_dir))}/{route.label}.b"
+        servers = ["    hash $demohub_slot;", *servers, f"    server {upstream_b} max_fails=0;"]
+        slot_lines = [
+            # The flag's existence is cached per worker for at most SLOT_FLAG_CACHE_SECONDS
+            # (a stat per request would cost about 6 % of the proxy's CPU per request).
+            "    open_file_cache max=16 inactive=60s;",
+            f"    open_file_cache_valid {SLOT_FLAG_CACHE_SECONDS}s;",
+            "    open_file_cache_errors on;",
+            f"    set $demohub_slot {SLOT_KEYS['a']};",
+            f"    if (-f {flag}) {{",
+            f"        set $demohub_slot {SLOT_KEYS['b']};",
+            "    }",
+            "",
+        ]
     return [
         f"upstream {name} {{",
-        f"    server {upstream} max_fails=0;",
+        *servers,
         f"    keepalive {UPSTREAM_KEEPALIVE};",
         f"    keepalive_timeout {UPSTREAM_KEEPALIVE_TIMEOUT};",
         "}",
@@ -220,6 +395,7 @@ def _render_container(route: Route, upstream: str) -> list[str]:
         f"    include {LISTEN_INCLUDE};",
         "    server_name {server_name};",
         "",
+        *slot_lines,
         "    location / {",
         *gate,
         f"        proxy_pass http://{name};",
@@ -234,7 +410,9 @@ def _render_container(route: Route, upstream: str) -> list[str]:
         '        proxy_set_header X-Gradio-Server "";',
         '        proxy_set_header X-HF-Authorization "";',
         "        proxy_set_header Authorization $demohub_app_authorization;",
+        "        proxy_set_header Cookie $demohub_app_cookie;",
         '        proxy_set_header X-Demohub-Proxy-Key "";',
+        '        proxy_set_header X-Demohub-Space-Cookie "";',
         '        proxy_set_header Proxy "";',
         "        proxy_buffering off;",
         "        proxy_request_buffering off;",
@@ -251,13 +429,15 @@ def _render_container(route: Route, upstream: str) -> list[str]:
         "        error_page 502 504 = @fallback;",
         "    }",
         "",
-        *(f"    {line}" for line in _fallback_location("unavailable")),
+        *(f"    {line}" for line in _hub_locations(route)),
+        "",
+        *(f"    {line}" for line in _hub_fallback_location("@fallback", "unavailable")),
         "}",
     ]
 
 
-def _render_static(route: Route, root: str) -> list[str]:
-    gate = [f"        {line}" for line in _access_gate(route)]
+def _render_static(route: Route, root: str, config: ProxyConfig) -> list[str]:
+    gate = [f"        {line}" for line in _access_gate(route, config)]
     return [
         "server {",
         f"    include {LISTEN_INCLUDE};",
@@ -280,6 +460,8 @@ def _render_static(route: Route, root: str) -> list[str]:
         "    location @notfound {",
         "        return 404;",
         "    }",
+        "",
+        *(f"    {line}" for line in _hub_locations(route)),
         "}",
     ]
 
@@ -291,23 +473,28 @@ def render_route(route: Route, config: ProxyConfig) -> str:
         raise RouteError(f"not a Route: {route!r}")
     label = validate_label(route.label)
     domain = validate_domain(config.spaces_domain)
-    if not isinstance(route.private, bool):
-        raise RouteError(f"route {label}: private must be a bool")
+    if not isinstance(route.private, bool) or not isinstance(route.sleeping, bool):
+        raise RouteError(f"route {label}: private and sleeping must be bools")
+    if not isinstance(route.access_epoch, int) or isinstance(route.access_epoch, bool) or route.access_epoch < 0:
+        raise RouteError(f"route {label}: access_epoch must be a non-negative int")
     if route.kind == KIND_CONTAINER:
         if route.upstream is None:
             raise RouteError(f"route {label}: a container route needs an upstream")
-        body = _render_container(route, validate_upstream(route.upstream))
+        if route.active_slot not in SLOTS:
+            raise RouteError(f"route {label}: active_slot must be one of {SLOTS}")
+        upstream_b = None if route.upstream_b is None else validate_upstream(route.upstream_b)
+        body = _render_container(route, validate_upstream(route.upstream), config, upstream_b=upstream_b)
     elif route.kind == KIND_STATIC:
         if route.static_root is None:
             raise RouteError(f"route {label}: a static route needs a static_root")
-        body = _render_static(route, validate_static_root(route.static_root))
+        body = _render_static(route, validate_static_root(route.static_root), config)
     else:
         raise RouteError(f"route {label}: unknown kind {route.kind!r} (expected one of {KINDS})")
     server_name = f"{label}.{domain}"
     header = [
         "# Generated by runner/proxy.py -- do not edit; rewritten on every change.",
         f"# space: {_space_comment(route.space)}  kind: {route.kind}"
-        f"  access: {'private' if route.private else 'public'}",
+        f"  access: {'private' if route.private else 'public'}{'  sleeping' if route.sleeping else ''}",
     ]
     lines = header + [line.replace("{server_name}", server_name) for line in body]
     return "\n".join(lines) + "\n"
@@ -373,7 +560,8 @@ def applied_generation(config: ProxyConfig) -> int:
 
 
 def wait_applied(config: ProxyConfig, *, timeout: float = 5.0) -> bool:
-    """Wait until the proxy has loaded the current routes generation.
+    """Wait until the proxy has loaded the current routes generation, and every worker sees
+    the last slot switch (SLOT_FLAG_CACHE_SECONDS after it).
 
     Returns False on timeout (no proxy running, or it refused the config); callers go on,
     as the route will be live at the proxy's next successful reload.
@@ -384,6 +572,14 @@ def wait_applied(config: ProxyConfig, *, timeout: float = 5.0) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
+    try:
+        moved = float((config.slots_dir / ".moved").read_text())
+    except (FileNotFoundError, ValueError):
+        return True
+    # A worker keeps what it saw while its clock (whole seconds) is within the cache time of
+    # when it looked: a look before the move is stale until the next whole second at most.
+    seen_by = math.floor(moved) + SLOT_FLAG_CACHE_SECONDS + 0.05
+    time.sleep(max(0.0, min(seen_by - time.time(), SLOT_FLAG_CACHE_SECONDS + 0.05)))
     return True
 
 
@@ -394,22 +590,71 @@ def _bump_generation(config: ProxyConfig) -> int:
 
 
 def publish_route(route: Route, config: ProxyConfig) -> bool:
-    """Write ``<label>.conf`` for ``route``; bump the generation iff its content changed.
-    Returns whether anything changed."""
+    """Write ``<label>.conf`` for ``route``, bumping the generation iff its content changed,
+    and set the route's slot flag. Returns whether either changed (then wait_applied()).
+
+    A flag that moves while the file changed too (a space's first two-slot file, a new app
+    port) moves only once the proxy has applied the file: the running config could otherwise
+    send the switched traffic to an upstream address it does not know yet."""
     text = render_route(route, config)
     path = _route_path(route.label, config)
     with _locked(config):
-        if _read_text(path) == text:
+        changed = _read_text(path) != text
+        if changed:
+            _write_atomic(path, text)
+            _bump_generation(config)
+    slot = route.active_slot if route.upstream_b is not None else "a"
+    if changed and slot != active_slot(route.label, config):
+        wait_applied(config)
+    moved = set_active_slot(route.label, slot, config)
+    return changed or moved
+
+
+def _slot_flag(label: str, config: ProxyConfig) -> Path:
+    return config.slots_dir / f"{validate_label(label)}.b"
+
+
+def active_slot(label: str, config: ProxyConfig) -> str:
+    """The slot the proxy sends ``label``'s requests to: "b" while its flag exists, else "a"."""
+    return "b" if _slot_flag(label, config).exists() else "a"
+
+
+def set_active_slot(label: str, slot: str, config: ProxyConfig) -> bool:
+    """Point ``label``'s two-slot route at ``slot``, effective for the next request of every
+    proxy worker (nginx checks the flag file per request). Returns whether it moved."""
+    if slot not in SLOTS:
+        raise RouteError(f"invalid slot {slot!r}: expected one of {SLOTS}")
+    flag = _slot_flag(label, config)
+    if slot == "a":
+        try:
+            flag.unlink()
+        except FileNotFoundError:
             return False
-        _write_atomic(path, text)
-        _bump_generation(config)
+        _slot_moved(config)
+        return True
+    if flag.exists():
+        return False
+    # Searchable by the proxy's workers, which check the flag and may run as another user: a
+    # flag they cannot see reads as slot a (whatever the umask made of the directory).
+    config.slots_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(PermissionError):  # another user's directory: theirs to set
+        os.chmod(config.slots_dir, 0o755)
+    _write_atomic(flag, "b\n")
+    _slot_moved(config)
     return True
 
 
+def _slot_moved(config: ProxyConfig) -> None:
+    """Record when a slot last moved: wait_applied() waits until every worker can see it."""
+    _write_atomic(config.slots_dir / ".moved", f"{time.time():.3f}\n")
+
+
 def remove_route(label: str, config: ProxyConfig) -> bool:
-    """Delete ``<label>.conf``; bump the generation iff it existed. Returns whether it did."""
+    """Delete ``<label>.conf`` and its slot flag; bump the generation iff the file existed.
+    Returns whether it did."""
     path = _route_path(validate_label(label), config)
     with _locked(config):
+        _slot_flag(label, config).unlink(missing_ok=True)
         try:
             path.unlink()
         except FileNotFoundError:
@@ -450,6 +695,14 @@ def sync_routes(routes: Iterable[Route], config: ProxyConfig) -> bool:
                 with contextlib.suppress(FileNotFoundError):
                     if now - entry.stat().st_mtime > _STALE_TMP_SECONDS:
                         entry.unlink()
+        # Flags of routes that are gone. The flags of live routes are left alone: reconciliation
+        # reads its rows unlocked, and a stale row must not move a slot a switch just moved
+        # (spaces/redeploy.py repairs a wrong flag under the row's lock).
+        slots_dir = config.slots_dir
+        if slots_dir.is_dir():
+            for entry in slots_dir.iterdir():
+                if entry.name.endswith(".b") and entry.name[: -len(".b")] not in desired:
+                    entry.unlink(missing_ok=True)
         if changed:
             _bump_generation(config)
     return changed

@@ -3,9 +3,13 @@
 # and tears it down. Output, human lines plus a final JSON line each, goes to artifacts/bench/:
 #   upload_to_live.txt / .json     upload POST -> first 200 through the proxy
 #   proxy_throughput.txt / .json   proxy req/s as a ratio to a minimal nginx, same container
+#   redeploy.txt / .json           failed requests and switch times of redeploys under load,
+#                                  memory of a running space and of the hub per running space
+#   browse_search.txt / .json      server time of browse/search/list pages on 10,000 seeded spaces
+#                                  (no stack: in-process, its own database demohub_bench)
 # --cold is never used here (it removes the gradio SDK image and costs a pip install): run
 # bench/upload_to_live.py --cold by hand for that figure.
-# Exit status: 0 when both ran (whatever the figures), else 1.
+# Exit status: 0 when all ran (whatever the figures), else 1.
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,5 +45,9 @@ run() {
 # BENCH_REPEAT: samples per warm upload scenario (the median is reported).
 run upload_to_live --repeat "${BENCH_REPEAT:-3}"
 run proxy_throughput
+run browse_search
+run private_throughput
+run wake_latency
+run redeploy
 echo "== results in $out"
 exit "$status"

@@ -5,27 +5,30 @@ view that names a space gets it through `get_space`, i.e. through the one access
 """
 from __future__ import annotations
 
-from django.contrib.auth import authenticate
-from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404
-from django_ratelimit.core import is_ratelimited
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotAuthenticated, PermissionDenied, Throttled
+from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import services
+from . import comments, ratelimits, services
+from .access import share_links_in_session
+from .api_fields import TagsField
 from .api_pagination import PageNumberPagination
 from .auth import TokenScopeAllows
-from .models import ApiToken, Revision, Sdk, Space, Visibility
-from .selectors import Action, Role, can, space_filter, space_get_for_viewer, space_list_annotated
+from .models import Revision, Sdk, Space, Visibility
+from .selectors import (Action, Role, can, space_filter, space_get_for_viewer, space_list_visible_to,
+                        space_roles)
+from .search import DeferredJoinList
+from .space_errors import space_error_for
 
 
 def get_space(request, owner: str, name: str, action: Action = Action.VIEW) -> tuple[Space, Role]:
     """The space if the caller may see it (else 404), and may do `action` (else 403/401)."""
-    space, role = space_get_for_viewer(owner=owner, name=name, user=request.user)
+    space, role = space_get_for_viewer(owner=owner, name=name, user=request.user,
+                                       share_link_ids=share_links_in_session(request))
     if not can(role, action, user=request.user, space=space):
         if not request.user.is_authenticated:
             raise NotAuthenticated("Log in or send an API token to do this.")
@@ -34,8 +37,8 @@ def get_space(request, owner: str, name: str, action: Action = Action.VIEW) -> t
 
 
 def rate_limited(request, group: str, rate: str, key: str = "ip") -> None:
-    if is_ratelimited(request, group=group, key=key, rate=rate, increment=True):
-        raise Throttled(wait=60, detail="Too many attempts; wait a minute and try again.")
+    """Count one attempt; over `rate`, a 429 {"code": "rate_limited"} with Retry-After."""
+    ratelimits.hit(request, group=group, rate=rate, key=key)
 
 
 class BaseApi(APIView):
@@ -48,13 +51,21 @@ class SpaceOut(serializers.ModelSerializer):
     url = serializers.CharField()
     revision = serializers.SerializerMethodField()
     running_revision = serializers.SerializerMethodField()
-    likes = serializers.SerializerMethodField()
+    # The counters spaces.comments keeps in step: no COUNT per space in a list.
+    likes = serializers.IntegerField(source="like_count", read_only=True)
+    comments = serializers.IntegerField(source="comment_count", read_only=True)
+    # Whether the caller likes it: only where the view set `liked` on the row (the detail
+    # GET), else left out, so no list pays a query per space for it.
+    liked = serializers.BooleanField(read_only=True)
+    # The error may quote logs: in full for editors and the owner only. The view passes the
+    # caller's role in the context ("role", or "roles" by pk for a list); without it, generic.
+    error = serializers.SerializerMethodField()
 
     class Meta:
         model = Space
         fields = ["owner", "name", "sdk", "visibility", "status", "url", "title", "emoji",
                   "short_description", "tags", "revision", "running_revision", "error", "likes",
-                  "sleep_after", "created_at", "updated_at"]
+                  "comments", "liked", "sleep_after", "sleep_mode", "last_active_at", "created_at", "updated_at"]
 
     def get_revision(self, obj) -> int | None:
         return obj.latest_revision.number if obj.latest_revision_id else None
@@ -62,9 +73,10 @@ class SpaceOut(serializers.ModelSerializer):
     def get_running_revision(self, obj) -> int | None:
         return obj.running_revision.number if obj.running_revision_id else None
 
-    def get_likes(self, obj) -> int:
-        count = getattr(obj, "like_count", None)
-        return count if count is not None else obj.likes.count()
+    def get_error(self, obj) -> str:
+        role = self.context.get("role") or self.context.get("roles", {}).get(obj.pk, Role.NONE)
+        return space_error_for(obj, role)
+
 
 
 class RevisionOut(serializers.ModelSerializer):
@@ -76,46 +88,7 @@ class RevisionOut(serializers.ModelSerializer):
                   "finished_at", "factory"]
 
 
-# ----------------------------------------------------------------------------- accounts
-class UserCreateApi(BaseApi):
-    class InputSerializer(serializers.Serializer):
-        username = serializers.CharField(max_length=39)
-        password = serializers.CharField(max_length=128)
-        email = serializers.EmailField(required=False, allow_blank=True)
-
-    def post(self, request):
-        rate_limited(request, "signup", "10/h")
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        user = services.user_create(**data.validated_data)
-        return Response({"username": user.username, "email": user.email}, status=status.HTTP_201_CREATED)
-
-
-class TokenCreateApi(BaseApi):
-    class InputSerializer(serializers.Serializer):
-        username = serializers.CharField(max_length=150)
-        password = serializers.CharField(max_length=128)
-        name = serializers.CharField(max_length=100, required=False, allow_blank=True)
-        scope = serializers.ChoiceField(choices=ApiToken.Scope.values, required=False)
-
-    def post(self, request):
-        rate_limited(request, "token", "20/m")
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        user = authenticate(request, username=data.validated_data["username"],
-                            password=data.validated_data["password"])
-        if user is None:
-            raise NotAuthenticated("Wrong username or password.")
-        token, raw = services.token_create(user=user, name=data.validated_data.get("name", ""),
-                                           scope=data.validated_data.get("scope", ApiToken.Scope.WRITE))
-        return Response({"token": raw, "name": token.name, "scope": token.scope}, status=status.HTTP_201_CREATED)
-
-
 # ----------------------------------------------------------------------------- spaces
-SORTS = {"recent": ["-updated_at", "-pk"], "likes": ["-like_count", "-updated_at"],
-         "trending": ["-recent_likes", "-like_count", "-updated_at"]}
-
-
 class SpaceListCreateApi(BaseApi):
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=96)
@@ -125,25 +98,16 @@ class SpaceListCreateApi(BaseApi):
         short_description = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
     def get(self, request):
-        qs = space_list_annotated(request.user)
         params = request.query_params
-        qs = space_filter(qs, search=params.get("search", "").strip(), sdk=params.get("sdk", ""),
-                          tag=params.get("tag", ""), author=params.get("author", ""),
-                          status=params.get("status", ""))
-        sort = params.get("sort", "trending")
-        if sort not in SORTS:
-            raise serializers.ValidationError({"sort": "Use trending, likes or recent."})
-        if sort == "trending":
-            from datetime import timedelta
-
-            from django.utils import timezone
-
-            week = timezone.now() - timedelta(days=7)
-            qs = qs.annotate(recent_likes=Count("likes", filter=Q(likes__created_at__gte=week), distinct=True))
-        qs = qs.order_by(*SORTS[sort])
+        # An unknown sdk, status or sort is a ValidationError naming it: a 400.
+        qs = space_filter(space_list_visible_to(request.user), search=params.get("search", ""),
+                          sdk=params.get("sdk", ""), tag=params.get("tag", ""),
+                          author=params.get("author", ""), status=params.get("status", ""),
+                          sort=params.get("sort", ""))
         paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(qs.select_related("running_revision"), request, view=self)
-        return paginator.get_paginated_response(SpaceOut(page, many=True).data)
+        page = paginator.paginate_queryset(DeferredJoinList(qs), request, view=self)
+        roles = space_roles(page, request.user)
+        return paginator.get_paginated_response(SpaceOut(page, many=True, context={"roles": roles}).data)
 
     def post(self, request):
         if not request.user.is_authenticated:
@@ -151,7 +115,7 @@ class SpaceListCreateApi(BaseApi):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         space = services.space_create(owner=request.user, **data.validated_data)
-        return Response(SpaceOut(space).data, status=status.HTTP_201_CREATED)
+        return Response(SpaceOut(space, context={"role": Role.OWNER}).data, status=status.HTTP_201_CREATED)
 
 
 class SpaceDetailApi(BaseApi):
@@ -159,12 +123,13 @@ class SpaceDetailApi(BaseApi):
         visibility = serializers.ChoiceField(choices=Visibility.values, required=False)
         title = serializers.CharField(max_length=96, required=False, allow_blank=True)
         short_description = serializers.CharField(max_length=200, required=False, allow_blank=True)
-        tags = serializers.ListField(child=serializers.CharField(max_length=64), max_length=20, required=False)
+        tags = TagsField(required=False)
         sleep_after = serializers.IntegerField(required=False, min_value=-1)
 
     def get(self, request, owner, name):
-        space, _ = get_space(request, owner, name)
-        return Response(SpaceOut(space).data)
+        space, role = get_space(request, owner, name)
+        space.liked = comments.like_exists(space=space, user=request.user)
+        return Response(SpaceOut(space, context={"role": role}).data)
 
     def patch(self, request, owner, name):
         data = self.PatchSerializer(data=request.data)
@@ -173,14 +138,14 @@ class SpaceDetailApi(BaseApi):
         if unknown:
             raise serializers.ValidationError({k: "This field cannot be changed here." for k in sorted(unknown)})
         needs = Action.ADMIN if "visibility" in data.validated_data else Action.EDIT
-        space, _ = get_space(request, owner, name, needs)
+        space, role = get_space(request, owner, name, needs)
         space = services.space_update(space=space, **data.validated_data)
-        return Response(SpaceOut(space).data)
+        return Response(SpaceOut(space, context={"role": role}).data)
 
     def delete(self, request, owner, name):
-        space, _ = get_space(request, owner, name, Action.ADMIN)
+        space, role = get_space(request, owner, name, Action.ADMIN)
         services.space_delete(space=space)
-        return Response(SpaceOut(space).data, status=status.HTTP_202_ACCEPTED)
+        return Response(SpaceOut(space, context={"role": role}).data, status=status.HTTP_202_ACCEPTED)
 
 
 class RevisionListCreateApi(BaseApi):
@@ -212,18 +177,18 @@ class RevisionDetailApi(BaseApi):
 
 class SpaceRestartApi(BaseApi):
     def post(self, request, owner, name):
-        space, _ = get_space(request, owner, name, Action.EDIT)
+        space, role = get_space(request, owner, name, Action.EDIT)
         factory = request.query_params.get("factory") in ("1", "true")
         services.space_restart(space=space, factory=factory, by=request.user)
         space.refresh_from_db()
-        return Response(SpaceOut(space).data, status=status.HTTP_202_ACCEPTED)
+        return Response(SpaceOut(space, context={"role": role}).data, status=status.HTTP_202_ACCEPTED)
 
 
 class SpacePauseApi(BaseApi):
     def post(self, request, owner, name):
-        space, _ = get_space(request, owner, name, Action.ADMIN)
+        space, role = get_space(request, owner, name, Action.ADMIN)
         services.space_pause(space=space)
-        return Response(SpaceOut(space).data, status=status.HTTP_202_ACCEPTED)
+        return Response(SpaceOut(space, context={"role": role}).data, status=status.HTTP_202_ACCEPTED)
 
 
 class MeApi(BaseApi):

@@ -9,6 +9,8 @@ from rest_framework.views import exception_handler as drf_handler
 
 from runner.exceptions import ArchiveError
 
+from .access import AccessError
+from .ratelimits import RateLimited
 from .services import ServiceError
 
 
@@ -26,8 +28,11 @@ def _first_message(detail) -> tuple[str, str]:
 def exception_handler(exc, context):
     if isinstance(exc, ArchiveError):
         return Response({"detail": str(exc), "code": exc.code}, status=exc.http_status)
-    if isinstance(exc, ServiceError):
+    if isinstance(exc, (ServiceError, AccessError)):
         return Response({"detail": str(exc), "code": exc.code}, status=exc.http_status)
+    if isinstance(exc, RateLimited):
+        return Response({"detail": str(exc), "code": "rate_limited"}, status=status.HTTP_429_TOO_MANY_REQUESTS,
+                        headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, Http404):

@@ -11,6 +11,8 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from .tags import TagError, normalize_tags
+
 COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
 SDKS = {"gradio", "streamlit", "static", "docker"}
 DEFAULT_APP_FILE = {"gradio": "app.py", "streamlit": "app.py", "static": "index.html"}
@@ -51,16 +53,55 @@ class SpaceConfig:
         return data
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps floats and dates as the text written.
+
+    No key here wants a float or a date: as numbers `sdk_version: 6.30` would become "6.3" and
+    `python_version: 3.10` "3.1", and an impossible date (2020-02-30) raises ValueError.
+    """
+
+
+def _as_written(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _as_written)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _as_written)
+
+
+def _shown(value) -> str:
+    """A short description of a front matter value for an error message.
+
+    Containers are named, never printed: YAML aliases can make a few lines into a structure
+    of millions of items that repr() would expand.
+    """
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, (set, frozenset)):
+        return "a set"
+    if isinstance(value, dict):
+        return "a mapping"
+    if value is None or isinstance(value, (str, bool, int)):
+        text = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else "a long number"
+        return text if len(text) <= 40 else text[:39] + "…"
+    return f"a value of type {type(value).__name__}"
+
+
 def split_front_matter(text: str) -> tuple[dict, str]:
     match = FRONT_MATTER_RE.match(text)
     if not match:
         return {}, text
     try:
-        data = yaml.safe_load(match.group(1)) or {}
+        data = yaml.load(match.group(1), Loader=_Loader) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 2})" if mark else ""
         raise ConfigError("", f"the front matter is not valid YAML{where}") from exc
+    except RecursionError as exc:
+        raise ConfigError("", "the front matter is nested too deeply") from exc
+    except ValueError as exc:
+        # PyYAML lets constructor failures through as ValueError: `!!int x`, 5000-digit numbers.
+        raise ConfigError("", f"the front matter holds a value YAML cannot read ({str(exc)[:80]})") from exc
     if not isinstance(data, dict):
         raise ConfigError("", "the front matter must be a mapping of keys to values")
     return data, text[match.end():]
@@ -70,8 +111,8 @@ def _str(data: dict, key: str, *, max_len: int) -> str:
     value = data.get(key)
     if value is None:
         return ""
-    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise ConfigError(key, "must be a string")
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise ConfigError(key, f"must be a string, not {_shown(value)}")
     value = str(value).strip()
     if len(value) > max_len:
         raise ConfigError(key, f"is longer than {max_len} characters")
@@ -89,8 +130,8 @@ def parse_config(text: str | None, *, space_sdk: str, files: set[str]) -> SpaceC
     """Validate the README front matter against the space and the uploaded files."""
     data, body = split_front_matter(text or "")
     sdk = data.get("sdk", space_sdk)
-    if sdk not in SDKS:
-        raise ConfigError("sdk", f"{sdk!r} is not one of {', '.join(sorted(SDKS))}")
+    if not isinstance(sdk, str) or sdk not in SDKS:
+        raise ConfigError("sdk", f"{_shown(sdk)} is not one of {', '.join(sorted(SDKS))}")
     if sdk != space_sdk:
         raise ConfigError("sdk", f"says {sdk!r} but the space was created with sdk {space_sdk!r}")
     cfg = SpaceConfig(sdk=sdk, readme_body=body)
@@ -122,21 +163,18 @@ def parse_config(text: str | None, *, space_sdk: str, files: set[str]) -> SpaceC
     if "app_port" in data:
         port = data["app_port"]
         if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-            raise ConfigError("app_port", f"{port!r} is not a port number (1-65535)")
+            raise ConfigError("app_port", f"{_shown(port)} is not a port number (1-65535)")
         if sdk == "streamlit" and port != 8501:
             raise ConfigError("app_port", "Streamlit spaces listen on 8501")
         cfg.app_port = port
     else:
         cfg.app_port = DEFAULT_PORT.get(sdk, 0)
 
-    tags = data.get("tags", [])
-    if tags is None:
-        tags = []
-    if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t) <= 64 for t in tags):
-        raise ConfigError("tags", "must be a list of short strings")
-    if len(tags) > 20:
-        raise ConfigError("tags", "may hold at most 20 tags")
-    cfg.tags = [t.strip().lower() for t in tags]
+    tags = data.get("tags")
+    try:
+        cfg.tags = normalize_tags(tags) if tags is not None else []
+    except TagError as exc:
+        raise ConfigError("tags", str(exc)) from exc
 
     pinned = data.get("pinned", False)
     if not isinstance(pinned, bool):
@@ -145,9 +183,10 @@ def parse_config(text: str | None, *, space_sdk: str, files: set[str]) -> SpaceC
 
     timeout = data.get("startup_duration_timeout")
     if timeout is not None:
-        match = DURATION_RE.match(str(timeout).strip())
+        match = (DURATION_RE.match(str(timeout).strip())
+                 if isinstance(timeout, (str, int)) and not isinstance(timeout, bool) else None)
         if not match:
-            raise ConfigError("startup_duration_timeout", f"{timeout!r} is not a duration like 30m or 1h")
+            raise ConfigError("startup_duration_timeout", f"{_shown(timeout)} is not a duration like 30m or 1h")
         seconds = int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
         if not 10 <= seconds <= 24 * 3600:
             raise ConfigError("startup_duration_timeout", "must be between 10 s and 24 h")

@@ -9,6 +9,8 @@ import ipaddress
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
@@ -58,7 +60,23 @@ class Space(models.Model):
     address_index = models.PositiveIntegerField(unique=True)
     active_slot = models.CharField(max_length=1, default="a")
     sleep_after = models.IntegerField(default=-1, help_text="seconds idle before sleeping; -1 never")
+    # How a SLEEPING space sleeps: "frozen" (the engine suspended its processes, memory kept,
+    # wakes in a blink) or "stopped" (container gone, memory freed, wakes by starting).
+    sleep_mode = models.CharField(max_length=8, blank=True, default="")
+    # The last time the proxy saw a visitor (spaces/sleep.py), or the space started serving.
+    last_active_at = models.DateTimeField(null=True, blank=True)
     memory_limit = models.CharField(max_length=16, blank=True, help_text="e.g. 2g; blank: hub default")
+    # Bumped whenever who may reach the app changes (visibility, collaborators, share links):
+    # it is part of the proxy's access-cache key, so a change takes effect at once.
+    access_epoch = models.PositiveIntegerField(default=0)
+    # Counters kept in step by the services that add likes and comments, so browse pages sort
+    # and show them without counting rows (design: constant query count per page).
+    like_count = models.PositiveIntegerField(default=0)
+    comment_count = models.PositiveIntegerField(default=0)
+    trending_score = models.FloatField(default=0.0)
+    # PostgreSQL full-text document over title, description, tags and README (weighted A-D),
+    # refreshed by services whenever one of those changes.
+    search_vector = SearchVectorField(null=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -66,7 +84,12 @@ class Space(models.Model):
         constraints = [
             models.UniqueConstraint(Lower("name"), "owner", name="space_name_unique_per_owner"),
         ]
-        indexes = [models.Index(fields=["visibility", "-updated_at"])]
+        indexes = [
+            models.Index(fields=["visibility", "-updated_at"]),
+            models.Index(fields=["-like_count"], name="space_likes_idx"),
+            models.Index(fields=["-trending_score"], name="space_trending_idx"),
+            GinIndex(fields=["search_vector"], name="space_search_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.full_name
@@ -213,6 +236,25 @@ class Like(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["space", "user"], name="like_unique")]
+
+
+class SpaceVariable(models.Model):
+    """A variable or secret of a space, injected as environment at run time (never at build).
+
+    Secrets are write-only through the API and masked in logs.
+    """
+
+    KEY_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="variables")
+    key = models.CharField(max_length=128, validators=[RegexValidator(KEY_RE, code="invalid_key")])
+    value = models.TextField(max_length=65536, blank=True)
+    secret = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["space", "key"], name="variable_key_unique")]
+        ordering = ["key"]
 
 
 class HostLabel(models.Model):

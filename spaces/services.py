@@ -13,9 +13,11 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 from pathlib import Path
 
 from django.conf import settings
@@ -24,16 +26,19 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
+from django.http import Http404
 from django.utils import timezone
+from redis import RedisError
 
 from runner import proxy
 from runner.archive import ArchiveLimits, snapshot_archive
 from runner.backends import BuildSpec, RunSpec, get_backend
 from runner.exceptions import BackendUnavailable, BuildCancelled, BuildError
 
-from . import logs
+from . import logs, redeploy, variables
 from .frontmatter import ConfigError, MissingAppFile, read_config
 from .models import ApiToken, HostLabel, Revision, Sdk, Space, Visibility
+from .search import SEARCHED_FIELDS, space_search_vector_refresh
 from .status import SERVING, SpaceStatus, allowed_sources
 
 log = logging.getLogger(__name__)
@@ -52,9 +57,15 @@ class ServiceError(Exception):
 
 
 # ----------------------------------------------------------------------------- accounts
-def user_create(*, username: str, password: str, email: str = "") -> User:
+def signup_ensure_open() -> None:
+    """Raise the 403 of a closed sign-up (SIGNUP_OPEN=false); views call it before anything else."""
     if not settings.SIGNUP_OPEN:
-        raise ServiceError("Sign-up is closed on this hub.", code="signup_closed", http_status=403)
+        raise ServiceError("Sign-up is closed on this hub; ask an administrator for an account.",
+                           code="signup_closed", http_status=403)
+
+
+def user_create(*, username: str, password: str, email: str = "") -> User:
+    signup_ensure_open()
     if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,37}[A-Za-z0-9])?", username or ""):
         raise ValidationError({"username": "Use 1 to 39 letters, digits, '-' or '_', starting and "
                                            "ending with a letter or digit."})
@@ -94,6 +105,18 @@ def token_authenticate(raw: str) -> ApiToken | None:
     return token
 
 
+def token_revoke(*, user: User, token_id: int) -> ApiToken:
+    """Revoke one of `user`'s tokens (again: no change). Another user's token is a 404, like a
+    missing one. A password change does not revoke tokens (as on GitHub and Hugging Face)."""
+    token = ApiToken.objects.filter(user=user, pk=token_id).first()
+    if token is None:
+        raise Http404("No such token.")
+    # Conditional: a second revoke (or a concurrent one) keeps the first time.
+    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    token.refresh_from_db(fields=["revoked_at"])
+    return token
+
+
 # ----------------------------------------------------------------------------- spaces
 def _label_for(owner: str, name: str) -> str:
     base = re.sub(r"[^a-z0-9]+", "-", f"{owner}-{name}".lower()).strip("-")[:50].strip("-") or "space"
@@ -123,7 +146,7 @@ def space_create(*, owner: User, name: str, sdk: str, visibility: str = Visibili
                 index = (Space.objects.aggregate(m=Max("address_index"))["m"] or 0) + 1
                 space = Space(owner=owner, name=name, sdk=sdk, visibility=visibility, title=title or name,
                               short_description=short_description, label=label, address_index=index,
-                              status=S.NO_APP_FILE)
+                              status=S.NO_APP_FILE, sleep_after=settings.SPACE_SLEEP_AFTER_DEFAULT)
                 space.full_clean()
                 space.save()
                 break
@@ -132,6 +155,7 @@ def space_create(*, owner: User, name: str, sdk: str, visibility: str = Visibili
             continue
     else:
         raise ServiceError("Could not allocate an address for the space; try again.", code="busy")
+    space_search_vector_refresh([space.pk])
     transaction.on_commit(lambda: _publish_route_task().delay(space.pk))
     return space
 
@@ -143,28 +167,45 @@ def space_update(*, space: Space, **fields) -> Space:
         raise ValidationError({k: "This field cannot be changed." for k in unknown})
     if "visibility" in fields and fields["visibility"] not in Visibility.values:
         raise ValidationError({"visibility": "Use public or private."})
-    if "sleep_after" in fields and not (fields["sleep_after"] == -1 or fields["sleep_after"] >= 60):
-        raise ValidationError({"sleep_after": "Use -1 (never) or at least 60 seconds."})
+    if "sleep_after" in fields:
+        value, least = fields["sleep_after"], settings.SPACE_SLEEP_AFTER_MIN
+        if isinstance(value, bool) or not isinstance(value, int) or not (value == -1 or least <= value <= 10**9):
+            raise ValidationError({"sleep_after": f"Use -1 (never) or a whole number of seconds, at least {least}."})
+    if "tags" in fields:
+        from .tags import TagError, normalize_tags  # the one normaliser, shared with README front matter
+        try:
+            fields["tags"] = normalize_tags(fields["tags"])
+        except TagError as exc:
+            raise ValidationError({"tags": str(exc)}) from None
     for key, value in fields.items():
         setattr(space, key, value)
     space.full_clean()
-    space.save()
+    # Only the changed columns: counters (likes, comments, trending), status and the access
+    # epoch are written concurrently by others and must not be overwritten with stale values.
+    space.save(update_fields=[*fields, "updated_at"])
+    if SEARCHED_FIELDS & set(fields):
+        space_search_vector_refresh([space.pk])
     if "visibility" in fields:
-        transaction.on_commit(lambda: _publish_route_task().delay(space.pk))
+        # The route gains or loses its access gate, and cached answers stop counting.
+        from .access import space_access_changed
+        space_access_changed(space.pk)
     return space
 
 
-def space_transition(space: Space | int, to: str, *, error: str | None = None, **fields) -> bool:
+def space_transition(space: Space | int, to: str, *, error: str | None = None,
+                     expected: frozenset[str] | set[str] | None = None, **fields) -> bool:
     """Move a space to `to` if the state machine allows it from its current status.
 
     One conditional UPDATE: a concurrent change that got there first makes this a no-op and
-    returns False. `fields` are written in the same UPDATE.
+    returns False. `fields` are written in the same UPDATE. `expected` narrows the sources to
+    the statuses the caller saw (the crash handler acts only on the state it observed).
     """
     space_id = space if isinstance(space, int) else space.pk
     values = {"status": to, "updated_at": timezone.now(), **fields}
     if error is not None:
         values["error"] = error[:4000]
-    changed = Space.objects.filter(pk=space_id, status__in=allowed_sources(to)).update(**values) == 1
+    sources = allowed_sources(to) if expected is None else allowed_sources(to) & frozenset(expected)
+    changed = Space.objects.filter(pk=space_id, status__in=sources).update(**values) == 1
     if changed and isinstance(space, Space):
         for key, value in values.items():
             setattr(space, key, value)
@@ -211,18 +252,19 @@ def revision_create(*, space: Space, archive, created_by: User) -> Revision:
             status=R.FAILED if config_error else R.QUEUED, error=config_error,
             finished_at=timezone.now() if config_error else None)
         _make_latest(space, rev)
-        serving = space.status in SERVING
         if config_error:
-            if serving:
-                space_transition(space, S.RUNNING, error=f"revision {number}: {config_error}")
+            fallback = _status_keeping_running_revision(space.status)
+            if fallback:
+                space_transition(space, fallback, error=f"revision {number}: {config_error}")
             else:
                 space_transition(space, S.NO_APP_FILE if missing_app else S.CONFIG_ERROR, error=config_error)
             logs.reset(logs.build_key(rev.pk))
             Revision.objects.filter(pk=rev.pk).update(build_log=config_error + "\n")
+            rev.refresh_from_db()
             return rev
         # README values win over the API's (design.md §4).
         _apply_metadata(space, metadata)
-        space_transition(space, S.RUNNING_BUILDING if serving else S.BUILDING, error="")
+        space_transition(space, _status_while_building(space.status), error="")
         if space.sdk == Sdk.STATIC:
             # Nothing to build: the proxy serves the files themselves.
             Revision.objects.filter(pk=rev.pk).update(status=R.SUCCEEDED, started_at=timezone.now(),
@@ -230,7 +272,29 @@ def revision_create(*, space: Space, archive, created_by: User) -> Revision:
             transaction.on_commit(lambda: _start_task().delay(rev.pk))
         else:
             transaction.on_commit(lambda: _build_task().delay(rev.pk))
+    # The caller shows the revision: give it the stored row (a static site is already built).
+    rev.refresh_from_db()
     return rev
+
+
+def _status_while_building(status: str) -> str:
+    """The status while a new revision builds: beside a serving revision RUNNING_BUILDING,
+    beside a sleeping one still SLEEPING (it serves again once woken), else BUILDING."""
+    if status in SERVING:
+        return S.RUNNING_BUILDING
+    if status == S.SLEEPING:
+        return S.SLEEPING
+    return S.BUILDING
+
+
+def _status_keeping_running_revision(status: str) -> str | None:
+    """Where a space falls back when a new revision fails, if it has a revision to keep:
+    RUNNING while one serves, SLEEPING while it sleeps; None when nothing runs."""
+    if status in SERVING:
+        return S.RUNNING
+    if status == S.SLEEPING:
+        return S.SLEEPING
+    return None
 
 
 def _make_latest(space: Space, rev: Revision) -> None:
@@ -250,6 +314,8 @@ def _apply_metadata(space: Space, metadata: dict) -> None:
             updates[attr] = metadata[key]
     if updates:
         Space.objects.filter(pk=space.pk).update(**updates)
+        if SEARCHED_FIELDS & set(updates):
+            space_search_vector_refresh([space.pk])
 
 
 def _build_task():
@@ -276,27 +342,33 @@ def image_name(space: Space, number: int) -> str:
 
 
 def revision_build(*, revision_id: int) -> None:
-    """Build one revision's image (builds queue). Safe to run twice: the first claim wins."""
-    now = timezone.now()
-    claimed = Revision.objects.filter(pk=revision_id, status=R.QUEUED).update(
-        status=R.BUILDING, started_at=now, heartbeat_at=now)
-    if not claimed:
+    """Build one revision's image (builds queue). Safe to run twice: the first claim wins.
+
+    The claim takes a lease (spaces/build_leases.py) that a heartbeat thread renews while the
+    build runs; a build whose worker died is retried or failed by the lease sweep.
+    """
+    from . import build_leases
+
+    lease = build_leases.claim(revision_id)
+    if lease is None:
         log.info("revision %s already claimed or finished", revision_id)
         return
     rev = Revision.objects.select_related("space__owner").get(pk=revision_id)
     space = rev.space
     key = logs.build_key(rev.pk)
     logs.reset(key)
-    last_beat = [time.monotonic()]
+    # Builds never get secrets, but a repo may print one it holds: never store it (variables.py).
+    mask = variables.secret_masker(space.pk)
 
     def sink(text: str) -> None:
-        logs.append(key, text, cap=settings.BUILD_LOG_MAX_BYTES)
-        if time.monotonic() - last_beat[0] > 5:
-            last_beat[0] = time.monotonic()
-            Revision.objects.filter(pk=rev.pk).update(heartbeat_at=timezone.now())
+        if not lease.lost.is_set():  # once another attempt owns the revision, its log is that one's
+            try:
+                logs.append(key, mask(text), cap=settings.BUILD_LOG_MAX_BYTES)
+            except RedisError:
+                pass  # Redis is restarting: these lines of the live log are lost, the build goes on
 
     def should_continue() -> bool:
-        return Revision.objects.filter(pk=rev.pk, status=R.BUILDING).exists()
+        return lease.held()
 
     meta = rev.metadata
     default_version = {"gradio": settings.DEFAULT_GRADIO_VERSION,
@@ -306,32 +378,43 @@ def revision_build(*, revision_id: int) -> None:
                      app_port=meta.get("app_port") or 7860, sdk_version=meta.get("sdk_version") or default_version,
                      no_cache=rev.factory)
     sink(f"==> revision {rev.number} of {space.full_name} ({space.sdk})\n")
+    retries = build_leases.retries(rev.pk)
+    if retries:
+        sink(f"==> attempt {retries + 1}: the build worker of the previous attempt stopped responding\n")
     try:
-        get_backend().build(spec, log=sink, should_continue=should_continue)
+        with lease:
+            get_backend().build(spec, log=sink, should_continue=should_continue)
     except BuildCancelled:
-        sink("==> cancelled: a newer revision superseded this build\n")
-        _finish_revision(rev, R.CANCELLED, error="superseded by a newer revision")
+        if not lease.lost.is_set():
+            sink("==> cancelled: a newer revision superseded this build\n")
+            _finish_revision(rev, R.CANCELLED, error="superseded by a newer revision", lease=lease.token)
         return
     except BuildError as exc:
         sink(f"==> build failed: {exc}\n")
-        if _finish_revision(rev, R.FAILED, error=str(exc)):
+        if _finish_revision(rev, R.FAILED, error=str(exc), lease=lease.token):
             _space_build_failed(space, rev, str(exc))
         return
     except BackendUnavailable:
-        # Hand the revision back so the retry (or the reaper) can claim it again.
-        Revision.objects.filter(pk=rev.pk, status=R.BUILDING).update(status=R.QUEUED)
+        # Hand the revision back so the retry (or the lease sweep) can claim it again.
+        Revision.objects.filter(pk=rev.pk, status=R.BUILDING, task_id=lease.token).update(
+            status=R.QUEUED, task_id="")
         sink("==> the container engine is unavailable; the build will be retried\n")
         raise
     sink("==> build succeeded\n")
-    if _finish_revision(rev, R.SUCCEEDED, image=spec.image):
+    if _finish_revision(rev, R.SUCCEEDED, image=spec.image, lease=lease.token):
         _start_task().delay(rev.pk)
 
 
-def _finish_revision(rev: Revision, status: str, *, error: str = "", image: str = "") -> bool:
+def _finish_revision(rev: Revision, status: str, *, error: str = "", image: str = "",
+                     lease: str | None = None) -> bool:
+    """End a building revision. With `lease`, only while that lease still holds it: a worker
+    that lost its lease (its revision was retried elsewhere) must not write over the retry."""
     text, _ = logs.read(logs.build_key(rev.pk))
-    done = Revision.objects.filter(pk=rev.pk, status=R.BUILDING).update(
-        status=status, error=error[:4000], image=image, finished_at=timezone.now(),
-        build_log=text.decode("utf-8", "replace"))
+    rows = Revision.objects.filter(pk=rev.pk, status=R.BUILDING)
+    if lease is not None:
+        rows = rows.filter(task_id=lease)
+    done = rows.update(status=status, error=error[:4000], image=image, finished_at=timezone.now(),
+                       build_log=text.decode("utf-8", "replace"))
     return done == 1
 
 
@@ -339,8 +422,9 @@ def _space_build_failed(space: Space, rev: Revision, message: str) -> None:
     space.refresh_from_db()
     if space.latest_revision_id != rev.pk:
         return  # an older build failing says nothing about the space now
-    if space.status in SERVING:
-        space_transition(space, S.RUNNING, error=f"revision {rev.number} failed to build: {message}")
+    fallback = _status_keeping_running_revision(space.status)
+    if fallback:
+        space_transition(space, fallback, error=f"revision {rev.number} failed to build: {message}")
     else:
         space_transition(space, S.BUILD_ERROR, error=message)
 
@@ -355,7 +439,15 @@ def _other(slot: str) -> str:
 
 
 def proxy_config() -> proxy.ProxyConfig:
-    return proxy.ProxyConfig(routes_dir=settings.PROXY_ROUTES_DIR, spaces_domain=settings.SPACES_DOMAIN)
+    hub = urlsplit(settings.HUB_URL)
+    return proxy.ProxyConfig(routes_dir=settings.PROXY_ROUTES_DIR, spaces_domain=settings.SPACES_DOMAIN,
+                             hub_origin=f"{hub.scheme}://{hub.netloc}".lower())
+
+
+def space_app_port(space: Space) -> int:
+    """The port the space's app listens on (README `app_port`, default 7860)."""
+    meta = (space.running_revision or space.latest_revision or Revision()).metadata
+    return int(meta.get("app_port") or 7860)
 
 
 def space_route(space: Space) -> proxy.Route:
@@ -363,11 +455,15 @@ def space_route(space: Space) -> proxy.Route:
     rev = space.running_revision
     if space.sdk == Sdk.STATIC and rev is not None:
         return proxy.Route(label=space.label, space=space.full_name, kind="static",
-                           static_root=str(settings.SITES_DIR / space.label), private=space.is_private)
-    meta = (rev or space.latest_revision or Revision()).metadata
-    port = meta.get("app_port") or 7860
+                           static_root=str(settings.SITES_DIR / space.label), private=space.is_private,
+                           access_epoch=space.access_epoch)
+    port = space_app_port(space)
+    # Both blue/green slots; the active one is a flag the proxy reads per request, so a
+    # redeploy's switch reloads nothing (runner/proxy.py).
     return proxy.Route(label=space.label, space=space.full_name, kind="container",
-                       upstream=f"{space.slot_address(space.active_slot)}:{port}", private=space.is_private)
+                       upstream=f"{space.slot_address('a')}:{port}", upstream_b=f"{space.slot_address('b')}:{port}",
+                       active_slot=space.active_slot, private=space.is_private,
+                       access_epoch=space.access_epoch, sleeping=bool(space.sleep_mode))
 
 
 def space_publish_route(*, space_id: int, **fields) -> None:
@@ -395,7 +491,7 @@ def space_publish_route(*, space_id: int, **fields) -> None:
 def _run_env(space: Space, rev: Revision) -> dict[str, str]:
     meta = rev.metadata
     port = str(meta.get("app_port") or 7860)
-    return {
+    runner_env = {
         "HOME": "/tmp/home",
         "PYTHONUNBUFFERED": "1",
         "GRADIO_SERVER_NAME": "0.0.0.0",
@@ -422,48 +518,87 @@ def _run_env(space: Space, rev: Revision) -> dict[str, str]:
         "SPACE_REPO_NAME": space.name,
         "SPACE_TITLE": space.title,
     }
+    # The space's variables and secrets, at run time only (never build args); the runner's own
+    # names win, though variables.py refuses them on input already.
+    return {**variables.space_env_variables(space), **runner_env}
 
 
-def revision_start(*, revision_id: int) -> None:
+def revision_start(*, revision_id: int, restart: bool = False) -> None:
+    """Start a built revision (below), holding the space's start claim (spaces/reconcile.py):
+    one start per space at a time, and a start whose worker died is sent again. Raises
+    StartBusy while another start of the space runs (a duplicate delivery, say)."""
+    from . import reconcile as reconciliation
+
+    space_id = Revision.objects.filter(pk=revision_id).values_list("space_id", flat=True).first()
+    if space_id is None:
+        return
+    with reconciliation.start_claim(space_id) as claim:
+        if claim is None:
+            raise reconciliation.StartBusy(f"another start of space {space_id} is running")
+        _revision_start(revision_id=revision_id, restart=restart)
+
+
+def _revision_start(*, revision_id: int, restart: bool = False) -> None:
     """Start a built revision on the free slot, wait for health, then switch the route.
 
-    The serving revision (if any) keeps serving until the new one answers; if the new one
-    fails, the old one stays and the space's error says why.
+    The serving (or sleeping) revision, if any, stays until the new one answers; if the new
+    one fails, the old one stays and the space's error says why. Only the latest revision is
+    started, or with `restart` (space_restart) the running one.
     """
     rev = Revision.objects.select_related("space__owner", "space__running_revision").get(pk=revision_id)
     space = rev.space
-    if rev.status != R.SUCCEEDED or space.latest_revision_id != rev.pk or space.status in (S.DELETING, S.PAUSED):
+    wanted = rev.pk == space.latest_revision_id or (restart and rev.pk == space.running_revision_id)
+    if rev.status != R.SUCCEEDED or not wanted or space.status in (S.DELETING, S.PAUSED):
         log.info("revision %s is not the one to start (space %s is %s)", rev.pk, space.pk, space.status)
         return
     serving = space.status in SERVING and space.running_revision_id is not None
-    if space.running_revision_id == rev.pk and space.status == S.RUNNING:
-        return  # duplicate delivery: already serving this revision
+    asleep = space.status == S.SLEEPING and space.running_revision_id is not None
+    if space.running_revision_id == rev.pk and space.status in (S.RUNNING, S.SLEEPING):
+        return  # duplicate delivery: already serving (or asleep on) this revision
+    if rev.error and not restart:
+        return  # duplicate delivery: it failed to start; only the owner's restart tries again
     if not space_transition(space, S.RUNNING_APP_STARTING if serving else S.APP_STARTING):
         log.info("space %s moved on (%s); not starting revision %s", space.pk, space.status, rev.pk)
         return
     if space.sdk == Sdk.STATIC:
         _switch_static_site(space, rev)
         space_publish_route(space_id=space.pk, running_revision=rev)
-        space_transition(space, S.RUNNING, error="", running_revision=rev)
+        space_transition(space, S.RUNNING, error="", running_revision=rev, sleep_mode="",
+                         last_active_at=timezone.now())
         return
-    slot = _other(space.active_slot) if serving else space.active_slot
+    slot = _other(space.active_slot) if serving or asleep else space.active_slot
     ok, message = _start_container(space, rev, slot)
     if not ok:
-        if serving:
-            space_transition(space, S.RUNNING, error=f"revision {rev.number} failed to start: {message}")
+        # On the revision too: housekeeping keeps the previous revision that did run, for rollback.
+        Revision.objects.filter(pk=rev.pk).update(error=f"failed to start: {message}"[:4000])
+        if serving or asleep:
+            space_transition(space, S.RUNNING if serving else S.SLEEPING,
+                             error=f"revision {rev.number} failed to start: {message}")
         else:
             space_transition(space, S.RUNTIME_ERROR, error=message)
         return
     old_slot = space.active_slot
+    old_port = int((space.running_revision.metadata if space.running_revision else {}).get("app_port") or 7860)
+    # From the switch on, the old container is in no slot the row names: reconcile must leave it.
+    retiring = container_name(space, old_slot) if serving and old_slot != slot else ""
+    redeploy.draining_begin(retiring)
+    healthy_at = time.monotonic()
     # Switch the route first and wait for the proxy to load it: RUNNING means reachable.
-    space_publish_route(space_id=space.pk, running_revision=rev, active_slot=slot)
-    if not space_transition(space, S.RUNNING, error="", running_revision=rev, active_slot=slot):
+    space_publish_route(space_id=space.pk, running_revision=rev, active_slot=slot, sleep_mode="")
+    log.info("revision %s of %s: route switched to slot %s, applied %.3f s after its health check passed",
+             rev.number, space.full_name, slot, time.monotonic() - healthy_at)
+    if not space_transition(space, S.RUNNING, error="", running_revision=rev, active_slot=slot, sleep_mode="",
+                            last_active_at=timezone.now()):
         get_backend().stop(container_name(space, slot))  # the space moved on (deleted, paused)
+        redeploy.draining_end(retiring)
         return
-    if serving and old_slot != slot:
-        # Let the proxy's reload finish and in-flight requests drain before stopping the old one.
-        time.sleep(2)
+    if (serving or asleep) and old_slot != slot:
+        if serving:
+            # Requests the proxy sent the old container before the switch finish there first.
+            redeploy.old_slot_drain(address=space.slot_address(old_slot), port=old_port, config=proxy_config(),
+                                    what=retiring)
         get_backend().stop(container_name(space, old_slot), timeout=10)
+    redeploy.draining_end(retiring)
 
 
 def _switch_static_site(space: Space, rev: Revision) -> None:
@@ -488,11 +623,17 @@ def _run_spec(space: Space, rev: Revision, slot: str) -> RunSpec:
         pids=settings.SPACE_PIDS_LIMIT, tmpfs_size=settings.SPACE_TMPFS_SIZE)
 
 
-def _start_container(space: Space, rev: Revision, slot: str) -> tuple[bool, str]:
-    """Run the container and wait until GET / answers below 500. Returns (healthy, why not)."""
+def _start_container(space: Space, rev: Revision, slot: str, *, still_wanted=None,
+                     fresh_log: bool = True) -> tuple[bool, str]:
+    """Run the container and wait until GET / answers below 500. Returns (healthy, why not).
+
+    `still_wanted()` (default: the space is still starting this revision) is asked while
+    waiting; `fresh_log=False` keeps the run log going (a crash restart appends to it, so the
+    crash's output stays readable above the new run's).
+    """
     backend = get_backend()
     spec = _run_spec(space, rev, slot)
-    run_log_follow(space_id=space.pk, container=spec.name)
+    run_log_follow(space_id=space.pk, container=spec.name, reset=fresh_log)
     backend.start(spec)
     timeout = rev.metadata.get("startup_duration_timeout") or settings.SPACE_STARTUP_TIMEOUT
     deadline = time.monotonic() + timeout
@@ -506,16 +647,19 @@ def _start_container(space: Space, rev: Revision, slot: str) -> tuple[bool, str]
             run_log_copy(space_id=space.pk)
             return True, ""
         run_log_copy(space_id=space.pk)
-        if not space_still_starting(space.pk, rev.pk):
+        if not (still_wanted() if still_wanted else space_still_starting(space.pk, rev.pk)):
             backend.stop(spec.name, timeout=2)
             return False, "superseded while starting"
-        time.sleep(0.25)
+        # Short: a visitor may be waiting on this start (waking, spaces/sleep.py); a probe is
+        # one local HTTP request.
+        time.sleep(0.1)
     backend.stop(spec.name, timeout=2)
     return False, f"the app did not answer on port {spec.port} within {timeout} s (startup timeout)"
 
 
 def space_still_starting(space_id: int, rev_id: int) -> bool:
-    return Space.objects.filter(pk=space_id, latest_revision_id=rev_id,
+    # A restart starts the running revision, which need not be the latest.
+    return Space.objects.filter(Q(latest_revision_id=rev_id) | Q(running_revision_id=rev_id), pk=space_id,
                                 status__in=[S.APP_STARTING, S.RUNNING_APP_STARTING]).exists()
 
 
@@ -530,15 +674,40 @@ def _probe(url: str) -> int | None:
         return None
 
 
-def _exit_message(state, space_id: int, *, memory: str) -> str:
-    tail, _ = logs.read(logs.run_key(space_id))
-    last = "\n".join(tail.decode("utf-8", "replace").rstrip().splitlines()[-10:])
+def exit_reason(state, *, memory: str) -> str:
+    """Why a space's container is not running, in words for its owner (no log lines).
+
+    The engine flags an OOM kill itself (State.OOMKilled); exit code 128+n without that flag is
+    a kill by signal n (137: SIGKILL, e.g. `docker kill` or a host-wide OOM kill).
+    """
     if state is None:
-        why = "the container disappeared"
-    elif state.oom_killed:
-        why = f"the app was killed for using more than its memory limit ({memory})"
+        return "the container disappeared (removed outside the hub, or lost by the engine)"
+    if state.oom_killed:
+        return (f"the app was killed because it ran out of memory (OOM: it reached the space's "
+                f"memory limit of {memory})")
+    code = state.exit_code
+    if code is not None and 128 < code <= 128 + 64:
+        try:
+            name = signal.Signals(code - 128).name
+        except ValueError:
+            name = f"signal {code - 128}"
+        why = f"the app was killed by {name} (exit code {code})"
     else:
-        why = f"the app exited with code {state.exit_code}"
+        why = f"the app exited with code {code}"
+    return f"{why}: {state.error}" if state.error else why
+
+
+def run_log_tail(space_id: int, lines: int | None = None) -> str:
+    """The last `lines` (CRASH_LOG_LINES) lines of the space's stored run log, at most 3000
+    characters of them: quoted in `Space.error` (4000 at most), whose end must not be cut."""
+    data, _ = logs.read(logs.run_key(space_id))
+    lines = data.decode("utf-8", "replace").rstrip().splitlines()[-(lines or settings.CRASH_LOG_LINES):]
+    return "\n".join(lines)[-3000:]
+
+
+def _exit_message(state, space_id: int, *, memory: str) -> str:
+    why = exit_reason(state, memory=memory)
+    last = run_log_tail(space_id)
     return f"{why}. Last log lines:\n{last}" if last else why
 
 
@@ -547,9 +716,11 @@ def _run_log_state_key(space_id: int) -> str:
     return logs.run_key(space_id) + ":follow"
 
 
-def run_log_follow(*, space_id: int, container: str) -> None:
-    """Make the space's run log follow `container` from now on (a new run starts a new log)."""
-    logs.reset(logs.run_key(space_id))
+def run_log_follow(*, space_id: int, container: str, reset: bool = True) -> None:
+    """Make the space's run log follow `container` from now on (a new run starts a new log,
+    unless `reset` is False: a crash restart continues the log of the run that crashed)."""
+    if reset:
+        logs.reset(logs.run_key(space_id))
     logs._client().hset(_run_log_state_key(space_id), mapping={"container": container, "since": 0})
 
 
@@ -561,7 +732,8 @@ def run_log_copy(*, space_id: int) -> None:
     since = float(state.get(b"since", b"0") or 0)
     text, last = get_backend().logs(container, since=since or None)
     if text:
-        logs.append(logs.run_key(space_id), text, cap=settings.RUN_LOG_MAX_BYTES)
+        mask = variables.secret_masker(space_id)  # secret values never reach the stored log
+        logs.append(logs.run_key(space_id), mask(text), cap=settings.RUN_LOG_MAX_BYTES)
         logs._client().hset(_run_log_state_key(space_id), "since", last)
 
 
@@ -585,11 +757,10 @@ def space_restart(*, space: Space, factory: bool = False, by: User | None = None
     if target is None:
         raise ServiceError("No revision of this space has built successfully; upload a fixed one "
                            "or use factory rebuild.", code="nothing_to_run")
-    with transaction.atomic():
-        Space.objects.filter(pk=space.pk).update(latest_revision=target)
-        if not space_transition(space, S.APP_STARTING, error=""):
-            raise ServiceError(f"A space that is {space.status} cannot be restarted now.", code="conflict")
-    transaction.on_commit(lambda: _start_task().delay(target.pk))
+    # latest_revision stays the newest row: the start task is told this is a restart instead.
+    if not space_transition(space, S.APP_STARTING, error="", sleep_mode=""):
+        raise ServiceError(f"A space that is {space.status} cannot be restarted now.", code="conflict")
+    transaction.on_commit(lambda: _start_task().delay(target.pk, restart=True))
     return target
 
 
@@ -601,19 +772,18 @@ def _revision_rebuild(*, space: Space, source: Revision, by: User | None) -> Rev
                                       snapshot_path=source.snapshot_path, metadata=source.metadata,
                                       created_by=by, factory=True)
         _make_latest(space, rev)
-        serving = space.status in SERVING
         if space.sdk == Sdk.STATIC:
             Revision.objects.filter(pk=rev.pk).update(status=R.SUCCEEDED, finished_at=timezone.now())
-            space_transition(space, S.RUNNING_BUILDING if serving else S.BUILDING, error="")
+            space_transition(space, _status_while_building(space.status), error="")
             transaction.on_commit(lambda: _start_task().delay(rev.pk))
         else:
-            space_transition(space, S.RUNNING_BUILDING if serving else S.BUILDING, error="")
+            space_transition(space, _status_while_building(space.status), error="")
             transaction.on_commit(lambda: _build_task().delay(rev.pk))
     return rev
 
 
 def space_pause(*, space: Space) -> None:
-    if not space_transition(space, S.PAUSED):
+    if not space_transition(space, S.PAUSED, sleep_mode=""):
         raise ServiceError(f"A space that is {space.status} cannot be paused.", code="conflict")
     from .tasks import stop_space_task
 
@@ -638,7 +808,10 @@ def space_purge(*, space_id: int) -> None:
     space = Space.objects.select_related("owner").filter(pk=space_id, status=S.DELETING).first()
     if space is None:
         return
-    get_backend().remove_space(space.full_name)
+    from . import housekeeping
+
+    # Its images' own layers go too, now or by the next housekeeping if a build is running.
+    housekeeping.layers_remember(get_backend().remove_space(space.full_name))
     proxy.remove_route(space.label, proxy_config())
     (settings.SITES_DIR / space.label).unlink(missing_ok=True)
     snapshots = set(space.revisions.values_list("snapshot_path", flat=True))
@@ -652,6 +825,7 @@ def space_purge(*, space_id: int) -> None:
     still_used = set(Revision.objects.filter(snapshot_path__in=snapshots).values_list("snapshot_path", flat=True))
     for path in snapshots - still_used:
         shutil.rmtree(path, ignore_errors=True)
+    housekeeping.layers_prune()
 
 
 # ----------------------------------------------------------------------------- reconciliation
@@ -660,21 +834,25 @@ def reconcile() -> None:
 
     Routes: one per live space, rendered from its row; stale ones removed. Containers: any
     container of this installation that belongs to no live slot is an orphan and goes.
-    Builds: a BUILDING revision whose heartbeat stopped is failed, never left building.
+    Builds: a BUILDING revision whose lease expired is retried or failed, never left building,
+    and queued revisions whose task the broker lost are sent again (spaces/build_leases.py).
     """
     spaces = list(Space.objects.select_related("owner", "running_revision", "latest_revision")
                   .exclude(status=S.DELETING))
     proxy.sync_routes([space_route(s) for s in spaces], proxy_config())
+    redeploy.slot_flags_repair(spaces, proxy_config())
     for s in spaces:
         if s.sdk == Sdk.STATIC and s.running_revision is not None:
             link = settings.SITES_DIR / s.label
             if not link.exists():
                 _switch_static_site(s, s.running_revision)
 
-    stale = timezone.now() - timezone.timedelta(seconds=120)
-    for rev in Revision.objects.filter(status=R.BUILDING).filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at=None)):
-        if _finish_revision(rev, R.FAILED, error="the build worker stopped responding; upload again or restart"):
-            _space_build_failed(rev.space, rev, rev.error or "the build worker stopped responding")
+    from . import build_leases
+
+    build_leases.sweep()
+    from . import reconcile as reconciliation
+
+    reconciliation.sweep()  # starts and purges a restart lost, run logs Redis lost
 
     try:
         backend = get_backend()
@@ -684,11 +862,15 @@ def reconcile() -> None:
         return
     wanted = set()
     for s in spaces:
-        if s.status in SERVING:
+        # A sleeping space's container (if the engine keeps it frozen) is its running revision.
+        if s.status in SERVING or s.status == S.SLEEPING:
             wanted.add(container_name(s, s.active_slot))
         if s.status in (S.APP_STARTING, S.RUNNING_APP_STARTING):
             wanted.update({container_name(s, "a"), container_name(s, "b")})
     for c in containers:
-        if c.labels.get("demohub.slot") and c.name not in wanted:
+        # A draining container is the old one of a switch, still finishing its requests.
+        if c.labels.get("demohub.slot") and c.name not in wanted and not redeploy.is_draining(c.name):
             log.info("reconcile: removing orphan container %s", c.name)
             backend.stop(c.name, timeout=5)
+    # After an engine restart: frozen spaces whose container is gone sleep stopped.
+    reconciliation.frozen_containers_lost(spaces, {c.name: c for c in containers})

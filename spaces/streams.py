@@ -12,11 +12,13 @@ import json
 import time
 
 from asgiref.sync import sync_to_async
+from django.db import connection
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from . import logs
 from .auth import bearer_from_header
 from .models import Revision, Space
+from .access import share_links_in_session
 from .selectors import Action, can, space_get_for_viewer
 from .services import token_authenticate
 from .status import SERVING, SpaceStatus
@@ -32,6 +34,25 @@ async def _caller(request):
         token = await sync_to_async(token_authenticate)(raw)
         return token.user if token else False
     return await request.auser()
+
+
+def _db_read(fn):
+    """`fn` as a coroutine on the shared thread pool, closing the connection it opened there.
+
+    A follower's polls run off the request's thread so that it holds none; but Django closes
+    connections only when a request ends, on the request's thread, so each pool thread would
+    keep its own Postgres connection open for good (Channels' database_sync_to_async closes
+    them the same way).
+    """
+    def read(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            # Never end a caller's transaction (tests run the reads inside theirs).
+            if not connection.in_atomic_block:
+                connection.close()
+
+    return sync_to_async(read, thread_sensitive=False)
 
 
 def _error(status: int, detail: str, code: str) -> JsonResponse:
@@ -72,7 +93,9 @@ async def space_log_view(request, owner: str, name: str, kind: str):
     if user is False:
         return _error(401, "The API token is invalid or revoked.", "invalid_token")
     try:
-        space, role = await sync_to_async(space_get_for_viewer)(owner=owner, name=name, user=user)
+        # The session (share links redeemed in this browser) is read in the sync thread too.
+        space, role = await sync_to_async(lambda: space_get_for_viewer(
+            owner=owner, name=name, user=user, share_link_ids=share_links_in_session(request)))()
     except Http404:
         return _error(404, "Not found.", "not_found")
     if not can(role, Action.READ_LOGS, user=user, space=space):
@@ -110,9 +133,9 @@ async def space_log_view(request, owner: str, name: str, kind: str):
         while time.monotonic() - began < MAX_STREAM_SECONDS:
             # Check for the end first, then drain: nothing written before the end is lost.
             if rev is not None:
-                done, info = await sync_to_async(_build_done, thread_sensitive=False)(rev.pk)
+                done, info = await _db_read(_build_done)(rev.pk)
             else:
-                done, info = await sync_to_async(_run_done, thread_sensitive=False)(space.pk)
+                done, info = await _db_read(_run_done)(space.pk)
             data, new_offset = await sync_to_async(logs.read, thread_sensitive=False)(key, offset)
             if data:
                 offset = new_offset

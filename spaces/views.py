@@ -2,29 +2,23 @@
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from runner.exceptions import ArchiveError
 
-from . import services
+from . import services, views_social, views_variables
+from .access import share_links_in_session
 from .models import Sdk, Space, Visibility
-from .selectors import Action, Role, can, space_filter, space_get_for_viewer, space_list_annotated
+from .selectors import Action, Role, can, space_get_for_viewer, space_list_visible_to
+from .space_errors import space_error_for
 from .status import SERVING
-
-
-class SignupForm(forms.Form):
-    username = forms.CharField(max_length=39)
-    email = forms.EmailField(required=False)
-    password = forms.CharField(widget=forms.PasswordInput, min_length=8)
+from .views_discovery import space_list_context
 
 
 class NewSpaceForm(forms.Form):
@@ -50,30 +44,8 @@ def _form_error(form: forms.Form, exc: ValidationError | services.ServiceError |
 
 
 def browse(request):
-    qs = space_list_annotated(request.user)
-    search = request.GET.get("search", "").strip()
-    sdk = request.GET.get("sdk", "")
-    qs = space_filter(qs, search=search, sdk=sdk)
-    sort = request.GET.get("sort", "recent")
-    qs = qs.order_by("-like_count", "-updated_at") if sort == "likes" else qs.order_by("-updated_at", "-pk")
-    page = Paginator(qs, 24).get_page(request.GET.get("page"))
-    return render(request, "spaces/browse.html", {"page": page, "search": search, "sdk": sdk, "sort": sort,
-                                                  "sdks": Sdk.choices})
-
-
-def signup(request):
-    if not settings.SIGNUP_OPEN:
-        raise Http404("Sign-up is closed.")
-    form = SignupForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            user = services.user_create(**form.cleaned_data)
-        except (ValidationError, services.ServiceError) as exc:
-            _form_error(form, exc)
-        else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            return redirect("/")
-    return render(request, "registration/signup.html", {"form": form})
+    context = space_list_context(request, space_list_visible_to(request.user))
+    return render(request, "spaces/browse.html", context)
 
 
 @login_required
@@ -95,7 +67,8 @@ def new_space(request):
 
 
 def _space_for(request, owner: str, name: str, action: Action = Action.VIEW) -> tuple[Space, Role]:
-    space, role = space_get_for_viewer(owner=owner, name=name, user=request.user)
+    space, role = space_get_for_viewer(owner=owner, name=name, user=request.user,
+                                       share_link_ids=share_links_in_session(request))
     if not can(role, action, user=request.user, space=space):
         raise PermissionDenied
     return space, role
@@ -105,8 +78,14 @@ def space_page(request, owner, name):
     space, role = _space_for(request, owner, name)
     return render(request, "spaces/space.html", {
         "space": space, "role": role, "can_edit": role >= Role.EDITOR, "can_admin": role >= Role.OWNER,
-        "can_logs": role >= Role.EDITOR, "serving": space.status in SERVING,
-        "iframe_src": space.url,
+        "can_logs": role >= Role.EDITOR,
+        # A sleeping app is shown too: loading it is what wakes it (spaces/sleep.py).
+        "serving": space.status in SERVING or space.status == "SLEEPING",
+        "space_error": space_error_for(space, role),
+        # A private app is entered through the hub, which carries the login (or the share
+        # link) to the space's host as a one-time ticket (spaces/proxy_access.py).
+        "iframe_src": space.url if not space.is_private else f"/go/{space.label}?next=/",
+        **views_social.space_social_context(request, space, role),
     })
 
 
@@ -131,7 +110,8 @@ def space_settings(request, owner, name):
     revisions = space.revisions.select_related("created_by")[:20]
     return render(request, "spaces/settings.html", {"space": space, "role": role, "upload": upload,
                                                     "revisions": revisions, "can_edit": True,
-                                                    "can_admin": role >= Role.OWNER, "can_logs": True})
+                                                    "can_admin": role >= Role.OWNER, "can_logs": True,
+                                                    **views_variables.settings_context(space)})
 
 
 @require_POST
@@ -158,12 +138,3 @@ def space_action(request, owner, name, action):
     except (services.ServiceError, ValidationError) as exc:
         messages.error(request, str(exc) if isinstance(exc, services.ServiceError) else "; ".join(exc.messages))
     return redirect(base)
-
-
-def go_to_space(request, label):
-    """After logging in from a space's host: back to that space, if the caller may see it."""
-    space = Space.objects.select_related("owner").filter(label=label).first()
-    if space is None:
-        raise Http404
-    _space_for(request, space.owner.username, space.name)
-    return HttpResponseRedirect(space.url)

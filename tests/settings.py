@@ -7,6 +7,8 @@ import tempfile
 
 os.environ.setdefault("DEMOHUB_INSTANCE", "unit")
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="demohub-unit-"))
+# hub.settings refuses to start without the proxy's key.
+os.environ.setdefault("PROXY_SHARED_SECRET", "unit-proxy-key")
 
 from hub.settings import *  # noqa: E402,F401,F403
 

@@ -96,8 +96,8 @@ fi
 # is not created here: its writer (runner/proxy.py, the hub's user) creates it; until then
 # the include matches nothing and only the default server answers.
 [[ -d $PROXY_ROUTES_DIR ]] || log "note: $PROXY_ROUTES_DIR does not exist yet (no routes)"
-mkdir -p "$PROXY_RUN_DIR/logs" "$PROXY_RUN_DIR/tmp"
-chmod 0755 "$PROXY_RUN_DIR" "$PROXY_RUN_DIR/tmp" 2>/dev/null || true
+mkdir -p "$PROXY_RUN_DIR/logs" "$PROXY_RUN_DIR/tmp" "$PROXY_RUN_DIR/cache"
+chmod 0755 "$PROXY_RUN_DIR" "$PROXY_RUN_DIR/tmp" "$PROXY_RUN_DIR/cache" 2>/dev/null || true
 
 # ---- render
 DEFAULT_LISTEN=""
@@ -109,9 +109,16 @@ done
 DEFAULT_LISTEN=${DEFAULT_LISTEN%$'\n'}
 
 conf=$(<"$PROXY_TEMPLATE")
+PROXY_STATE_DIR=$proxy_dir           # generation, applied, activity.log (shared with the hub)
+mkdir -p "$PROXY_STATE_DIR"
+# nginx appends (O_APPEND) to activity.log; the hub reads it and truncates it (spaces/sleep.py),
+# so it belongs to whoever owns the shared directory (the hub's user), not to root.
+touch "$PROXY_STATE_DIR/activity.log"
+chown --reference="$PROXY_STATE_DIR" "$PROXY_STATE_DIR/activity.log" 2>/dev/null || true
+chmod 0644 "$PROXY_STATE_DIR/activity.log" 2>/dev/null || true
 for name in USER_DIRECTIVE PROXY_WORKERS PROXY_RUN_DIR PROXY_ROUTES_DIR SPACES_DOMAIN \
             PROXY_MAX_BODY_SIZE HUB_UPSTREAM HUB_HOST PROXY_SHARED_SECRET DEFAULT_LISTEN \
-            NGINX_MIME_TYPES; do
+            NGINX_MIME_TYPES PROXY_STATE_DIR; do
     conf=${conf//"\${$name}"/"${!name}"}
 done
 if [[ $conf == *'${'* ]]; then
@@ -132,6 +139,36 @@ APPLIED_FILE=$proxy_dir/applied
 # really routes to it (runner/proxy.py wait_applied).
 mark_applied() {
     printf '%s\n' "$1" >"$APPLIED_FILE.tmp" 2>/dev/null && mv -f "$APPLIED_FILE.tmp" "$APPLIED_FILE" 2>/dev/null || true
+}
+
+# The processes of the running nginx master: workers (and its cache manager and loader).
+nginx_children() {
+    local f
+    for f in /proc/"$nginx_pid"/task/*/children; do
+        cat "$f" 2>/dev/null || true
+    done
+}
+
+# A reload has taken effect once every process of the previous configuration has exited or is
+# "shutting down": such a worker has closed its listening sockets (nginx retitles it just
+# before), so every new connection reaches a new worker and the new routes. Until then a
+# space switched to a new container could still get requests on its old one (spaces/drain.py
+# stops that one only after the generation is applied). Bounded: a master that failed to
+# apply the config keeps its old workers, and the generation is not marked applied.
+reload_took() {
+    local deadline=$((SECONDS + 10)) pid cmd pending
+    while :; do
+        pending=""
+        for pid in $1; do
+            cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || continue
+            [[ -z $cmd || $cmd == *"shutting down"* ]] && continue
+            pending=$pid
+            break
+        done
+        [[ -z $pending ]] && return 0
+        ((SECONDS < deadline)) || return 1
+        sleep 0.02
+    done
 }
 
 read_generation() {
@@ -169,10 +206,15 @@ while kill -0 "$nginx_pid" 2>/dev/null; do
     [[ $gen != "$last_gen" ]] || continue
     last_gen=$gen
     if "$NGINX_BIN" "${nginx_args[@]}" -t -q; then
+        before=$(nginx_children)
         kill -s HUP "$nginx_pid" 2>/dev/null || true            # == nginx -s reload
-        sleep 0.1                                                # new workers take a few ms
-        mark_applied "$gen"
-        log "routes generation $gen: reloaded"
+        [[ -n $before ]] || sleep 0.1                           # no /proc children list: a guess
+        if reload_took "$before"; then
+            mark_applied "$gen"
+            log "routes generation $gen: reloaded"
+        else
+            log "routes generation $gen: nginx kept its old workers (see its error log); not applied"
+        fi
     else
         log "routes generation $gen: config test FAILED, keeping the running config"
     fi

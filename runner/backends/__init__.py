@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from functools import cache
 
-from .base import Backend, BuildSpec, ContainerState, RunSpec
+from .base import Backend, BuildSpec, ContainerState, ImageInfo, RunSpec
 
-__all__ = ["Backend", "BuildSpec", "ContainerState", "RunSpec", "get_backend"]
+__all__ = ["Backend", "BuildSpec", "ContainerState", "ImageInfo", "RunSpec", "get_backend"]
 
 
 @cache

@@ -55,9 +55,32 @@ class ContainerState:
     oom_killed: bool
     labels: dict[str, str]
     error: str = ""
+    id: str = ""
+    created_at: float | None = None   # epoch seconds
+    finished_at: float | None = None  # when it last stopped; None while it never did
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """An image of this installation (a space's revision), as housekeeping sees it."""
+
+    id: str
+    tags: tuple[str, ...]
+    labels: dict[str, str]
+    parent: str = ""                  # the local parent image id (the legacy builder's layers)
+    created_at: float | None = None
 
 
 LogSink = Callable[[str], None]
+
+
+def parse_bytes(size: str) -> int:
+    """'512m' -> bytes (docker's own notation: k, m, g)."""
+    units = {"k": 2**10, "m": 2**20, "g": 2**30}
+    size = size.strip().lower()
+    if size and size[-1] in units:
+        return int(float(size[:-1]) * units[size[-1]])
+    return int(size)
 
 
 class Backend(abc.ABC):
@@ -89,6 +112,21 @@ class Backend(abc.ABC):
         """Stop and remove the container `name`; a missing container is fine."""
 
     @abc.abstractmethod
+    def freeze(self, name: str) -> bool:
+        """Suspend every process of the container, keeping its memory (Docker's "pause").
+
+        Returns False when there is no running container of that name.
+        """
+
+    @abc.abstractmethod
+    def unfreeze(self, name: str) -> bool:
+        """Resume a frozen container. Returns whether it is running afterwards."""
+
+    @abc.abstractmethod
+    def memory_usage(self, name: str) -> int | None:
+        """Bytes of memory the container holds now (None when it does not exist)."""
+
+    @abc.abstractmethod
     def state(self, name: str) -> ContainerState | None:
         """The container's state, or None when it does not exist."""
 
@@ -101,9 +139,39 @@ class Backend(abc.ABC):
         """Every container of this installation (by the demohub.instance label)."""
 
     @abc.abstractmethod
-    def remove_space(self, space: str) -> None:
-        """Remove every container and image labelled demohub.space=`space`."""
+    def remove_space(self, space: str) -> list[str]:
+        """Remove every container and image labelled demohub.space=`space`; return the parent
+        ids of the removed images (layers that may now be unused: see prune_layers)."""
 
     @abc.abstractmethod
-    def remove_image(self, image: str) -> None:
-        """Remove one image; a missing or still used image is left alone."""
+    def remove_image(self, image: str) -> bool:
+        """Remove one image by tag or id, never its parents; a missing or still used image is
+        left alone. Returns whether it was removed."""
+
+    @abc.abstractmethod
+    def list_images(self) -> list[ImageInfo]:
+        """Every image of this installation (by the demohub.instance label)."""
+
+    @abc.abstractmethod
+    def remove_container(self, container_id: str) -> bool:
+        """Remove a container that is not running (a running one is refused and left alone).
+        Returns whether it was removed."""
+
+    @abc.abstractmethod
+    def prune_layers(self, image_ids: list[str]) -> list[str]:
+        """Remove the untagged images among `image_ids` that nothing uses (no child image, no
+        container), then their parents the same way; return the ids removed.
+
+        Tagged images (bases, SDK images, any space's revision) are never removed. Only while
+        no build runs: a build may be about to reuse one of these layers from its cache.
+        """
+
+    @abc.abstractmethod
+    def cancel_builds(self) -> int:
+        """Stop every image build of this installation that the engine is running now, and
+        return how many step containers were removed.
+
+        For builds whose worker died (spaces/build_leases.py). Docker's legacy builder has no
+        per-build cancel call and its step containers carry no build id, so this ends all of
+        them: callers make sure no live build is among them.
+        """

@@ -8,31 +8,27 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import re
+import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import docker
 import docker.errors
+import requests
 import requests.exceptions
+import urllib3.exceptions
 
 from .. import sdk as sdk_files
 from ..exceptions import BackendUnavailable, BuildCancelled, BuildError
-from .base import Backend, BuildSpec, ContainerState, LogSink, RunSpec
+from .base import Backend, BuildSpec, ContainerState, ImageInfo, LogSink, RunSpec, parse_bytes
 
 log = logging.getLogger(__name__)
 
 _STEP_RE = re.compile(r"^Step \d+/\d+ : ")
-
-
-def _bytes(size: str) -> int:
-    """'512m' -> bytes (docker's own notation)."""
-    units = {"k": 2**10, "m": 2**20, "g": 2**30}
-    size = size.strip().lower()
-    if size and size[-1] in units:
-        return int(float(size[:-1]) * units[size[-1]])
-    return int(size)
 
 
 class DockerBackend(Backend):
@@ -109,21 +105,51 @@ class DockerBackend(Backend):
             return False
 
     def _stream_build(self, *, log: LogSink, should_continue: Callable[[], bool], **kwargs) -> str:
-        """Drive one legacy-builder build, forwarding its output; return the image id."""
+        """Drive one legacy-builder build, forwarding its output; return the image id.
+
+        The output is read on a thread of its own, so `should_continue` (at each step, and
+        every second) and the time limit are checked even while a step prints nothing for
+        minutes (`RUN sleep 600`, a quiet pip install). An abandoned build hangs up its
+        connection: the engine then cancels the build and kills the step's container at once
+        (the legacy builder has no cancel call of its own).
+        """
         api = self.client.api
         deadline = time.monotonic() + self.build_timeout
+        responses: list[requests.Response] = []
+
+        def keep_build_response(response, *args, **kw):
+            if response.request.path_url.split("?")[0].endswith("/build"):
+                responses.append(response)
+
         image_id = ""
+        output: queue.SimpleQueue = queue.SimpleQueue()
+        reader = None
+        api.hooks["response"].append(keep_build_response)
         try:
-            stream = api.build(decode=True, rm=True, forcerm=True, network_mode=self.network,
-                               container_limits={"memory": _bytes(self.build_memory),
-                                                 "memswap": _bytes(self.build_memory)},
-                               timeout=self.build_timeout, **kwargs)
-            for chunk in stream:
+            try:
+                stream = api.build(decode=True, rm=True, forcerm=True, network_mode=self.network,
+                                   container_limits={"memory": parse_bytes(self.build_memory),
+                                                     "memswap": parse_bytes(self.build_memory)},
+                                   timeout=self.build_timeout, **kwargs)
+            finally:
+                api.hooks["response"].remove(keep_build_response)
+            reader = threading.Thread(target=_read_into, args=(stream, output), name="build-output", daemon=True)
+            reader.start()
+            checked = time.monotonic()
+            while True:
+                try:
+                    kind, chunk = output.get(timeout=1.0)
+                except queue.Empty:
+                    kind, chunk = "", {}
+                if kind == "end":
+                    break
+                if kind == "error":
+                    raise chunk
+                step = False
                 if "stream" in chunk:
                     text = chunk["stream"]
                     log(text)
-                    if _STEP_RE.match(text) and not should_continue():
-                        raise BuildCancelled("a newer revision superseded this build")
+                    step = bool(_STEP_RE.match(text))
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
                 if "errorDetail" in chunk or "error" in chunk:
@@ -132,14 +158,20 @@ class DockerBackend(Backend):
                     raise BuildError(message.strip())
                 if time.monotonic() > deadline:
                     raise BuildError(f"the build took longer than {self.build_timeout} s")
-                if not should_continue():
-                    raise BuildCancelled("a newer revision superseded this build")
-        except requests.exceptions.ReadTimeout as exc:
+                if step or time.monotonic() - checked >= 1.0:
+                    checked = time.monotonic()
+                    if not should_continue():
+                        raise BuildCancelled("a newer revision superseded this build")
+        except (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError) as exc:
             raise BuildError(f"the build took longer than {self.build_timeout} s") from exc
-        except requests.exceptions.ConnectionError as exc:
+        except (requests.exceptions.ConnectionError, urllib3.exceptions.ProtocolError) as exc:
             raise BackendUnavailable(f"the Docker engine went away during the build: {exc}") from exc
         except docker.errors.APIError as exc:
             raise BuildError(exc.explanation or str(exc)) from exc
+        finally:
+            if reader is not None and reader.is_alive():
+                _hang_up(responses)
+                reader.join(timeout=10)
         if not image_id:
             raise BuildError("the build finished without producing an image")
         return image_id
@@ -188,11 +220,45 @@ class DockerBackend(Backend):
                                       pull=False)
         raise BuildError(f"sdk {spec.sdk!r} is not built into an image")
 
-    def remove_image(self, image: str) -> None:
+    def remove_image(self, image: str) -> bool:
+        # noprune: the untagged parent layers may be shared with other spaces' images, and a
+        # build running now may be reusing one from the cache; deleting it under that build
+        # fails it with "unknown parent image ID". Unused parents go later, by prune_layers,
+        # at a time no build runs (spaces/housekeeping.py).
         try:
-            self._call(self.client.images.remove, image, noprune=False)
+            self._call(self.client.images.remove, image, noprune=True)
+            return True
         except (docker.errors.ImageNotFound, docker.errors.APIError):
-            pass  # gone already, or still used by a container: left for the next prune
+            return False  # gone already, or still used by a container (409)
+
+    def list_images(self) -> list[ImageInfo]:
+        found = self._call(self.client.images.list, filters={"label": f"demohub.instance={self.instance}"})
+        return [ImageInfo(id=image.id, tags=tuple(image.tags), labels=dict(image.labels or {}),
+                          parent=image.attrs.get("Parent") or "", created_at=_parse_ts(image.attrs.get("Created", "")))
+                for image in found]
+
+    def prune_layers(self, image_ids: list[str]) -> list[str]:
+        removed: list[str] = []
+        pending = [i for i in image_ids if i]
+        while pending:
+            image_id = pending.pop()
+            try:
+                image = self._call(self.client.images.get, image_id)
+            except docker.errors.ImageNotFound:
+                continue
+            if image.tags:
+                continue  # a named image: a base, an SDK image, a revision
+            parent = image.attrs.get("Parent") or ""
+            try:
+                # The engine refuses (409) a layer with a child image or a container on it:
+                # shared layers stay.
+                self._call(self.client.images.remove, image_id, noprune=True)
+            except docker.errors.APIError:
+                continue
+            removed.append(image_id)
+            if parent:
+                pending.append(parent)
+        return removed
 
     # -- containers -----------------------------------------------------------------------
     def start(self, spec: RunSpec) -> None:
@@ -202,8 +268,8 @@ class DockerBackend(Backend):
         host_config = api.create_host_config(
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
-            mem_limit=_bytes(spec.memory),
-            memswap_limit=_bytes(spec.memory),
+            mem_limit=parse_bytes(spec.memory),
+            memswap_limit=parse_bytes(spec.memory),
             nano_cpus=int(spec.cpus * 1e9),
             pids_limit=spec.pids,
             read_only=spec.read_only_root,
@@ -243,6 +309,52 @@ class DockerBackend(Backend):
             if exc.status_code not in (404, 409):
                 raise BackendUnavailable(f"cannot stop {name}: {exc.explanation}") from exc
 
+    def freeze(self, name: str) -> bool:
+        try:
+            container = self._call(self.client.containers.get, name)
+            if container.status == "paused":
+                return True
+            if container.status != "running":
+                return False
+            self._call(container.pause)
+            return True
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError as exc:
+            if exc.status_code in (404, 409):
+                return False
+            raise BackendUnavailable(f"cannot freeze {name}: {exc.explanation}") from exc
+
+    def unfreeze(self, name: str) -> bool:
+        try:
+            container = self._call(self.client.containers.get, name)
+            if container.status == "paused":
+                self._call(container.unpause)
+                return True
+            return container.status == "running"
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError as exc:
+            if exc.status_code in (404, 409):
+                return False
+            raise BackendUnavailable(f"cannot unfreeze {name}: {exc.explanation}") from exc
+
+    def memory_usage(self, name: str) -> int | None:
+        try:
+            # one_shot: the engine answers at once instead of sampling for a second.
+            stats = self._call(self.client.api.stats, name, stream=False, one_shot=True)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise BackendUnavailable(f"cannot read the memory of {name}: {exc.explanation}") from exc
+        mem = stats.get("memory_stats") or {}
+        usage = mem.get("usage")
+        if usage is None:
+            return 0
+        # As `docker stats` shows it: without the page cache the kernel can drop at will.
+        inactive = (mem.get("stats") or {}).get("inactive_file", 0)
+        return max(int(usage) - int(inactive), 0)
+
     @staticmethod
     def _state_of(container) -> ContainerState:
         st = container.attrs.get("State", {})
@@ -254,6 +366,9 @@ class DockerBackend(Backend):
             oom_killed=bool(st.get("OOMKilled")),
             labels=container.labels or {},
             error=st.get("Error") or "",
+            id=container.id or "",
+            created_at=_parse_ts(container.attrs.get("Created") or ""),
+            finished_at=_epoch_or_none(_parse_ts(st.get("FinishedAt") or "")),  # year 1: never stopped
         )
 
     def state(self, name: str) -> ContainerState | None:
@@ -272,7 +387,12 @@ class DockerBackend(Backend):
             kwargs["since"] = since
         if tail:
             kwargs["tail"] = tail
-        raw = self._call(container.logs, **kwargs).decode("utf-8", errors="replace")
+        try:
+            raw = self._call(container.logs, **kwargs).decode("utf-8", errors="replace")
+        except docker.errors.APIError as exc:
+            if exc.status_code in (404, 409):  # removed, or its removal is in progress
+                return "", since or 0.0
+            raise
         last = since or 0.0
         out = []
         for line in raw.splitlines(keepends=True):
@@ -287,21 +407,89 @@ class DockerBackend(Backend):
         return "".join(out), last
 
     def list_containers(self) -> list[ContainerState]:
-        found = self._call(self.client.containers.list, all=True,
+        # ignore_removed: the list inspects each container, and one removed in between (a
+        # restart replacing it) would fail the whole listing with 404.
+        found = self._call(self.client.containers.list, all=True, ignore_removed=True,
                            filters={"label": f"demohub.instance={self.instance}"})
         return [self._state_of(c) for c in found]
 
-    def remove_space(self, space: str) -> None:
+    def remove_space(self, space: str) -> list[str]:
         filters = {"label": [f"demohub.instance={self.instance}", f"demohub.space={space}"]}
         for container in self._call(self.client.containers.list, all=True, filters=filters):
             self.stop(container.name, timeout=2)
+        parents = []
         for image in self._call(self.client.images.list, filters=filters):
             for tag in image.tags or [image.id]:
                 self.remove_image(tag)
+            parents.append(image.attrs.get("Parent") or "")
+        return [p for p in parents if p]
+
+    def remove_container(self, container_id: str) -> bool:
+        try:
+            self._call(self.client.api.remove_container, container_id, force=False)
+            return True
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # running (started again meanwhile) or being removed
+                return False
+            raise BackendUnavailable(f"cannot remove container {container_id}: {exc.explanation}") from exc
+
+    def cancel_builds(self) -> int:
+        # A legacy build runs each RUN step in a container on the build's network (the spaces
+        # network, see _stream_build) whose labels are only its base image's: the build's own
+        # labels are applied as its last step. Space containers always carry demohub.slot, so a
+        # running container on this installation's network without it is a build step.
+        # Removing it fails that step (exit 137) and the engine abandons the build.
+        try:
+            found = self._call(self.client.containers.list, ignore_removed=True,
+                               filters={"network": self.network})
+        except docker.errors.NotFound:
+            return 0
+        removed = 0
+        for container in found:
+            if "demohub.slot" in (container.labels or {}):
+                continue
+            try:
+                container.remove(force=True)
+                removed += 1
+            except docker.errors.NotFound:
+                pass  # the engine removed it itself (forcerm)
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # 409: its removal is already in progress
+                    raise BackendUnavailable(f"cannot remove build container {container.name}: "
+                                             f"{exc.explanation}") from exc
+        return removed
 
     # -- used by tests and reconciliation -------------------------------------------------
     def inspect_json(self, name: str) -> dict:
         return json.loads(json.dumps(self._call(self.client.api.inspect_container, name)))
+
+
+def _read_into(stream, output: queue.SimpleQueue) -> None:
+    """Move a build's output chunks into `output`, then ("end", None) or ("error", exception)."""
+    try:
+        for chunk in stream:
+            output.put(("chunk", chunk))
+        output.put(("end", None))
+    except Exception as exc:  # noqa: BLE001 - handed to the thread that drives the build
+        output.put(("error", exc))
+
+
+def _hang_up(responses: list) -> None:
+    """Close a build's connection under its reader: shutdown() wakes a blocked read at once,
+    and the engine, seeing its client gone, cancels the build."""
+    for response in responses:
+        try:
+            sock = response.raw.connection.sock
+            sock.shutdown(socket.SHUT_RDWR)
+        except (AttributeError, OSError):
+            pass
+        response.close()
+
+
+def _epoch_or_none(ts: float | None) -> float | None:
+    return ts if ts is not None and ts > 0 else None
 
 
 def _parse_ts(stamp: str) -> float | None:

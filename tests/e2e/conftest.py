@@ -6,6 +6,7 @@ import os
 import docker
 import pytest
 
+from .browser import CHROMIUM, CHROMIUM_ARGS, SHOTS
 from .stack import new_stack
 
 
@@ -28,3 +29,16 @@ def stack():
 @pytest.fixture(scope="session")
 def alice(stack):
     return stack.new_user()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()

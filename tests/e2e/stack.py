@@ -5,6 +5,10 @@ subprocesses against this machine's Postgres and Redis and the real Docker engin
 a fresh installation id, database, Redis db, data dir, ports and spaces subnet, so a test run
 never touches another stack. Teardown removes every container, image and network labelled
 with that installation id.
+
+`new_stack(private_redis=True)` gives the stack a redis-server of its own (process "redis", on
+a free loopback port, no persistence) instead of the machine's shared one, so a test may kill
+and restart it (tests/e2e/test_restarts.py).
 """
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ from tests.archives import make_archive  # noqa: F401  (re-exported for tests an
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
+# Installation ids of the stacks this process started: their containers are this run's own.
+STARTED_INSTANCES: set[str] = set()
 
 
 def free_port() -> int:
@@ -56,8 +62,10 @@ class Stack:
     data_dir: Path
     db_name: str
     redis_db: int
+    redis_port: int | None = None  # a private redis-server on this port (None: the machine's)
     spaces_domain: str = "spaces.localhost"
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)  # hub settings of this stack only
     log_dir: Path = ARTIFACTS / "e2e-logs"  # one sub-folder per installation, see __post_init__
 
     def __post_init__(self) -> None:
@@ -74,7 +82,7 @@ class Stack:
             "DJANGO_SETTINGS_MODULE": "hub.settings",
             "DJANGO_SECRET_KEY": "e2e-" + self.instance,
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{self.db_name}",
-            "REDIS_URL": f"redis://127.0.0.1:6379/{self.redis_db}",
+            "REDIS_URL": f"redis://127.0.0.1:{self.redis_port or 6379}/{self.redis_db}",
             "HUB_URL": self.hub_url,
             "SPACES_DOMAIN": self.spaces_domain,
             "SPACES_PORT": str(self.proxy_port),
@@ -88,10 +96,20 @@ class Stack:
             "BUILD_TIMEOUT": "900",
             "PYTHONUNBUFFERED": "1",
             "SIGNUP_OPEN": "true",
+            # Spaces sleep only where a test asks (sleep_after), and then quickly.
+            "SPACE_SLEEP_AFTER_DEFAULT": "-1",
+            "SPACE_SLEEP_AFTER_MIN": "5",
+            "SPACE_FREEZE_AFTER": "4",
+            "SLEEP_CHECK_INTERVAL": "1",
+            # Every client of this stack is 127.0.0.1: per-address limits would count all
+            # tests as one person (the limits themselves are tested in tests/unit).
+            "SIGNUP_RATE_PER_IP": "1000/10m",
+            "LOGIN_RATE_PER_IP": "1000/m",
         })
         ca = "/etc/ssl/certs/ca-certificates.crt"
         if "BUILD_CA_BUNDLE" not in os.environ and Path(ca).is_file():
             env["BUILD_CA_BUNDLE"] = ca
+        env.update(self.settings)
         return env
 
     # -- processes ------------------------------------------------------------------------
@@ -102,6 +120,24 @@ class Stack:
         self.procs[name] = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                             start_new_session=True)
 
+    def start_redis(self) -> None:
+        """The stack's private redis-server (with redis_port): empty at every start, as a Redis
+        restarted without persistence is."""
+        assert self.redis_port, "this stack uses the machine's Redis"
+        self._spawn("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no", "--dir", str(self.data_dir)])
+        import redis
+
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                redis.Redis(port=self.redis_port, socket_timeout=1).ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server on port {self.redis_port} did not answer within 20 s")
+                time.sleep(0.1)
+
     def start_web(self) -> None:
         self._spawn("web", [sys.executable, "-m", "uvicorn", "hub.asgi:application", "--host", "127.0.0.1",
                             "--port", str(self.hub_port), "--no-access-log"])
@@ -111,9 +147,10 @@ class Stack:
                                       "-c", "1", "--prefetch-multiplier", "1", "-n", f"builds-{self.instance}@%h",
                                       "--loglevel", "INFO"])
 
-    def start_lifecycle_worker(self) -> None:
+    def start_lifecycle_worker(self, extra_env: dict[str, str] | None = None) -> None:
         self._spawn("worker-lifecycle", [sys.executable, "-m", "celery", "-A", "hub", "worker", "-Q", "lifecycle",
-                                         "-c", "4", "-n", f"lifecycle-{self.instance}@%h", "--loglevel", "INFO"])
+                                         "-c", "4", "-n", f"lifecycle-{self.instance}@%h", "--loglevel", "INFO"],
+                    extra_env)
 
     def start_beat(self) -> None:
         self._spawn("beat", [sys.executable, "-m", "celery", "-A", "hub", "beat", "--loglevel", "INFO",
@@ -151,6 +188,10 @@ class Stack:
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c",
                         f'DROP DATABASE IF EXISTS "{self.db_name}"', "-c", f'CREATE DATABASE "{self.db_name}"'],
                        check=True, capture_output=True)
+        STARTED_INSTANCES.add(self.instance)
+        if self.redis_port:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.start_redis()
         self.forget_redis_keys()
         # Every e2e subnet lies in 10.216.0.0/13: one idempotent rule set covers them all.
         subprocess.run(["bash", str(ROOT / "scripts/isolate.sh"), "10.216.0.0/13"], check=True)
@@ -164,19 +205,22 @@ class Stack:
         wait_http(f"http://127.0.0.1:{self.proxy_port}/", timeout=30)
 
     def down(self) -> None:
-        for name in list(self.procs):
+        for name in [n for n in self.procs if n != "redis"]:
             self.stop(name)
         self.purge_engine()
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c",
                         f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'], capture_output=True)
-        self.forget_redis_keys()
+        if self.redis_port:
+            self.stop("redis")  # its keys go with it
+        else:
+            self.forget_redis_keys()
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def forget_redis_keys(self) -> None:
         """Delete this installation's Redis keys only (other stacks may share the db)."""
         import redis
 
-        client = redis.Redis(db=self.redis_db)
+        client = redis.Redis(port=self.redis_port or 6379, db=self.redis_db)
         for key in client.scan_iter(f"demohub:{self.instance}:*", count=1000):
             client.delete(key)
 
@@ -191,7 +235,7 @@ class Stack:
         for img in client.images.list(filters=flt):
             for tag in img.tags or [img.id]:
                 try:
-                    client.images.remove(tag, force=True)
+                    client.images.remove(tag, force=True, noprune=True)
                 except docker.errors.APIError:
                     pass
         for net in client.networks.list(filters=flt):
@@ -250,11 +294,11 @@ class Stack:
         return requests.get(url.rstrip("/") + path, timeout=kwargs.pop("timeout", 10), **kwargs)
 
 
-def new_stack() -> Stack:
+def new_stack(*, private_redis: bool = False) -> Stack:
     instance = "t" + uuid.uuid4().hex[:8]
     # A /20 per run out of 10.216.0.0/13, so parallel or leftover runs do not overlap.
     n = int(uuid.uuid4().hex[:4], 16) % 128
     subnet = f"10.{216 + n // 16}.{(n % 16) * 16}.0/20"
     return Stack(instance=instance, hub_port=free_port(), proxy_port=free_port(), subnet=subnet,
                  data_dir=Path(f"/tmp/demohub-e2e-{instance}"), db_name=f"demohub_e2e_{instance}",
-                 redis_db=9)
+                 redis_db=0 if private_redis else 9, redis_port=free_port() if private_redis else None)

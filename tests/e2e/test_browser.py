@@ -16,17 +16,11 @@ from urllib.parse import urljoin
 
 import pytest
 
-from .stack import ARTIFACTS
+from .browser import PASSWORD, new_page, shot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-SHOTS = ARTIFACTS / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                 "--no-proxy-server"]
 BUILD_TIMEOUT_MS = 10 * 60 * 1000   # the first Gradio SDK image build takes a minute or two
-PASSWORD = "correct-horse-battery-9"
 
 # The app takes a few seconds to start, like one that loads a model: long enough to see the
 # proxy's "starting" page even when the SDK image is cached and the build takes two seconds.
@@ -62,31 +56,6 @@ def write_repo(path: Path, app: str, title: str = "Reverser") -> Path:
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
             tf.addfile(info, io.BytesIO(data))
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def new_page(browser):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
-    ctx.set_default_timeout(30_000)
-    return ctx, ctx.new_page()
-
-
-def shot(page, name: str, *, full_page: bool = False) -> Path:
-    path = SHOTS / name
-    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

@@ -61,6 +61,9 @@ def fake_backend():
         backend.containers.clear()
         backend.images.clear()
         backend.builds.clear()
+        backend.build_steps.clear()
+        for store in (backend.image_parents, backend.layers, backend.image_created):
+            store.clear()
         backend.fail_build = ""
         backend.fail_start = False
 
@@ -85,11 +88,15 @@ def hub(db, settings, tmp_path, fake_backend):
     # A fresh installation id per test: live logs in Redis (keyed by instance and row id) never
     # meet those of an earlier run or of a concurrent one, whose row ids start at 1 as well.
     settings.DEMOHUB_INSTANCE = f"unit-{uuid.uuid4().hex[:10]}"
+    # Rate-limit counters of this test only (django-ratelimit keys in the cache). Not
+    # cache.clear(): that flushes the Redis db that concurrent runs use as well.
+    settings.RATELIMIT_CACHE_PREFIX = f"rl:{settings.DEMOHUB_INSTANCE}:"
     yield SimpleNamespace(settings=settings, tmp=tmp_path, backend=fake_backend)
     from spaces import logs
 
     redis = logs._client()
     stale = list(redis.scan_iter(match=f"demohub:{settings.DEMOHUB_INSTANCE}:*", count=1000))
+    stale += redis.scan_iter(match=f"*:{settings.RATELIMIT_CACHE_PREFIX}*", count=1000)
     if stale:
         redis.delete(*stale)
 
@@ -187,6 +194,26 @@ def upload(django_capture_on_commit_callbacks):
         archive = SimpleUploadedFile(filename, data, content_type="application/gzip")
         with django_capture_on_commit_callbacks(execute=run):
             return client.post(f"/api/spaces/{path}/revisions", {"archive": archive}, format="multipart")
+
+    return do
+
+
+@pytest.fixture
+def push(repo, run_on_commit):
+    """push(space, files, by, run=True) -> the new Revision (as stored); with run, the queued
+    build and start run inline (eager Celery)."""
+    import io
+
+    from spaces import services
+
+    def do(space, files, by, *, run=True):
+        data = io.BytesIO(repo.targz(files))
+        if not run:
+            return services.revision_create(space=space, archive=data, created_by=by)
+        with run_on_commit():
+            rev = services.revision_create(space=space, archive=data, created_by=by)
+        rev.refresh_from_db()
+        return rev
 
     return do
 

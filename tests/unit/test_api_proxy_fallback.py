@@ -51,12 +51,20 @@ def test_missing_proxy_key_header_is_403(settings):
 
 # ------------------------------------------------------------------------------ hidden hosts
 def test_unknown_host_anonymous_browser_goes_to_login(settings):
+    # The space host sends the browser to the hub's /go/<label> (which would let an allowed
+    # user in with a ticket) ...
     resp = ask(settings, f"nosuch.{settings.SPACES_DOMAIN}:8080", "/some/page")
     assert resp.status_code == 302
     target = urlsplit(resp["Location"])
     assert f"{target.scheme}://{target.netloc}" == settings.HUB_URL
-    assert target.path == settings.LOGIN_URL
-    assert parse_qs(target.query)["next"] == ["/go/nosuch"]
+    assert target.path == "/go/nosuch"
+    assert parse_qs(target.query)["next"] == ["/some/page"]
+    # ... and the hub asks an anonymous visitor to log in first.
+    resp = Client().get(f"{target.path}?{target.query}")
+    assert resp.status_code == 302
+    login = urlsplit(resp["Location"])
+    assert login.path == settings.LOGIN_URL
+    assert parse_qs(login.query)["next"] == ["/go/nosuch?next=/some/page"]
 
 
 @pytest.mark.parametrize("uri,accept", [("/config", BROWSER), ("/gradio_api/info", BROWSER),

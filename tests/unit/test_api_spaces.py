@@ -8,7 +8,9 @@ import pytest
 
 from tests.unit.helpers import assert_error
 
-from spaces.models import HostLabel, Like, Space
+from spaces import services
+from spaces.comments import like_add
+from spaces.models import HostLabel, Space
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 
@@ -41,7 +43,7 @@ def test_create_space_returns_the_space_object(api, olive, run_on_commit, settin
     assert body["revision"] is None and body["running_revision"] is None
     assert body["tags"] == []
     assert body["likes"] == 0
-    assert body["sleep_after"] == -1
+    assert body["sleep_after"] == settings.SPACE_SLEEP_AFTER_DEFAULT
     assert body["error"] == ""
     assert isinstance(body["emoji"], str)
     for key in ("created_at", "updated_at"):
@@ -52,8 +54,10 @@ def test_create_space_returns_the_space_object(api, olive, run_on_commit, settin
     assert HostLabel.objects.filter(label=space.label).exists()
     # The route was published for the new space (on commit).
     assert (settings.PROXY_ROUTES_DIR / f"{space.label}.conf").is_file()
-    # GET returns the same object.
-    assert api(olive).get("/api/spaces/olive/my-demo").json() == body
+    # GET returns the same object, plus whether the caller likes it.
+    got = api(olive).get("/api/spaces/olive/my-demo").json()
+    assert got.pop("liked") is False
+    assert got == body
 
 
 def test_create_defaults(api, olive):
@@ -111,8 +115,9 @@ def catalogue(make_user, make_space):
     b = make_space(olive, "chatbot", sdk="streamlit", title="Chat")
     c = make_space(oscar, "homepage", sdk="static", title="My homepage")
     d = make_space(oscar, "secret", sdk="gradio", visibility="private")
-    Space.objects.filter(pk=a.pk).update(tags=["vision", "cats"])
-    Space.objects.filter(pk=b.pk).update(tags=["nlp"])
+    # Through the service, which also refreshes the search document (a raw UPDATE would not).
+    services.space_update(space=a, tags=["vision", "cats"])
+    services.space_update(space=b, tags=["nlp"])
     return {"olive": olive, "oscar": oscar, "spaces": (a, b, c, d)}
 
 
@@ -159,9 +164,10 @@ def test_list_filters(api, catalogue, query, expected):
 @pytest.mark.parametrize("sort", ["trending", "likes", "recent"])
 def test_list_sorts(api, catalogue, sort):
     a, b, c, _ = catalogue["spaces"]
-    Like.objects.create(space=c, user=catalogue["olive"])
-    Like.objects.create(space=c, user=catalogue["oscar"])
-    Like.objects.create(space=b, user=catalogue["olive"])
+    # Through the service, which keeps Space.like_count (what lists sort by and show) in step.
+    like_add(space=c, user=catalogue["olive"])
+    like_add(space=c, user=catalogue["oscar"])
+    like_add(space=b, user=catalogue["olive"])
     results = api().get(f"/api/spaces?sort={sort}").json()["results"]
     order = [s["name"] for s in results]
     if sort in ("trending", "likes"):

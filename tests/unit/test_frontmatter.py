@@ -136,7 +136,7 @@ def test_tags_ok(value):
     parse_config(fm(f"tags: {value}"), space_sdk="gradio", files=APP)
 
 
-@pytest.mark.parametrize("value", ["nlp", "{a: 1}", "[1, 2]", "['']", "[" + ", ".join(["t"] * 21) + "]",
+@pytest.mark.parametrize("value", ["nlp", "{a: 1}", "[1, 2]", "['']", "[" + ", ".join(f"t{i}" for i in range(21)) + "]",
                                    "[" + "x" * 65 + "]", "[[nested]]"])
 def test_tags_not_a_list_of_short_strings(value):
     exc = error(fm(f"tags: {value}"))

@@ -120,14 +120,17 @@ def test_render_static(cfg):
     assert "autoindex off;" in text
     assert "disable_symlinks off;" in text
     assert "location ~ /\\. {" in text
-    assert "upstream" not in text and "proxy_pass" not in text
+    assert "upstream sp_" not in text and "proxy_pass http://sp_" not in text   # files only
 
 
-def test_private_flag_has_one_gate_place(cfg):
-    public = render_route(container(), cfg)
-    private = render_route(container(private=True), cfg)
-    assert "access: public" in public and "access: private" in private
-    assert "access gate" in private and "access gate" not in public
+def test_private_flag_adds_the_gate_to_every_serving_location(cfg):
+    for make in (container, static):
+        public = render_route(make(), cfg)
+        private = render_route(make(private=True), cfg)
+        assert "access: public" in public and "access: private" in private
+        assert "auth_request" not in public
+        # one gate, in the one location that serves the app or the files
+        assert private.count("auth_request /.demohub/auth;") == 1
 
 
 @pytest.mark.parametrize("upstream", [
@@ -400,6 +403,8 @@ class HubHandler(BaseHTTPRequestHandler):
         pass
 
     def _handle(self):
+        if self.path == "/internal/proxy/auth":
+            return self._auth()
         record = {
             "method": self.command,
             "path": self.path,
@@ -415,6 +420,16 @@ class HubHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _auth(self):
+        """The access check: 'good' credentials may enter, anything else may not."""
+        h = {k.lower(): v for k, v in self.headers.items()}
+        self.server.auth_calls.append(h)
+        ok = h.get("x-demohub-space-cookie") == "good" or "Bearer dh_good" in (
+            h.get("authorization", ""), h.get("x-hf-authorization", ""))
+        self.send_response(204 if ok else 401)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
 
@@ -555,12 +570,16 @@ def stack():
         "PROXY_WORKERS": "1",
         "SPACES_DOMAIN": "spaces.localhost",
     })
-    sync_routes([
-        container("app", f"127.0.0.1:{app.server_address[1]}"),
-        container("gone", f"127.0.0.1:{gone.server_address[1]}"),
-        container("ws", f"127.0.0.1:{ws_port}"),
-        static("site", str(base / "sites" / "site")),
-    ], proxy.cfg)
+    hub.auth_calls = []
+    proxy.routes = {
+        "app": container("app", f"127.0.0.1:{app.server_address[1]}"),
+        "gone": container("gone", f"127.0.0.1:{gone.server_address[1]}"),
+        "ws": container("ws", f"127.0.0.1:{ws_port}"),
+        "site": static("site", str(base / "sites" / "site")),
+        "priv": container("priv", f"127.0.0.1:{app.server_address[1]}", private=True),
+        "psite": static("psite", str(base / "sites" / "site"), private=True),
+    }
+    sync_routes(proxy.routes.values(), proxy.cfg)
     proxy.start()
     proxy.app, proxy.gone, proxy.hub, proxy.ws_headers = app, gone, hub, ws_headers
     try:
@@ -866,8 +885,8 @@ def test_broken_config_keeps_the_running_one(stack):
     finally:
         bad.unlink()
     # the next change reloads a good config again
-    publish_route(container("after-bad", f"127.0.0.1:{stack.app.server_address[1]}", private=True),
-                  stack.cfg)
+    publish_route(Route(label="after-bad", space="alice/renamed", kind="container",
+                        upstream=f"127.0.0.1:{stack.app.server_address[1]}"), stack.cfg)
     wait_until_routed(stack, "after-bad")
     remove_route("after-bad", stack.cfg)
 
@@ -910,3 +929,132 @@ def test_run_sh_stops_with_nginx_on_sigterm(tmp_path):
     finally:
         proxy.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ private spaces: the access gate
+
+
+def test_render_private_container_has_the_gate(cfg):
+    text = render_route(container(private=True, access_epoch=7), cfg)
+    assert "auth_request /.demohub/auth;" in text
+    assert "error_page 401 403 = @denied;" in text
+    assert "location = /.demohub/auth {" in text and "internal;" in text
+    assert 'proxy_cache_key "alice-demo|7|$demohub_space_cookie|' in text
+    assert "proxy_hide_header Access-Control-Allow-Origin;" in text
+    assert "frame-ancestors 'self' http://localhost:8000" in text
+    assert "location @denied {" in text
+    assert text.count("{") == text.count("}")
+    public = render_route(container(), cfg)
+    assert "auth_request" not in public and "@denied" not in public
+    assert "location ^~ /.demohub/ {" in public      # the ticket exchange exists on every host
+
+
+def test_bad_hub_origin_or_epoch_refused(tmp_path):
+    bad = ProxyConfig(routes_dir=tmp_path, hub_origin='http://x" always; evil')
+    with pytest.raises(RouteError):
+        render_route(container(private=True), bad)
+    for epoch in (-1, "1", 1.5, True):
+        with pytest.raises(RouteError):
+            render_route(container(access_epoch=epoch), ProxyConfig(routes_dir=tmp_path))
+
+
+def _auth_calls(stack) -> int:
+    return len(stack.hub.auth_calls)
+
+
+@needs_nginx
+@pytest.mark.parametrize("label", ["priv", "psite"])
+def test_private_space_without_credentials_is_denied_by_the_hub(stack, label):
+    n = len(stack.hub.requests)
+    status, headers, body = stack.request(label, "/echo", headers={"Accept": "text/html"})
+    assert status == 401 and headers["x-hub-answer"] == "yes"         # the hub's "hidden" answer
+    got = stack.hub.requests[n]
+    assert got["path"] == "/internal/proxy/fallback"
+    assert got["headers"]["x-demohub-reason"] == "denied"
+    assert got["headers"]["x-demohub-host"] == f"{label}.spaces.localhost"
+    assert got["headers"]["x-demohub-uri"] == "/echo"
+    assert b'"app"' not in body
+
+
+@needs_nginx
+def test_private_space_with_cookie_reaches_app_without_hub_credentials(stack):
+    status, headers, body = stack.request("priv", "/echo", headers={
+        "Cookie": "a=1; demohub_space=good; b=2",
+        "X-HF-Authorization": "Bearer hf_personal",
+        "Authorization": "Bearer dh_other",
+    })
+    assert status == 200, body
+    h = echo(body)["h"]
+    assert h["cookie"] == "a=1; b=2"
+    assert "x-hf-authorization" not in h and "authorization" not in h
+    assert "x-demohub-space-cookie" not in h
+    assert "frame-ancestors 'self' http://localhost:8000" in headers["content-security-policy"]
+
+
+@needs_nginx
+@pytest.mark.parametrize("cookie, expected", [
+    ("demohub_space=good", None),
+    ("demohub_space=good; z=9", "; z=9"),
+    ("z=9;demohub_space=good", "z=9"),
+    ("x_demohub_space=1; demohub_space=good", "x_demohub_space=1"),
+    ("demohub_space=good; demohub_space=forged; k=v", "; k=v"),
+])
+def test_space_cookie_is_cut_out_of_the_apps_cookie_header(stack, cookie, expected):
+    status, _, body = stack.request("priv", "/echo", headers={"Cookie": cookie})
+    assert status == 200, body
+    assert echo(body)["h"].get("cookie") == expected
+
+
+@needs_nginx
+@pytest.mark.parametrize("header", ["Authorization", "X-HF-Authorization"])
+def test_private_space_with_api_token_reaches_app(stack, header):
+    status, _, body = stack.request("priv", "/echo", headers={header: "Bearer dh_good"})
+    assert status == 200, body
+    h = echo(body)["h"]
+    assert "authorization" not in h and "x-hf-authorization" not in h
+
+
+@needs_nginx
+def test_access_answers_are_cached_per_credential_and_epoch(stack):
+    # A fresh Origin (part of the key) so that earlier tests' cached answers do not count.
+    cookie = {"Cookie": "demohub_space=good", "Origin": f"http://t{time.monotonic_ns()}.example"}
+    before = _auth_calls(stack)
+    for _ in range(20):
+        assert stack.request("priv", "/echo", headers=cookie)[0] == 200
+    assert _auth_calls(stack) - before == 1                          # the hub was asked once
+    token = {"Authorization": "Bearer dh_good", "Origin": cookie["Origin"]}
+    assert stack.request("priv", "/echo", headers=token)[0] == 200
+    assert _auth_calls(stack) - before == 2                          # another credential: asked
+    # A new access epoch (access changed at the hub) is a new key: asked again at once.
+    route = stack.routes["priv"]
+    stack.routes["priv"] = Route(**{**route.__dict__, "access_epoch": route.access_epoch + 1})
+    publish_route(stack.routes["priv"], stack.cfg)
+    deadline = time.monotonic() + 5
+    while _auth_calls(stack) - before < 3 and time.monotonic() < deadline:
+        assert stack.request("priv", "/echo", headers=cookie)[0] == 200
+        time.sleep(0.05)
+    assert _auth_calls(stack) - before == 3
+
+
+@needs_nginx
+def test_private_app_cannot_be_read_cross_site(stack):
+    status, headers, _ = stack.request("priv", "/echo", headers={
+        "Cookie": "demohub_space=good", "Origin": "http://evil.example"})
+    assert status == 200                                  # the stand-in hub allows; the real one checks Origin
+    assert "access-control-allow-origin" not in headers
+    assert stack.hub.auth_calls[-1]["origin"] == "http://evil.example"   # the hub sees the Origin
+
+
+@needs_nginx
+def test_ticket_exchange_path_goes_to_the_hub_on_every_host(stack):
+    for label in ("app", "priv", "site", "psite"):
+        n = len(stack.hub.requests)
+        status, headers, _ = stack.request(label, "/.demohub/session?ticket=abc&next=%2Fx", method="POST",
+                                           headers={"Cookie": "demohub_space=good"})
+        assert status == 401 and headers["x-hub-answer"] == "yes", label
+        got = stack.hub.requests[n]
+        assert got["path"] == "/internal/proxy/session"
+        assert got["headers"]["x-demohub-uri"] == "/.demohub/session?ticket=abc&next=%2Fx"
+        assert got["headers"]["x-demohub-space-cookie"] == "good"
+        assert got["headers"]["x-demohub-proxy-key"] == SECRET
+        assert headers["referrer-policy"] == "no-referrer"

@@ -12,36 +12,9 @@ from django.utils import timezone
 from spaces import logs, services
 from spaces.models import ApiToken, HostLabel, Revision, Space
 
+from tests.unit.helpers import fresh, gradio_files
+
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
-
-
-
-
-@pytest.fixture
-def push(repo, run_on_commit):
-    """push(space, files, by) -> Revision, with the queued build/start run inline."""
-    import io
-
-    def do(space, files, by, *, run=True):
-        data = io.BytesIO(repo.targz(files))
-        if run:
-            with run_on_commit():
-                rev = services.revision_create(space=space, archive=data, created_by=by)
-        else:
-            rev = services.revision_create(space=space, archive=data, created_by=by)
-        rev.refresh_from_db()
-        return rev
-
-    return do
-
-
-def fresh(space) -> Space:
-    return Space.objects.select_related("running_revision", "latest_revision").get(pk=space.pk)
-
-
-def gradio_files(repo, port: int, marker: str = "1") -> dict:
-    return dict(repo.gradio, **{"README.md": repo.readme(sdk="gradio", app_port=port),
-                                "app.py": f"print({marker})\n"})
 
 
 # ------------------------------------------------------------------------------ blue/green
@@ -272,7 +245,8 @@ def test_slot_addresses_differ_between_spaces(make_user, make_space):
 
 
 # ------------------------------------------------------------------------------ reconciliation
-def test_reconcile_fails_builds_whose_worker_stopped(olive, make_space, push, repo):
+def test_reconcile_fails_builds_whose_worker_stopped(olive, make_space, push, repo, settings):
+    settings.BUILD_LEASE_RETRIES = 0  # retries: tests/unit/test_crashes.py
     space = make_space(olive, "demo", sdk="gradio")
     rev = push(space, repo.gradio, olive, run=False)
     Revision.objects.filter(pk=rev.pk).update(status="building", heartbeat_at=timezone.now() - timedelta(minutes=5))

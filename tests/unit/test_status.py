@@ -49,8 +49,10 @@ def test_serving_states():
     # RUNNING_* is only entered while something serves.
     assert TRANSITIONS[S.RUNNING_BUILDING] <= SERVING
     assert TRANSITIONS[S.RUNNING_APP_STARTING] <= SERVING
-    # Sleeping is entered from serving only; waking leads back to RUNNING.
-    assert TRANSITIONS[S.SLEEPING] <= SERVING
+    # Sleeping is entered from serving; a new revision that fails while the space sleeps (its
+    # configuration or build: SLEEPING, its start: APP_STARTING) leaves it asleep. Waking leads
+    # back to RUNNING.
+    assert TRANSITIONS[S.SLEEPING] <= SERVING | {S.SLEEPING, S.APP_STARTING}
     assert S.SLEEPING in TRANSITIONS[S.RUNNING]
 
 

@@ -1,0 +1,48 @@
+"""Open TCP connections to an address, read from the kernel (/proc/net/tcp and tcp6).
+
+Used to drain a space's old container after a blue/green switch: the proxy reaches spaces
+from the network namespace the lifecycle worker shares with it (one machine: compose runs
+every hub process and the proxy with the host's network, tests run them on the host), so
+the connections from here to the old slot's address are the proxy's requests still in
+flight there. Plain Python, no Django.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from pathlib import Path
+
+# Kernel TCP states (include/net/tcp_states.h) of a connection that may still carry a
+# request: established, or being opened.
+_IN_USE = {"01", "02"}  # ESTABLISHED, SYN_SENT
+_TABLES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
+
+
+def _address(hex_addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An address as /proc/net/tcp prints it: 32-bit words in host byte order, in hex."""
+    words = [int(hex_addr[i:i + 8], 16) for i in range(0, len(hex_addr), 8)]
+    packed = b"".join(struct.pack("=I", w) for w in words)
+    if len(packed) == 4:
+        return ipaddress.IPv4Address(socket.inet_ntop(socket.AF_INET, packed))
+    address = ipaddress.IPv6Address(packed)
+    return address.ipv4_mapped or address
+
+
+def connections_to(address: str, port: int, *, tables=_TABLES) -> int:
+    """How many TCP connections from this network namespace to address:port are open or opening."""
+    wanted = ipaddress.ip_address(address)
+    count = 0
+    for table in tables:
+        try:
+            lines = table.read_text().splitlines()[1:]
+        except FileNotFoundError:  # no IPv6 in this kernel
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 4 or fields[3] not in _IN_USE:
+                continue
+            remote, _, remote_port = fields[2].partition(":")
+            if int(remote_port, 16) == port and _address(remote) == wanted:
+                count += 1
+    return count

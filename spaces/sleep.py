@@ -1,0 +1,383 @@
+"""Sleep and wake: idle spaces are frozen, then stopped; the next visitor wakes them.
+
+Two tiers, both shown as SLEEPING (design.md §2; in code "freeze" is the engine's pause,
+"pause" is only the owner's PAUSED):
+
+* **frozen** after `SPACE_FREEZE_AFTER` idle seconds: the engine suspends the app's processes,
+  its memory stays, and waking is an unfreeze (about 0.05 s here). Frozen spaces may hold at
+  most `SPACE_FROZEN_MEMORY_LIMIT` together; past it, the longest idle are stopped.
+* **stopped** after the space's `sleep_after` idle seconds: the container is removed and its
+  memory freed; waking starts it again on the same address.
+
+Idle is measured at the proxy, not asked of the app (`activity_collect`): nginx writes one
+line per finished request to ``<proxy dir>/activity.log``, and an upstream connection that
+is open right now (an event stream, a websocket) counts as activity too -- but only for
+`SPACE_OPEN_CONNECTION_CREDIT` seconds after it opened, so a forgotten tab whose connection
+only carries heartbeats does not keep a space awake forever.
+
+A sleeping space's route sends each request first to the hub's wake check (runner/proxy.py,
+`proxy_wake` below), which starts the wake and holds the request until the app answers:
+the request then goes on to the app unchanged. Browsers that would wait long get the hub's
+"waking up" page instead; API clients are held up to `SPACE_WAKE_HOLD` seconds, then get 503.
+
+Sleeping, waking and the memory cap all run in the lifecycle worker under one lock per
+space, so a wake never meets a half-done freeze.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import datetime, timezone as dt_timezone
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db.models import Q
+from django.http import HttpResponse
+from django.utils import timezone
+
+from runner.backends.base import parse_bytes
+
+from . import logs, reconcile, services
+from .models import Space
+from .status import SERVING, SpaceStatus
+
+log = logging.getLogger(__name__)
+S = SpaceStatus
+FROZEN = "frozen"
+STOPPED = "stopped"
+
+
+def _key(*parts) -> str:
+    return f"demohub:{settings.DEMOHUB_INSTANCE}:sleep:" + ":".join(str(p) for p in parts)
+
+
+@contextlib.contextmanager
+def space_lock(space_id: int, *, wait: float = 120):
+    """One sleeper or waker per space at a time (across worker processes)."""
+    lock = logs._client().lock(_key("lock", space_id), timeout=600, blocking_timeout=wait)
+    if not lock.acquire():
+        raise TimeoutError(f"space {space_id} is locked by another sleep or wake")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            lock.release()
+
+
+# ----------------------------------------------------------------------------- activity
+def activity_file():
+    return settings.PROXY_ROUTES_DIR.parent / "activity.log"
+
+
+def _label_of(host: str) -> str | None:
+    host = host.split(":", 1)[0].lower()
+    suffix = "." + settings.SPACES_DOMAIN
+    return host[: -len(suffix)] if host.endswith(suffix) else None
+
+
+def activity_collect() -> dict[str, float]:
+    """Label -> time of the last request that ended, from the proxy's activity log.
+
+    The log is read and emptied (nginx appends with O_APPEND, so it goes on at the new end);
+    a line written between the read and the truncation is lost, which only loses one mark
+    of activity of a space that was just active anyway.
+    """
+    path = activity_file()
+    try:
+        with open(path, "r+", encoding="utf-8", errors="replace") as fh:
+            data = fh.read()
+            fh.truncate(0)
+    except FileNotFoundError:
+        return {}
+    last: dict[str, float] = {}
+    for line in data.splitlines():
+        parts = line.split()
+        if len(parts) != 3:
+            continue
+        try:
+            ended = float(parts[0])
+        except ValueError:
+            continue
+        label = _label_of(parts[2])
+        if label:
+            last[label] = max(last.get(label, 0.0), ended)
+    return last
+
+
+def _hex_addr(text: str) -> str | None:
+    """'0100007F:1F90' (as /proc/net/tcp writes it) -> '127.0.0.1:8080' (IPv4 only)."""
+    addr, _, port = text.partition(":")
+    if len(addr) != 8:
+        return None
+    octets = [str(int(addr[i:i + 2], 16)) for i in (6, 4, 2, 0)]
+    return f"{'.'.join(octets)}:{int(port, 16)}"
+
+
+def open_connections(upstreams: dict[str, str]) -> dict[str, set[str]]:
+    """Label -> ids of established TCP connections to its app (address -> label given).
+
+    Read from /proc/net/tcp of this network namespace, which is the proxy's where it runs on
+    the host network (docker-compose.yml, the test stacks); elsewhere this finds nothing and
+    only finished requests count as activity.
+    """
+    found: dict[str, set[str]] = {}
+    try:
+        with open("/proc/net/tcp", encoding="ascii") as fh:
+            lines = fh.readlines()[1:]
+    except OSError:
+        return found
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 10 or fields[3] != "01":   # 01 = ESTABLISHED
+            continue
+        remote = _hex_addr(fields[2])
+        label = upstreams.get(remote or "")
+        if label:
+            found.setdefault(label, set()).add(f"{fields[1]}-{fields[2]}-{fields[9]}")
+    return found
+
+
+def connection_activity(upstreams: dict[str, str], now: float) -> dict[str, float]:
+    """Label -> until when its open connections count as activity (bounded credit)."""
+    redis = logs._client()
+    key = _key("connections")
+    seen = {k.decode(): float(v) for k, v in redis.hgetall(key).items()}
+    current = open_connections(upstreams)
+    result: dict[str, float] = {}
+    alive = set()
+    for label, conns in current.items():
+        for conn in conns:
+            alive.add(conn)
+            first = seen.get(conn)
+            if first is None:
+                first = now
+                redis.hset(key, conn, now)
+            result[label] = max(result.get(label, 0.0), min(now, first + settings.SPACE_OPEN_CONNECTION_CREDIT))
+    gone = [c for c in seen if c not in alive]
+    if gone:
+        redis.hdel(key, *gone)
+    return result
+
+
+# ----------------------------------------------------------------------------- deciding
+def _ts(value: float) -> datetime:
+    return datetime.fromtimestamp(value, tz=dt_timezone.utc)
+
+
+def _freeze_after(space: Space) -> int:
+    return min(settings.SPACE_FREEZE_AFTER, space.sleep_after)
+
+
+def sleep_check() -> dict[str, list[int]]:
+    """The beat's round: record activity, then freeze or stop idle spaces, then hold the
+    frozen-memory cap. Returns what it did (for logs and tests)."""
+    now = time.time()
+    spaces = list(Space.objects.select_related("owner").filter(
+        Q(status__in=SERVING) | Q(status=S.SLEEPING, sleep_mode=FROZEN)))
+    upstreams = {f"{s.slot_address(s.active_slot)}:{int(services.space_app_port(s))}": s.label for s in spaces
+                 if s.sdk != "static"}
+    requests = activity_collect()
+    connections = connection_activity(upstreams, now)
+    done: dict[str, list[int]] = {"frozen": [], "stopped": [], "capped": []}
+    for space in spaces:
+        seen = max(requests.get(space.label, 0.0), connections.get(space.label, 0.0))
+        if seen and (space.last_active_at is None or seen > space.last_active_at.timestamp()):
+            Space.objects.filter(pk=space.pk).update(last_active_at=_ts(seen))
+            space.last_active_at = _ts(seen)
+        if space.sleep_after == -1 or space.sdk == "static":
+            continue
+        last = space.last_active_at.timestamp() if space.last_active_at else now
+        idle = now - last
+        if space.status == S.RUNNING and idle >= space.sleep_after:
+            if space_sleep(space.pk, STOPPED):
+                done["stopped"].append(space.pk)
+        elif space.status == S.RUNNING and idle >= _freeze_after(space):
+            if space_sleep(space.pk, FROZEN):
+                done["frozen"].append(space.pk)
+        elif space.status == S.SLEEPING and idle >= space.sleep_after:
+            if space_sleep(space.pk, STOPPED):
+                done["stopped"].append(space.pk)
+    done["capped"] = frozen_memory_cap()
+    if any(done.values()):
+        log.info("sleep check: %s", done)
+    return done
+
+
+def frozen_memory_cap() -> list[int]:
+    """Stop the longest-idle frozen spaces while the frozen ones hold more than the limit."""
+    limit = parse_bytes(settings.SPACE_FROZEN_MEMORY_LIMIT)
+    frozen = list(Space.objects.filter(status=S.SLEEPING, sleep_mode=FROZEN)
+                  .order_by("last_active_at", "pk"))
+    backend = services.get_backend()
+    held = {s.pk: backend.memory_usage(services.container_name(s, s.active_slot)) or 0 for s in frozen}
+    total = sum(held.values())
+    stopped = []
+    for space in frozen:
+        if total <= limit:
+            break
+        if space_sleep(space.pk, STOPPED):
+            stopped.append(space.pk)
+            total -= held[space.pk]
+    return stopped
+
+
+# ----------------------------------------------------------------------------- sleeping
+def space_sleep(space_id: int, mode: str) -> bool:
+    """Freeze (RUNNING -> SLEEPING frozen) or stop (RUNNING or frozen -> SLEEPING stopped).
+
+    The route changes before the container does: once it is applied, every request asks
+    the hub to wake the space, so none reaches a frozen or stopped app and fails.
+    """
+    with space_lock(space_id):
+        space = Space.objects.select_related("owner", "running_revision").filter(pk=space_id).first()
+        if space is None or space.running_revision_id is None:
+            return False
+        name = services.container_name(space, space.active_slot)
+        if mode == FROZEN:
+            if space.status != S.RUNNING:
+                return False
+            if not services.space_transition(space, S.SLEEPING, sleep_mode=FROZEN):
+                return False
+            services.space_publish_route(space_id=space.pk)
+            if not services.get_backend().freeze(name):
+                # Nothing to freeze (the app just exited): let the next visitor start it.
+                Space.objects.filter(pk=space.pk, status=S.SLEEPING).update(sleep_mode=STOPPED)
+            return True
+        if space.status not in (S.RUNNING, S.SLEEPING) or space.sleep_mode == STOPPED:
+            return False
+        if not services.space_transition(space, S.SLEEPING, sleep_mode=STOPPED):
+            return False
+        services.space_publish_route(space_id=space.pk)
+        services.get_backend().stop(name, timeout=10)
+        return True
+
+
+# ----------------------------------------------------------------------------- waking
+class NoRoom(Exception):
+    """Every running space is active and the running-space cap is reached."""
+
+
+def running_count() -> int:
+    return Space.objects.filter(status__in=SERVING).count()
+
+
+def _eviction_candidate(exclude: int) -> Space | None:
+    active_since = timezone.now().timestamp() - settings.SPACE_ACTIVE_WINDOW
+    return (Space.objects.filter(status=S.RUNNING).exclude(pk=exclude).exclude(sdk="static")
+            .filter(Q(last_active_at__isnull=True) | Q(last_active_at__lt=_ts(active_since)))
+            .order_by("last_active_at", "pk").first())
+
+
+def has_room(space_id: int) -> bool:
+    """Whether `space_id` may run now: under the cap, or some running space is idle enough to
+    be put to sleep for it."""
+    cap = settings.SPACE_MAX_RUNNING
+    return not cap or running_count() < cap or _eviction_candidate(space_id) is not None
+
+
+def make_room(space_id: int) -> None:
+    """Put the longest-idle running spaces to sleep until `space_id` fits under the cap."""
+    cap = settings.SPACE_MAX_RUNNING
+    while cap and running_count() >= cap:
+        victim = _eviction_candidate(space_id)
+        if victim is None:
+            raise NoRoom("every running space is active")
+        space_sleep(victim.pk, STOPPED)
+
+
+def wake_requested(space_id: int) -> bool:
+    """Ask the lifecycle worker to wake the space, once (returns whether this call asked)."""
+    from .tasks import wake_space_task
+
+    if not logs._client().set(_key("waking", space_id), 1, nx=True, ex=120):
+        return False
+    wake_space_task.apply_async(args=[space_id], priority=0)
+    return True
+
+
+def space_wake(space_id: int) -> None:
+    """Frozen: unfreeze (fast). Stopped (or a frozen container that is gone): start the running
+    revision again on its slot and wait until it is healthy."""
+    try:
+        with space_lock(space_id):
+            space = (Space.objects.select_related("owner", "running_revision")
+                     .filter(pk=space_id, status=S.SLEEPING).first())
+            if space is None or space.running_revision is None:
+                return
+            name = services.container_name(space, space.active_slot)
+            backend = services.get_backend()
+            if space.sleep_mode == FROZEN and backend.unfreeze(name):
+                services.space_transition(space, S.RUNNING, sleep_mode="", last_active_at=timezone.now())
+                services.space_publish_route(space_id=space.pk)
+                return
+            try:
+                make_room(space.pk)
+            except NoRoom:
+                return   # the visitor gets 429; the space stays asleep
+            # Under the space's start claim (spaces/reconcile.py): a start of a new revision that
+            # runs now goes first, and a wake whose worker dies is put back to sleep.
+            with reconcile.start_claim(space.pk) as claim:
+                if claim is None or not services.space_transition(space, S.APP_STARTING):
+                    return
+                ok, message = services._start_container(space, space.running_revision, space.active_slot)
+                if ok:
+                    services.space_transition(space, S.RUNNING, sleep_mode="", error="",
+                                              last_active_at=timezone.now())
+                else:
+                    services.space_transition(space, S.RUNTIME_ERROR, sleep_mode="", error=message)
+                services.space_publish_route(space_id=space.pk)
+    finally:
+        logs._client().delete(_key("waking", space_id))
+
+
+# ----------------------------------------------------------------------------- the proxy's wake check
+def _wake_state(request) -> tuple[int, int | None, bool]:
+    """(HTTP answer now or 0 to wait, space id, is an API client). Sync: runs in a thread."""
+    from .proxy_access import proxy_key_ok, proxy_role, space_for_host, wants_json
+    from .selectors import Role
+
+    if not proxy_key_ok(request):
+        return 403, None, False
+    space = space_for_host(request.headers.get("X-Demohub-Host", ""))
+    if space is None:
+        return 401, None, False
+    role, _ = proxy_role(request, space)
+    if role < Role.PUBLIC:
+        return 401, None, False
+    api = wants_json(request, request.headers.get("X-Demohub-Uri", "/"))
+    if space.status in SERVING:
+        return 204, space.pk, api
+    if space.status == S.SLEEPING and has_room(space.pk):
+        wake_requested(space.pk)
+        return 0, space.pk, api
+    if space.status == S.APP_STARTING and space.sleep_mode:
+        return 0, space.pk, api          # being woken
+    return 403, space.pk, api            # paused, failed, or no room: the hub's page says which
+
+
+def _status_of(space_id: int) -> str | None:
+    return Space.objects.filter(pk=space_id).values_list("status", flat=True).first()
+
+
+async def proxy_wake(request) -> HttpResponse:
+    """nginx auth_request for a sleeping space: 204 once the app serves (the request then goes
+    on to it), 401 if the caller may not see the space, 403 to show the waking page (or 503,
+    or 429 at the running-space cap) when it is not up within the hold time."""
+    # Short DB reads in Django's one sync thread (thread_sensitive): no connection per thread.
+    answer, space_id, api = await sync_to_async(_wake_state)(request)
+    if answer:
+        return HttpResponse(status=answer)
+    hold = settings.SPACE_WAKE_HOLD if api else settings.SPACE_WAKE_BROWSER_HOLD
+    deadline = time.monotonic() + hold
+    interval = 0.01
+    while time.monotonic() < deadline:
+        await asyncio.sleep(interval)
+        status = await sync_to_async(_status_of)(space_id)
+        if status in SERVING:
+            return HttpResponse(status=204)
+        if status not in (S.SLEEPING, S.APP_STARTING):
+            break
+        interval = min(interval * 1.5, 0.1)
+    return HttpResponse(status=403)

@@ -1,0 +1,512 @@
+"""The persona matrix: design.md §6's role table, cell by cell, on every surface of the hub.
+
+EXPECTED is that table written out per surface: for each surface (an HTML page, an API call,
+the proxy's access check or fallback), each visibility and each persona, the answer the
+design calls for. Every cell is one generated test case. How to read a cell:
+
+* a status code: the status of the answer. On the API, "no" on a space the caller may see is
+  403 when logged in and 401 when anonymous (no credentials, design.md §4); HTML pages answer
+  403 either way.
+* 404 (HTML, API), and 401 from the proxy's access check of a private host: "no (404)", the
+  answer for a space that does not exist, the same to the byte (status, page or JSON body,
+  redirect target but for the name): each such cell also asks about a missing space.
+* LISTED / UNLISTED: whether a list (browse, search, a profile, GET /api/spaces) shows it.
+* SHOWN / HIDDEN: on the space page, whether its comments show; on /go/<label> and the
+  proxy's fallback, whether the caller is let through to the space (a ticket or a redirect
+  to its host; the space's own status answer) or gets the answer for a missing host.
+
+Personas: the owner, an editor and a viewer (collaborators), a logged-in stranger, an anonymous
+caller, a share-link holder (a browser session that redeemed /s/<token> of a valid link to the
+space, with the space cookie it then got through /go -> ticket) and a revoked-link holder (the
+same, after the owner revoked the link). A share link adds nothing to a public space: there
+both holders answer as anonymous callers. On the apps domain a user is tried with each of
+their credentials: the API token as Authorization and as X-HF-Authorization, and the cookie
+their browser gets through /go.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+from urllib.parse import urlsplit
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from rest_framework.test import APIClient
+
+from spaces import comments, proxy_access
+from spaces.models import Space
+from tests.archives import make_archive
+
+from .conftest import _next_ip
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
+
+PERSONAS = ("owner", "editor", "viewer", "stranger", "anonymous", "share", "revoked")
+VISIBILITIES = ("public", "private")
+LISTED, UNLISTED = "listed", "unlisted"
+SHOWN, HIDDEN = "shown", "hidden"
+
+
+def cells(*answers) -> dict:
+    """One visibility's row of EXPECTED: the answers in PERSONAS order."""
+    return dict(zip(PERSONAS, answers, strict=True))
+
+
+# The rows of design.md §6, each checked by the surfaces filed under it below.
+SEE = "page, app, comments (read)"
+INTERACT = "comment, like"
+LOGS = "build/run logs, revisions, files"
+EDIT = "upload revision, restart, variables/secrets"
+ADMIN = "visibility, collaborators, share links, pause, delete"
+DESIGN_ROWS = (SEE, INTERACT, LOGS, EDIT, ADMIN)
+
+# surface -> visibility -> persona -> answer.
+EXPECTED: dict[str, dict[str, dict]] = {
+    # ---------------------------------------------------------------- page, app, comments (read)
+    #                                   owner     editor    viewer    stranger  anonymous share     revoked
+    "page":             {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      200,      404)},
+    # a share link opens the page and the app, not the discussion
+    "page_comments":    {"public":  cells(SHOWN,    SHOWN,    SHOWN,    SHOWN,    SHOWN,    SHOWN,    SHOWN),
+                         "private": cells(SHOWN,    SHOWN,    SHOWN,    HIDDEN,   HIDDEN,   HIDDEN,   HIDDEN)},
+    # lists show what their caller may see, and a share link is not a way into lists
+    "browse":           {"public":  cells(LISTED,   LISTED,   LISTED,   LISTED,   LISTED,   LISTED,   LISTED),
+                         "private": cells(LISTED,   LISTED,   LISTED,   UNLISTED, UNLISTED, UNLISTED, UNLISTED)},
+    "browse_search":    {"public":  cells(LISTED,   LISTED,   LISTED,   LISTED,   LISTED,   LISTED,   LISTED),
+                         "private": cells(LISTED,   LISTED,   LISTED,   UNLISTED, UNLISTED, UNLISTED, UNLISTED)},
+    "owner_profile":    {"public":  cells(LISTED,   LISTED,   LISTED,   LISTED,   LISTED,   LISTED,   LISTED),
+                         "private": cells(LISTED,   LISTED,   LISTED,   UNLISTED, UNLISTED, UNLISTED, UNLISTED)},
+    "api_list":         {"public":  cells(LISTED,   LISTED,   LISTED,   LISTED,   LISTED,   LISTED,   LISTED),
+                         "private": cells(LISTED,   LISTED,   LISTED,   UNLISTED, UNLISTED, UNLISTED, UNLISTED)},
+    "api_search":       {"public":  cells(LISTED,   LISTED,   LISTED,   LISTED,   LISTED,   LISTED,   LISTED),
+                         "private": cells(LISTED,   LISTED,   LISTED,   UNLISTED, UNLISTED, UNLISTED, UNLISTED)},
+    "api_detail":       {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      200,      404)},
+    "api_comments":     {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      401,      404)},
+    "go":               {"public":  cells(SHOWN,    SHOWN,    SHOWN,    SHOWN,    SHOWN,    SHOWN,    SHOWN),
+                         "private": cells(SHOWN,    SHOWN,    SHOWN,    HIDDEN,   HIDDEN,   SHOWN,    HIDDEN)},
+    "proxy_auth":       {"public":  cells(204,      204,      204,      204,      204,      204,      204),
+                         "private": cells(204,      204,      204,      401,      401,      204,      401)},
+    "proxy_html":       {"public":  cells(SHOWN,    SHOWN,    SHOWN,    SHOWN,    SHOWN,    SHOWN,    SHOWN),
+                         "private": cells(SHOWN,    SHOWN,    SHOWN,    HIDDEN,   HIDDEN,   SHOWN,    HIDDEN)},
+    "proxy_api":        {"public":  cells(SHOWN,    SHOWN,    SHOWN,    SHOWN,    SHOWN,    SHOWN,    SHOWN),
+                         "private": cells(SHOWN,    SHOWN,    SHOWN,    HIDDEN,   HIDDEN,   SHOWN,    HIDDEN)},
+    # ---------------------------------------------------------------- comment, like
+    "api_comment_add":  {"public":  cells(201,      201,      201,      201,      401,      401,      401),
+                         "private": cells(201,      201,      201,      404,      404,      401,      404)},
+    "api_like":         {"public":  cells(200,      200,      200,      200,      401,      401,      401),
+                         "private": cells(200,      200,      200,      404,      404,      401,      404)},
+    # ---------------------------------------------------------------- build/run logs, revisions
+    # (the status stays in the detail above: "public: build status only")
+    "logs_page":        {"public":  cells(200,      200,      403,      403,      403,      403,      403),
+                         "private": cells(200,      200,      403,      404,      404,      403,      404)},
+    "api_revisions":    {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      404,      401,      404)},
+    "api_revision":     {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      404,      401,      404)},
+    "api_build_log":    {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      404,      401,      404)},
+    "api_run_log":      {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      404,      401,      404)},
+    # ---------------------------------------------------------------- upload, restart, variables
+    "settings_page":    {"public":  cells(200,      200,      403,      403,      403,      403,      403),
+                         "private": cells(200,      200,      403,      404,      404,      403,      404)},
+    "api_upload":       {"public":  cells(202,      202,      403,      403,      401,      401,      401),
+                         "private": cells(202,      202,      403,      404,      404,      401,      404)},
+    "api_restart":      {"public":  cells(202,      202,      403,      403,      401,      401,      401),
+                         "private": cells(202,      202,      403,      404,      404,      401,      404)},
+    "api_variables":    {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      404,      401,      404)},
+    "api_secrets":      {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      404,      401,      404)},
+    # ---------------------------------------------------------------- visibility, access, pause, delete
+    "access_page":      {"public":  cells(200,      403,      403,      403,      403,      403,      403),
+                         "private": cells(200,      403,      403,      404,      404,      403,      404)},
+    "api_visibility":   {"public":  cells(200,      403,      403,      403,      401,      401,      401),
+                         "private": cells(200,      403,      403,      404,      404,      401,      404)},
+    "api_share_links":  {"public":  cells(200,      403,      403,      403,      401,      401,      401),
+                         "private": cells(200,      403,      403,      404,      404,      401,      404)},
+    "api_collaborators": {"public": cells(200,      403,      403,      403,      401,      401,      401),
+                         "private": cells(200,      403,      403,      404,      404,      401,      404)},
+    "api_pause":        {"public":  cells(202,      403,      403,      403,      401,      401,      401),
+                         "private": cells(202,      403,      403,      404,      404,      401,      404)},
+    "api_delete":       {"public":  cells(202,      403,      403,      403,      401,      401,      401),
+                         "private": cells(202,      403,      403,      404,      404,      401,      404)},
+}
+
+
+# ------------------------------------------------------------------------------ who and what
+@dataclass(frozen=True)
+class Target:
+    """The space a case asks about, by the names each surface uses (or a missing one's)."""
+
+    owner: str
+    name: str
+    label: str
+    host: str  # what nginx sends as X-Demohub-Host
+    visibility: str
+    search_word: str  # a word of its title
+    comment: str  # the text of one of its comments
+
+    @property
+    def path(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+    def missing(self) -> Target:
+        """A space of the same owner that does not exist (and a host label nobody has)."""
+        label = f"{self.owner}-no-such-space"
+        return Target(self.owner, "no-such-space", label, self.host.replace(self.label, label, 1), self.visibility,
+                      "", "")
+
+
+@dataclass
+class Caller:
+    browser: Client  # HTML pages
+    api: Client  # /api/: a Bearer token (users), the browser session (link holders), or nothing
+    proxy: dict = field(default_factory=dict)  # the credential headers nginx forwards to the hub
+
+
+def proxy_call(settings, path: str, target: Target, uri: str, caller: Caller, accept: str):
+    """What nginx sends the hub for a request to the target's host (runner/proxy.py)."""
+    headers = {"X-Demohub-Proxy-Key": settings.PROXY_SHARED_SECRET, "X-Demohub-Host": target.host,
+               "X-Demohub-Uri": uri, "Accept": accept, **caller.proxy}
+    return Client().get(path, headers=headers)
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+Call = Callable[[Caller, Target, object], object]  # (caller, target, settings) -> response
+
+
+@dataclass(frozen=True)
+class Surface:
+    kind: str  # how to read the answer: see observe()
+    row: str  # the row of design.md §6 it checks
+    call: Call
+
+
+def hub_get(path: Callable[[Target], str], query: Callable[[Target], dict] = lambda t: {}) -> Call:
+    return lambda c, t, s: c.browser.get(path(t), query(t))
+
+
+def api_call(method: str, suffix: str = "", body: Callable[[Target], dict] | None = None, fmt: str = "json") -> Call:
+    """A call to /api/spaces/<owner>/<name><suffix>."""
+    return lambda c, t, s: getattr(c.api, method)(f"/api/spaces/{t.path}{suffix}", body(t) if body else None,
+                                                  format=fmt)
+
+
+def proxy_ask(path: str, uri: str, accept: str) -> Call:
+    return lambda c, t, s: proxy_call(s, path, t, uri, c, accept)
+
+
+def new_revision(_: Target) -> dict:
+    files = {"README.md": "---\nsdk: static\n---\n", "index.html": "<h1>v2</h1>\n"}
+    return {"archive": SimpleUploadedFile("repo.tar.gz", make_archive(files), content_type="application/gzip")}
+
+
+def other_visibility(t: Target) -> dict:
+    return {"visibility": "private" if t.visibility == "public" else "public"}
+
+
+def space_page(suffix: str = "") -> Call:
+    return hub_get(lambda t: f"/spaces/{t.path}{suffix}")
+
+
+SURFACES: dict[str, Surface] = {
+    "page": Surface("html", SEE, space_page()),
+    "page_comments": Surface("html_comments", SEE, space_page()),
+    "browse": Surface("html_list", SEE, hub_get(lambda t: "/")),
+    "browse_search": Surface("html_list", SEE, hub_get(lambda t: "/", lambda t: {"search": t.search_word})),
+    "owner_profile": Surface("html_list", SEE, hub_get(lambda t: f"/users/{t.owner}")),
+    "api_list": Surface("api_list", SEE, lambda c, t, s: c.api.get("/api/spaces")),
+    "api_search": Surface("api_list", SEE, lambda c, t, s: c.api.get("/api/spaces", {"search": t.search_word})),
+    "api_detail": Surface("api", SEE, api_call("get")),
+    "api_comments": Surface("api", SEE, api_call("get", "/comments")),
+    "go": Surface("go", SEE, hub_get(lambda t: f"/go/{t.label}", lambda t: {"next": "/"})),
+    "proxy_auth": Surface("proxy_auth", SEE, proxy_ask("/internal/proxy/auth", "/", BROWSER_ACCEPT)),
+    "proxy_html": Surface("proxy_fallback", SEE, proxy_ask("/internal/proxy/fallback", "/", BROWSER_ACCEPT)),
+    "proxy_api": Surface("proxy_fallback", SEE, proxy_ask("/internal/proxy/fallback", "/config", "*/*")),
+    "api_comment_add": Surface("api", INTERACT, api_call("post", "/comments", lambda t: {"body": "Works for me."})),
+    "api_like": Surface("api", INTERACT, api_call("post", "/like")),
+    "logs_page": Surface("html", LOGS, space_page("/logs")),
+    "api_revisions": Surface("api", LOGS, api_call("get", "/revisions")),
+    "api_revision": Surface("api", LOGS, api_call("get", "/revisions/1")),
+    "api_build_log": Surface("api", LOGS, api_call("get", "/logs/build")),
+    "api_run_log": Surface("api", LOGS, api_call("get", "/logs/run")),
+    "settings_page": Surface("html", EDIT, space_page("/settings")),
+    "api_upload": Surface("api", EDIT, api_call("post", "/revisions", new_revision, fmt="multipart")),
+    "api_restart": Surface("api", EDIT, api_call("post", "/restart")),
+    "api_variables": Surface("api", EDIT, api_call("get", "/variables")),
+    "api_secrets": Surface("api", EDIT, api_call("get", "/secrets")),
+    "access_page": Surface("html", ADMIN, space_page("/access")),
+    "api_visibility": Surface("api", ADMIN, api_call("patch", "", other_visibility)),
+    "api_share_links": Surface("api", ADMIN, api_call("get", "/share-links")),
+    "api_collaborators": Surface("api", ADMIN, api_call("get", "/collaborators")),
+    "api_pause": Surface("api", ADMIN, api_call("post", "/pause")),
+    "api_delete": Surface("api", ADMIN, api_call("delete")),
+}
+PROXY_KINDS = ("proxy_auth", "proxy_fallback")
+
+
+def credentials(surface: str, who: str) -> tuple[str | None, ...]:
+    """What `who` shows the apps domain (None: not a proxy surface)."""
+    if SURFACES[surface].kind not in PROXY_KINDS:
+        return (None,)
+    if who == "anonymous":
+        return ("none",)
+    if who in ("share", "revoked"):
+        return ("cookie",)
+    return ("authorization", "x-hf-authorization", "cookie")
+
+
+CASES = [(surface, visibility, who, credential)
+         for surface in EXPECTED for visibility in VISIBILITIES for who in PERSONAS
+         for credential in credentials(surface, who)]
+CASE_IDS = ["-".join(filter(None, case)) for case in CASES]
+
+
+# ------------------------------------------------------------------------------ reading answers
+def observe(kind: str, resp, target: Target) -> str | int:
+    """The answer in EXPECTED's terms."""
+    if kind in ("html", "api", "proxy_auth"):
+        return resp.status_code
+    if kind == "html_list":
+        assert resp.status_code == 200, resp.status_code
+        return LISTED if f'data-space="{target.path}"' in resp.content.decode() else UNLISTED
+    if kind == "api_list":
+        assert resp.status_code == 200, resp.content
+        names = {f"{s['owner']}/{s['name']}" for s in resp.json()["results"]}
+        return LISTED if target.path in names else UNLISTED
+    if kind == "html_comments":
+        return SHOWN if resp.status_code == 200 and target.comment in resp.content.decode() else HIDDEN
+    if kind == "go":
+        # In: a ticket to the space's host (private) or the host itself (public).
+        let_in = resp.status_code == 302 and urlsplit(resp["Location"]).netloc == target.host
+        return SHOWN if let_in else HIDDEN
+    if kind == "proxy_fallback":
+        # The space's own answer: its status page (browsers) or 503 JSON naming it (API clients).
+        own = resp.status_code == 503 and target.path in resp.content.decode()
+        return SHOWN if own else HIDDEN
+    raise AssertionError(f"unknown kind {kind}")
+
+
+def answers_as_missing(kind: str, expected) -> bool:
+    """Whether the cell is "no (404)": the answer must be the one for a missing space."""
+    return ((kind in ("html", "api") and expected == 404)
+            or (kind == "proxy_auth" and expected == 401)
+            or (kind in ("go", "proxy_fallback") and expected == HIDDEN))
+
+
+CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"')
+
+
+def shape(resp, target: Target) -> tuple:
+    """Everything a caller can read from an answer, with the space's own names blanked out
+    (and the CSRF token of a page's logout form, which is new on every page)."""
+    def blank(text: str) -> str:
+        text = CSRF_FIELD.sub('name="csrfmiddlewaretoken" value="<csrf>"', text)
+        return text.replace(target.label, "<label>").replace(target.name, "<name>")
+
+    return (resp.status_code, resp.get("Content-Type"), blank(resp.get("Location", "")),
+            blank(resp.get("WWW-Authenticate", "")), blank(resp.content.decode()))
+
+
+# ------------------------------------------------------------------------------ the world
+SPACE_SPECS = {"public": ("public-demo", "Aurora lantern", "lantern"),
+               "private": ("private-demo", "Borealis compass", "compass")}
+
+
+def static_repo(title: str) -> dict:
+    return {"README.md": f"---\ntitle: {title}\nsdk: static\nemoji: 🧭\n---\n\n# {title}\n",
+            "index.html": "<h1>hello</h1>\n"}
+
+
+def space_cookie(settings, browser: Client, space: Space) -> str:
+    """The space cookie a browser gets on its way in (/go -> ticket -> /.demohub/session), or ""
+    when /go hands it no ticket (a public space needs none; a hidden one gives none)."""
+    resp = browser.get(f"/go/{space.label}", {"next": "/"})
+    if resp.status_code != 302:
+        return ""
+    ticket_target = urlsplit(resp["Location"])
+    if ticket_target.path != proxy_access.SESSION_PATH:
+        return ""
+    headers = {"X-Demohub-Proxy-Key": settings.PROXY_SHARED_SECRET, "X-Demohub-Host": ticket_target.netloc,
+               "X-Demohub-Uri": f"{ticket_target.path}?{ticket_target.query}"}
+    resp = Client().get("/internal/proxy/session", headers=headers)
+    assert resp.status_code == 302 and "Set-Cookie" in resp, resp
+    name, _, rest = resp["Set-Cookie"].partition("=")
+    assert name == proxy_access.cookie_name()
+    return rest.split(";", 1)[0]
+
+
+@dataclass
+class World:
+    """Two spaces of one owner, each with an editor, a viewer, comments and revision 1."""
+
+    settings: object
+    people: dict
+    tokens: dict
+    spaces: dict
+    run_on_commit: Callable
+
+    def target(self, visibility: str) -> Target:
+        space = self.spaces[visibility]
+        name, _, word = SPACE_SPECS[visibility]
+        return Target(space.owner.username, space.name, space.label, urlsplit(space.url).netloc, visibility,
+                      word, comment_text(name))
+
+    def owner_api(self) -> APIClient:
+        client = APIClient(REMOTE_ADDR=_next_ip())
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.tokens['owner']}")
+        return client
+
+    def caller(self, who: str, space: Space, credential: str | None) -> Caller:
+        """`who` as a caller of `space`'s surfaces, showing the apps domain `credential`."""
+        if who in ("share", "revoked"):
+            return self._link_holder(space, revoked=who == "revoked")
+        user = self.people[who]
+        browser, api_client = Client(), APIClient(REMOTE_ADDR=_next_ip())
+        if user is None:
+            return Caller(browser, api_client)
+        browser.force_login(user)
+        token = self.tokens[who]
+        api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        if credential == "authorization":
+            proxy = {"Authorization": f"Bearer {token}"}
+        elif credential == "x-hf-authorization":
+            proxy = {"X-HF-Authorization": f"Bearer {token}"}
+        elif credential == "cookie":
+            proxy = {"X-Demohub-Space-Cookie": space_cookie(self.settings, browser, space)}
+        else:
+            proxy = {}
+        return Caller(browser, api_client, proxy)
+
+    def _link_holder(self, space: Space, *, revoked: bool) -> Caller:
+        owner = self.owner_api()
+        base = f"/api/spaces/{space.owner.username}/{space.name}/share-links"
+        link = owner.post(base, {"note": "persona matrix"}, format="json")
+        assert link.status_code == 201, link.content
+        holder = APIClient(REMOTE_ADDR=_next_ip())  # a Django test Client: one session for pages and API
+        resp = holder.get(f"/s/{link.json()['url'].rsplit('/', 1)[1]}")
+        assert resp.status_code == 302 and resp["Location"] == f"/spaces/{space.owner.username}/{space.name}"
+        cookie = space_cookie(self.settings, holder, space)
+        assert cookie or not space.is_private, "a valid link must let its holder into the private host"
+        if revoked:
+            with self.run_on_commit():
+                assert owner.delete(f"{base}/{link.json()['id']}").status_code == 204
+        return Caller(holder, holder, {"X-Demohub-Space-Cookie": cookie})
+
+
+def comment_text(space_name: str) -> str:
+    return f"Quietly impressive work on {space_name}"
+
+
+@pytest.fixture
+def world(settings, people, make_space, make_token, upload, run_on_commit) -> World:
+    tokens = {who: make_token(user) for who, user in people.items() if user is not None}
+    built = World(settings, people, tokens, {}, run_on_commit)
+    for visibility, (name, title, _) in SPACE_SPECS.items():
+        space = make_space(people["owner"], name, sdk="static", visibility=visibility, title=title,
+                           editors=[people["editor"]], viewers=[people["viewer"]])
+        assert upload(built.owner_api(), space, static_repo(title)).status_code == 202
+        comments.comment_create(space=space, author=people["viewer"], body=comment_text(name))
+        comments.comment_create(space=space, author=people["owner"], body="Thanks!")
+        space = Space.objects.select_related("owner").get(pk=space.pk)
+        assert (space.status, space.title) == ("RUNNING", title)
+        built.spaces[visibility] = space
+    return built
+
+
+# ------------------------------------------------------------------------------ the matrix
+@pytest.mark.parametrize("surface, visibility, who, credential", CASES, ids=CASE_IDS)
+def test_persona_matrix(world, surface, visibility, who, credential):
+    spec, expected = SURFACES[surface], EXPECTED[surface][visibility][who]
+    target = world.target(visibility)
+    caller = world.caller(who, world.spaces[visibility], credential)
+    resp = spec.call(caller, target, world.settings)
+    got = observe(spec.kind, resp, target)
+    assert got == expected, (f"{who} ({credential or 'default credential'}) on the {visibility} space, "
+                             f"{surface}: expected {expected}, got {got}: {resp.status_code} {resp.content[:300]!r}")
+    if answers_as_missing(spec.kind, expected):
+        missing = target.missing()
+        assert shape(resp, target) == shape(spec.call(caller, missing, world.settings), missing), (
+            f"{who} on the {visibility} space, {surface}: the answer differs from a missing space's")
+
+
+def test_the_table_covers_every_row_and_column_of_design_section_6():
+    assert set(EXPECTED) == set(SURFACES)
+    for surface, by_visibility in EXPECTED.items():
+        assert set(by_visibility) == set(VISIBILITIES), surface
+        for row in by_visibility.values():
+            assert tuple(row) == PERSONAS, surface
+    assert {spec.row for spec in SURFACES.values()} == set(DESIGN_ROWS)
+    # The generated cases enumerate every surface x visibility x persona (the proxy's, once per
+    # credential), each under its own id.
+    assert {case[:3] for case in CASES} == set(itertools.product(EXPECTED, VISIBILITIES, PERSONAS))
+    assert len(set(CASE_IDS)) == len(CASE_IDS) == len(CASES)
+    proxy_cases = [c for c in CASES if SURFACES[c[0]].kind in PROXY_KINDS]
+    assert {c[3] for c in proxy_cases} == {"authorization", "x-hf-authorization", "cookie", "none"}
+
+
+# ------------------------------------------------------------------------------ the error field
+ERROR_SCENARIOS = ("first start fails", "newer revision fails to start")
+# Who may see the space without reading its logs, by visibility (from the table above).
+LOOKERS = [(visibility, who) for visibility in VISIBILITIES for who in PERSONAS
+           if EXPECTED["api_detail"][visibility][who] == 200 and EXPECTED["api_run_log"][visibility][who] != 200]
+
+
+@pytest.fixture
+def failing_world(world, people, make_space, upload, app_server, hub):
+    """make(visibility, scenario) -> a gradio space whose last start failed, so that its error
+    quotes the run log, and the lines of that run log."""
+
+    def make(visibility: str, scenario: str) -> tuple[Space, list[str]]:
+        name = f"{visibility}-gradio"
+        space = make_space(people["owner"], name, sdk="gradio", visibility=visibility, title="Failing lantern",
+                           editors=[people["editor"]], viewers=[people["viewer"]])
+        readme = "---\nsdk: gradio\n---\n"
+        if scenario == "newer revision fails to start":
+            port = app_server(space.slot_address("a"))
+            app_server(space.slot_address("b"), port)
+            readme = f"---\nsdk: gradio\napp_port: {port}\n---\n"
+            assert upload(world.owner_api(), space, {"README.md": readme, "app.py": "print(1)\n"}).status_code == 202
+        hub.backend.fail_start = True
+        assert upload(world.owner_api(), space, {"README.md": readme, "app.py": "print(2)\n"}).status_code == 202
+        status = Space.objects.get(pk=space.pk).status
+        assert status == ("RUNTIME_ERROR" if scenario == "first start fails" else "RUNNING"), status
+        run_log = world.owner_api().get(f"/api/spaces/olive/{name}/logs/run").content.decode()
+        lines = [line for line in run_log.splitlines() if line.strip()]
+        owners_view = world.owner_api().get(f"/api/spaces/olive/{name}").json()
+        # The precondition that makes the test able to fail: the full error quotes the run log.
+        assert lines and any(line in owners_view["error"] for line in lines), (run_log, owners_view)
+        return Space.objects.select_related("owner").get(pk=space.pk), lines
+
+    return make
+
+
+@pytest.mark.parametrize("scenario", ERROR_SCENARIOS)
+@pytest.mark.parametrize("visibility, who", LOOKERS, ids=["-".join(v) for v in LOOKERS])
+def test_error_shown_below_editor_never_quotes_the_run_log(world, failing_world, settings, scenario, visibility,
+                                                           who):
+    space, run_log_lines = failing_world(visibility, scenario)
+    target = Target(space.owner.username, space.name, space.label, urlsplit(space.url).netloc, visibility,
+                    "lantern", "")
+    caller = world.caller(who, space, "cookie" if who in ("owner", "editor", "viewer", "stranger") else None)
+
+    detail = caller.api.get(f"/api/spaces/{target.path}").json()
+    assert detail["status"] == space.status  # "build status only": the status, yes
+    shown = {"API detail": detail["error"]}
+    if EXPECTED["api_list"][visibility][who] == LISTED:
+        listed = [s for s in caller.api.get("/api/spaces").json()["results"] if s["name"] == space.name]
+        found = [s for s in caller.api.get("/api/spaces", {"search": "lantern"}).json()["results"]
+                 if s["name"] == space.name]
+        assert listed and found
+        shown.update({"API list": listed[0]["error"], "API search": found[0]["error"]})
+    shown["space page"] = caller.browser.get(f"/spaces/{target.path}").content.decode()
+    shown["proxy status page"] = SURFACES["proxy_html"].call(caller, target, settings).content.decode()
+    shown["proxy API answer"] = SURFACES["proxy_api"].call(caller, target, settings).content.decode()
+    leaks = {where: line for where, text in shown.items() for line in run_log_lines if line in text}
+    assert not leaks, f"{who} on the {visibility} space ({scenario}) reads run-log text: {leaks}"
