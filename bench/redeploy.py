@@ -164,9 +164,11 @@ def main() -> int:
         payload["requests"] = len(load.snapshot())
         payload["failed_requests"] = len(failures)
         payload["failures"] = [f"{a.kind}: {a.failure}" for a in failures[:10]]
-        payload["switch_s_median"] = statistics.median(r["switch_s"] for r in runs)
+        payload["switch_s_median"] = round(statistics.median(r["switch_s"] for r in runs), 3)
         routes = [r["route_switch_s"] for r in runs if r["route_switch_s"] is not None]
-        payload["route_switch_s_median"] = statistics.median(routes) if routes else None
+        payload["route_switch_s_median"] = round(statistics.median(routes), 3) if routes else None
+        drains = [r["drain_s"] for r in runs if r["drain_s"] is not None]
+        payload["drain_s_median"] = round(statistics.median(drains), 2) if drains else None
         log(f"failed requests: {len(failures)} of {payload['requests']} (target {TARGET_FAILED}): "
             f"{'MET' if not failures else 'MISSED'} {payload['failures'][:3]}")
 
@@ -189,7 +191,8 @@ def main() -> int:
                                       "after": round(sum(after.values()) / MIB, 1),
                                       "per_process_after": {k: round(v / MIB, 1) for k, v in after.items()}}
             payload["hub_mib_per_running_space"] = round(delta / args.spaces / MIB, 2)
-            payload["space_containers_mib_median"] = round(statistics.median(containers) / MIB, 1) if containers else None
+            if containers:
+                payload["space_containers_mib_median"] = round(statistics.median(containers) / MIB, 1)
         log(f"one running space (this app): {payload['space_container_mib']} MiB in its container; "
             f"hub processes: {payload.get('hub_pss_mib', {}).get('before')} -> "
             f"{payload.get('hub_pss_mib', {}).get('after')} MiB PSS with {args.spaces} more running "
@@ -211,7 +214,8 @@ def main() -> int:
     log(f"  failed requests during {len(payload.get('redeploys', []))} redeploys under load: "
         f"{payload.get('failed_requests')} of {payload.get('requests')} (target 0)")
     log(f"  upload -> first answer of the new revision: median {payload.get('switch_s_median')} s")
-    log(f"  health check passed -> route applied: median {payload.get('route_switch_s_median')} s")
+    log(f"  health check passed -> route applied: median {payload.get('route_switch_s_median')} s; "
+        f"old container drained in {payload.get('drain_s_median')} s")
     log(f"  one running space's container: {payload.get('space_container_mib')} MiB; hub per running space: "
         f"{payload.get('hub_mib_per_running_space')} MiB")
     final_json(payload)

@@ -29,10 +29,10 @@ def _address(hex_addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return address.ipv4_mapped or address
 
 
-def connections_to(address: str, port: int, *, tables=_TABLES) -> int:
-    """How many TCP connections from this network namespace to address:port are open or opening."""
-    wanted = ipaddress.ip_address(address)
-    count = 0
+def open_connections(*, tables=_TABLES) -> list[tuple[str, str]]:
+    """Every TCP connection from this network namespace that is open or opening, as
+    (peer "ip:port", an id that stays the same for the connection's life)."""
+    found = []
     for table in tables:
         try:
             lines = table.read_text().splitlines()[1:]
@@ -40,9 +40,15 @@ def connections_to(address: str, port: int, *, tables=_TABLES) -> int:
             continue
         for line in lines:
             fields = line.split()
-            if len(fields) < 4 or fields[3] not in _IN_USE:
+            if len(fields) < 10 or fields[3] not in _IN_USE:
                 continue
             remote, _, remote_port = fields[2].partition(":")
-            if int(remote_port, 16) == port and _address(remote) == wanted:
-                count += 1
-    return count
+            peer = f"{_address(remote)}:{int(remote_port, 16)}"
+            found.append((peer, f"{fields[1]}>{fields[2]}#{fields[9]}"))   # local>remote#inode
+    return found
+
+
+def connections_to(address: str, port: int, *, tables=_TABLES) -> int:
+    """How many TCP connections from this network namespace to address:port are open or opening."""
+    wanted = f"{ipaddress.ip_address(address)}:{port}"
+    return sum(1 for peer, _ in open_connections(tables=tables) if peer == wanted)

@@ -63,6 +63,8 @@ __all__ = [
     "publish_route",
     "remove_route",
     "sync_routes",
+    "routes_out_of_date",
+    "remove_routes_except",
     "current_generation",
     "active_slot",
     "set_active_slot",
@@ -661,6 +663,37 @@ def remove_route(label: str, config: ProxyConfig) -> bool:
             return False
         _bump_generation(config)
     return True
+
+
+def routes_out_of_date(routes: Iterable[Route], config: ProxyConfig) -> list[str]:
+    """Labels of `routes` whose file is missing or differs from what they render to.
+
+    For reconciliation from rows read without a lock: the caller republishes each of these
+    from a freshly locked row (a concurrent writer may have just written a newer file), rather
+    than writing the possibly stale text it rendered here."""
+    stale = []
+    for route in routes:
+        if _read_text(_route_path(route.label, config)) != render_route(route, config):
+            stale.append(route.label)
+    return stale
+
+
+def remove_routes_except(labels: Iterable[str], config: ProxyConfig) -> bool:
+    """Delete every ``<label>.conf`` not in `labels` (spaces that are gone); bump the
+    generation once iff anything was removed. Returns whether anything was."""
+    keep = {validate_label(label) for label in labels}
+    routes_dir = Path(config.routes_dir)
+    changed = False
+    with _locked(config):
+        for entry in routes_dir.iterdir():
+            name = entry.name
+            if name.endswith(".conf") and name[: -len(".conf")] not in keep:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+                    changed = True
+        if changed:
+            _bump_generation(config)
+    return changed
 
 
 def sync_routes(routes: Iterable[Route], config: ProxyConfig) -> bool:

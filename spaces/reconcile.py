@@ -201,7 +201,8 @@ def lost_starts_resend() -> list[int]:
             continue
         if now - _unseen_since(space, now) < settings.START_LEASE_SECONDS:
             continue
-        client.delete(_key("start", space.pk, "unseen"))
+        if not client.delete(_key("start", space.pk, "unseen")):
+            continue  # a concurrent sweep (beat's, or a reconcile's) took this one
         if _start_recover(space):
             recovered.append(space.pk)
     return recovered
@@ -361,4 +362,6 @@ def frozen_containers_lost(spaces: Iterable[Space], containers: dict[str, Contai
                     converted.append(space.pk)
         except TimeoutError:
             continue  # a wake or a sleep holds it: the next round looks again
+        except BackendUnavailable:
+            break  # the engine went away again: the next round goes on
     return converted

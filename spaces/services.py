@@ -466,8 +466,9 @@ def space_route(space: Space) -> proxy.Route:
                        access_epoch=space.access_epoch, sleeping=bool(space.sleep_mode))
 
 
-def space_publish_route(*, space_id: int, **fields) -> None:
-    """Write `fields` to the space, then render its route from the row and wait until it is live.
+def space_publish_route(*, space_id: int, wait: bool = True, **fields) -> None:
+    """Write `fields` to the space, then render its route from the row and (with `wait`) wait
+    until the proxy has loaded it.
 
     The row stays locked while the route is written, so two writers (a redeploy and the
     route task queued at creation, say) cannot interleave a stale read with a newer write:
@@ -484,7 +485,7 @@ def space_publish_route(*, space_id: int, **fields) -> None:
             for key, value in fields.items():
                 setattr(space, key, value)
         changed = proxy.publish_route(space_route(space), config)
-    if changed and not proxy.wait_applied(config):
+    if changed and wait and not proxy.wait_applied(config):
         log.warning("the proxy has not loaded routes generation %s yet", proxy.current_generation(config))
 
 
@@ -839,8 +840,14 @@ def reconcile() -> None:
     """
     spaces = list(Space.objects.select_related("owner", "running_revision", "latest_revision")
                   .exclude(status=S.DELETING))
-    proxy.sync_routes([space_route(s) for s in spaces], proxy_config())
-    redeploy.slot_flags_repair(spaces, proxy_config())
+    # Rows read here without a lock may be older than a route a concurrent writer (a sleep,
+    # a visibility change) just wrote: a route that differs is republished from its locked,
+    # fresh row, never from this read. Routes of spaces that are gone are removed.
+    config = proxy_config()
+    for label in proxy.routes_out_of_date([space_route(s) for s in spaces], config):
+        space_publish_route(space_id=next(s.pk for s in spaces if s.label == label), wait=False)
+    proxy.remove_routes_except([s.label for s in spaces], config)
+    redeploy.slot_flags_repair(spaces, config)
     for s in spaces:
         if s.sdk == Sdk.STATIC and s.running_revision is not None:
             link = settings.SITES_DIR / s.label

@@ -37,7 +37,9 @@ from django.db.models import Q
 from django.http import HttpResponse
 from django.utils import timezone
 
+from runner import connections
 from runner.backends.base import parse_bytes
+from runner.exceptions import BackendUnavailable
 
 from . import logs, reconcile, services
 from .models import Space
@@ -106,36 +108,18 @@ def activity_collect() -> dict[str, float]:
     return last
 
 
-def _hex_addr(text: str) -> str | None:
-    """'0100007F:1F90' (as /proc/net/tcp writes it) -> '127.0.0.1:8080' (IPv4 only)."""
-    addr, _, port = text.partition(":")
-    if len(addr) != 8:
-        return None
-    octets = [str(int(addr[i:i + 2], 16)) for i in (6, 4, 2, 0)]
-    return f"{'.'.join(octets)}:{int(port, 16)}"
-
-
 def open_connections(upstreams: dict[str, str]) -> dict[str, set[str]]:
-    """Label -> ids of established TCP connections to its app (address -> label given).
+    """Label -> ids of the open TCP connections to its app (given app address -> label).
 
-    Read from /proc/net/tcp of this network namespace, which is the proxy's where it runs on
-    the host network (docker-compose.yml, the test stacks); elsewhere this finds nothing and
+    Read from the kernel's table of this network namespace, which is the proxy's where it runs
+    on the host network (docker-compose.yml, the test stacks); elsewhere this finds nothing and
     only finished requests count as activity.
     """
     found: dict[str, set[str]] = {}
-    try:
-        with open("/proc/net/tcp", encoding="ascii") as fh:
-            lines = fh.readlines()[1:]
-    except OSError:
-        return found
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 10 or fields[3] != "01":   # 01 = ESTABLISHED
-            continue
-        remote = _hex_addr(fields[2])
-        label = upstreams.get(remote or "")
+    for peer, conn in connections.open_connections():
+        label = upstreams.get(peer)
         if label:
-            found.setdefault(label, set()).add(f"{fields[1]}-{fields[2]}-{fields[9]}")
+            found.setdefault(label, set()).add(conn)
     return found
 
 
@@ -211,7 +195,10 @@ def frozen_memory_cap() -> list[int]:
     frozen = list(Space.objects.filter(status=S.SLEEPING, sleep_mode=FROZEN)
                   .order_by("last_active_at", "pk"))
     backend = services.get_backend()
-    held = {s.pk: backend.memory_usage(services.container_name(s, s.active_slot)) or 0 for s in frozen}
+    try:
+        held = {s.pk: backend.memory_usage(services.container_name(s, s.active_slot)) or 0 for s in frozen}
+    except BackendUnavailable:
+        return []   # the engine is away (restarting): hold the cap at the next check
     total = sum(held.values())
     stopped = []
     for space in frozen:

@@ -347,6 +347,8 @@ class DockerBackend(Backend):
             return None
         except docker.errors.APIError as exc:
             raise BackendUnavailable(f"cannot read the memory of {name}: {exc.explanation}") from exc
+        except ValueError as exc:   # a half answer while the engine restarts (JSON cut short)
+            raise BackendUnavailable(f"cannot read the memory of {name}: {exc}") from exc
         mem = stats.get("memory_stats") or {}
         usage = mem.get("usage")
         if usage is None:

@@ -88,7 +88,7 @@ _REV_RE = re.compile(r"^rev=(\S+)")
 @dataclass
 class Answer:
     at: float           # time.monotonic() when the answer (or error) came
-    kind: str           # get | post | stream
+    kind: str           # get | post
     rev: str | None     # the revision that answered, None on failure
     failure: str = ""   # why it failed; "" when it did not
 

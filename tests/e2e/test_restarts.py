@@ -177,13 +177,16 @@ class Prober:
         return None
 
     def downtime(self, t0: float, space: str) -> float:
-        """Seconds from the first failure after t0 to the first success after the last one."""
+        """Seconds without a good answer around the failures after t0: from the last good answer
+        before the first failure (a failed request may hang up to its timeout before it is
+        recorded) to the first good one after the last failure. 0 when nothing failed."""
         answers = self.since(t0, space)
         failed = [i for i, a in enumerate(answers) if not a.ok]
         if not failed:
             return 0.0
+        before = next((a.at for a in reversed(answers[:failed[0]]) if a.ok), t0)
         after = next((a.at for a in answers[failed[-1] + 1:] if a.ok), answers[-1].at)
-        return round(after - answers[failed[0]].at, 2)
+        return round(after - before, 2)
 
     def failures(self, t0: float, space: str) -> list[str]:
         return [a.detail for a in self.since(t0, space) if not a.ok]
@@ -212,7 +215,8 @@ def both_back(stack, owner, prober: Prober, t0: float, kind: str, *, timeout: fl
         wait_for(f"{name} RUNNING again after the {kind} restart",
                  lambda n=name: status_of(stack, owner, n)["status"] == "RUNNING", timeout=timeout)
     DOWNTIME[kind] = {name: prober.downtime(t0, name) for name in ("alpha", "beta")}
-    print(f"{kind} restart: downtime {DOWNTIME[kind]}")
+    failures = {name: len(prober.failures(t0, name)) for name in ("alpha", "beta")}
+    print(f"{kind} restart: downtime {DOWNTIME[kind]} (failed requests: {failures})")
     return DOWNTIME[kind]
 
 

@@ -123,10 +123,9 @@ def test_an_image_a_container_uses_stays_whatever_the_policy(serving, hub):
     space = serving(3)
     # Revision 1 still runs somewhere (an old slot draining, say): the engine refuses its
     # removal, and the policy does not even ask.
-    spec = hub.backend.containers[services.container_name(space, space.active_slot)]["spec"]
-    hub.backend.containers["dh-draining"] = {**hub.backend.containers[services.container_name(space, space.active_slot)],
-                                             "spec": mock.Mock(labels={**spec.labels, "demohub.revision": "1"},
-                                                               image=services.image_name(space, 1))}
+    active = hub.backend.containers[services.container_name(space, space.active_slot)]
+    hub.backend.containers["dh-draining"] = {**active, "spec": mock.Mock(
+        labels={**active["spec"].labels, "demohub.revision": "1"}, image=services.image_name(space, 1))}
     housekeeping.housekeeping_run()
     assert image_numbers(hub.backend, space) == [1, 2, 3]
     # The engine's own refusal is handled too: remove_image says no, nothing breaks.

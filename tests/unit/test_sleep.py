@@ -60,10 +60,18 @@ def test_activity_log_is_read_and_emptied(settings, hub):
     assert sleep.activity_collect() == {}
 
 
-def test_proc_net_tcp_addresses():
-    assert sleep._hex_addr("0100007F:1F90") == "127.0.0.1:8080"
-    assert sleep._hex_addr("0D00D50A:1EB4") == "10.213.0.13:7860"
-    assert sleep._hex_addr("00000000000000000000000001000000:0050") is None   # IPv6: not ours
+def test_open_connections_are_read_from_the_kernel_table(tmp_path):
+    from runner import connections
+
+    table = tmp_path / "tcp"
+    table.write_text(
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        "   0: 0100007F:A000 0D00D50A:1EB4 01 00000000:00000000 00:00000000 00000000     0        0 111 1\n"
+        "   1: 0100007F:A001 0D00D50A:1EB4 06 00000000:00000000 00:00000000 00000000     0        0 0 1\n"
+        "   2: 0100007F:A002 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 222 1\n")
+    found = connections.open_connections(tables=(table,))
+    assert [peer for peer, _ in found] == ["10.213.0.13:7860", "127.0.0.1:8080"]   # TIME_WAIT left out
+    assert connections.connections_to("10.213.0.13", 7860, tables=(table,)) == 1
 
 
 def test_open_connections_count_for_a_bounded_time(settings, monkeypatch, hub):
