@@ -174,14 +174,16 @@ def sleep_check() -> dict[str, list[int]]:
             continue
         last = space.last_active_at.timestamp() if space.last_active_at else now
         idle = now - last
+        # The decision is from this round's read; space_sleep checks again on the locked row
+        # that nobody was seen since (a visitor may have woken it a moment ago).
         if space.status == S.RUNNING and idle >= space.sleep_after:
-            if space_sleep(space.pk, STOPPED):
+            if space_sleep(space.pk, STOPPED, idle_since=last):
                 done["stopped"].append(space.pk)
         elif space.status == S.RUNNING and idle >= _freeze_after(space):
-            if space_sleep(space.pk, FROZEN):
+            if space_sleep(space.pk, FROZEN, idle_since=last):
                 done["frozen"].append(space.pk)
         elif space.status == S.SLEEPING and idle >= space.sleep_after:
-            if space_sleep(space.pk, STOPPED):
+            if space_sleep(space.pk, STOPPED, idle_since=last):
                 done["stopped"].append(space.pk)
     done["capped"] = frozen_memory_cap()
     if any(done.values()):
@@ -211,16 +213,19 @@ def frozen_memory_cap() -> list[int]:
 
 
 # ----------------------------------------------------------------------------- sleeping
-def space_sleep(space_id: int, mode: str) -> bool:
+def space_sleep(space_id: int, mode: str, *, idle_since: float | None = None) -> bool:
     """Freeze (RUNNING -> SLEEPING frozen) or stop (RUNNING or frozen -> SLEEPING stopped).
 
-    The route changes before the container does: once it is applied, every request asks
-    the hub to wake the space, so none reaches a frozen or stopped app and fails.
+    With `idle_since` (the last activity the caller saw), nothing happens if the space has
+    been active since. The route changes before the container does: once it is applied, every
+    request asks the hub to wake the space, so none reaches a frozen or stopped app and fails.
     """
     with space_lock(space_id):
         space = Space.objects.select_related("owner", "running_revision").filter(pk=space_id).first()
         if space is None or space.running_revision_id is None:
             return False
+        if idle_since is not None and space.last_active_at and space.last_active_at.timestamp() > idle_since + 0.001:
+            return False   # woken or visited since the caller looked
         name = services.container_name(space, space.active_slot)
         if mode == FROZEN:
             if space.status != S.RUNNING:

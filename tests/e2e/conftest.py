@@ -31,7 +31,9 @@ def alice(stack):
     return stack.new_user()
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop running in this
+# thread while the browser is open, and other tests use asyncio.run (websockets, streams).
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 

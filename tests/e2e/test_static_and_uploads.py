@@ -135,6 +135,9 @@ def test_redeploy_switches_content(stack, static_space):
 def test_unknown_host_answers_like_a_hidden_one(stack):
     url = f"http://nope-{stack.instance}.{stack.spaces_domain}:{stack.proxy_port}"
     browser = requests.get(url + "/", headers={"Accept": "text/html"}, allow_redirects=False)
-    assert browser.status_code == 302 and "/accounts/login/" in browser.headers["Location"]
+    assert browser.status_code == 302
+    assert browser.headers["Location"] == f"{stack.hub_url}/go/nope-{stack.instance}?next=/"
+    hub = requests.get(browser.headers["Location"], allow_redirects=False)   # the hub: log in first
+    assert hub.status_code == 302 and "/accounts/login/" in hub.headers["Location"]
     api = requests.get(url + "/config", allow_redirects=False)
     assert api.status_code == 401

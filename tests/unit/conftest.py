@@ -219,6 +219,22 @@ def push(repo, run_on_commit):
 
 
 @pytest.fixture
+def serving(olive, make_space, push, repo, app_server):
+    """A gradio space RUNNING revision 1 on slot a, with a healthy app on both slot addresses
+    (`.port` is the app's port)."""
+    from tests.unit.helpers import fresh, gradio_files
+
+    space = make_space(olive, "demo", sdk="gradio")
+    port = app_server(space.slot_address("a"))
+    app_server(space.slot_address("b"), port)
+    push(space, gradio_files(repo, port, "1"), olive)
+    s = fresh(space)
+    assert (s.status, s.running_revision.number, s.active_slot) == ("RUNNING", 1, "a")
+    s.port = port
+    return s
+
+
+@pytest.fixture
 def run_on_commit(django_capture_on_commit_callbacks):
     """with run_on_commit(): ...  runs what the block queued for after commit (eager tasks)."""
     return lambda: django_capture_on_commit_callbacks(execute=True)

@@ -24,19 +24,6 @@ CRASH_OUTPUT = "loading the model\nValueError: the model file is missing\n"
 
 
 @pytest.fixture
-def serving(olive, make_space, push, repo, app_server):
-    """A gradio space RUNNING revision 1 on slot a, with an app answering on both slots."""
-    space = make_space(olive, "demo", sdk="gradio")
-    port = app_server(space.slot_address("a"))
-    app_server(space.slot_address("b"), port)
-    push(space, gradio_files(repo, port), olive)
-    s = fresh(space)
-    assert (s.status, s.active_slot) == ("RUNNING", "a")
-    s.port = port
-    return s
-
-
-@pytest.fixture
 def clock(monkeypatch):
     """clock.advance(seconds): move the crash handler's clock on."""
 

@@ -25,19 +25,6 @@ S = SpaceStatus
 
 
 @pytest.fixture
-def serving(olive, make_space, push, repo, app_server):
-    """A gradio space RUNNING revision 1 on slot a, with a healthy app on both slot addresses."""
-    space = make_space(olive, "demo", sdk="gradio")
-    port = app_server(space.slot_address("a"))
-    app_server(space.slot_address("b"), port)
-    push(space, gradio_files(repo, port, "1"), olive)
-    s = fresh(space)
-    assert (s.status, s.running_revision.number, s.active_slot) == ("RUNNING", 1, "a")
-    s.port = port
-    return s
-
-
-@pytest.fixture
 def clock(monkeypatch):
     """clock.advance(seconds): move the sweep's clock on."""
 

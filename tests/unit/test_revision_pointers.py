@@ -22,19 +22,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 S = SpaceStatus
 
 
-@pytest.fixture
-def serving_gradio(olive, make_space, push, repo, app_server):
-    """A gradio space RUNNING revision 1 on slot a, with a healthy app on both slot addresses."""
-    space = make_space(olive, "demo", sdk="gradio")
-    port = app_server(space.slot_address("a"))
-    app_server(space.slot_address("b"), port)
-    push(space, gradio_files(repo, port, "1"), olive)
-    s = fresh(space)
-    assert (s.status, s.running_revision.number, s.active_slot) == ("RUNNING", 1, "a")
-    s.port = port
-    return s
-
-
 # ------------------------------------------------------------------------------ the upload's answer
 def test_static_upload_returns_the_stored_revision(olive, make_space, push, repo):
     space = make_space(olive, "demo", sdk="static")
@@ -61,38 +48,38 @@ def test_static_upload_202_body_says_succeeded(api, olive, make_space, upload, r
 
 
 # ------------------------------------------------------------------------------ restart
-def test_restart_after_a_failed_build_keeps_the_latest_revision(serving_gradio, olive, push, repo, hub,
+def test_restart_after_a_failed_build_keeps_the_latest_revision(serving, olive, push, repo, hub,
                                                                 run_on_commit):
     hub.backend.fail_build = "syntax error"
-    push(serving_gradio, gradio_files(repo, serving_gradio.port, "2"), olive)
+    push(serving, gradio_files(repo, serving.port, "2"), olive)
     hub.backend.fail_build = ""
-    assert (fresh(serving_gradio).latest_revision.number, fresh(serving_gradio).running_revision.number) == (2, 1)
+    assert (fresh(serving).latest_revision.number, fresh(serving).running_revision.number) == (2, 1)
     with run_on_commit():
-        target = services.space_restart(space=fresh(serving_gradio), by=olive)
+        target = services.space_restart(space=fresh(serving), by=olive)
     assert target.number == 1
-    s = fresh(serving_gradio)
+    s = fresh(serving)
     assert s.status == "RUNNING" and s.error == ""
     assert s.running_revision.number == 1
     assert s.latest_revision.number == 2  # the newest row, not the restarted one
     assert services.container_name(s, s.active_slot) in hub.backend.containers
 
 
-def test_restart_after_a_failed_start_restarts_the_serving_revision(serving_gradio, olive, push, repo, hub,
+def test_restart_after_a_failed_start_restarts_the_serving_revision(serving, olive, push, repo, hub,
                                                                      run_on_commit):
     hub.backend.fail_start = True
-    push(serving_gradio, gradio_files(repo, serving_gradio.port, "2"), olive)
+    push(serving, gradio_files(repo, serving.port, "2"), olive)
     hub.backend.fail_start = False
     with run_on_commit():
-        services.space_restart(space=fresh(serving_gradio), by=olive)
-    s = fresh(serving_gradio)
+        services.space_restart(space=fresh(serving), by=olive)
+    s = fresh(serving)
     assert (s.status, s.running_revision.number, s.latest_revision.number) == ("RUNNING", 1, 2)
     container = hub.backend.containers[services.container_name(s, s.active_slot)]
     assert container["spec"].labels["demohub.revision"] == "1"
 
 
-def test_restart_api_reports_the_newest_revision(api, serving_gradio, olive, push, repo, hub, run_on_commit):
+def test_restart_api_reports_the_newest_revision(api, serving, olive, push, repo, hub, run_on_commit):
     hub.backend.fail_build = "syntax error"
-    push(serving_gradio, gradio_files(repo, serving_gradio.port, "2"), olive)
+    push(serving, gradio_files(repo, serving.port, "2"), olive)
     hub.backend.fail_build = ""
     with run_on_commit():
         resp = api(olive).post("/api/spaces/olive/demo/restart")
@@ -101,21 +88,21 @@ def test_restart_api_reports_the_newest_revision(api, serving_gradio, olive, pus
     assert (body["revision"], body["running_revision"], body["status"]) == (2, 1, "RUNNING")
 
 
-def test_restart_task_for_the_serving_revision_is_still_skipped_when_stale(serving_gradio, olive, push, repo, hub):
+def test_restart_task_for_the_serving_revision_is_still_skipped_when_stale(serving, olive, push, repo, hub):
     """Only a restart may start a revision other than the latest: a late ordinary start task of
     revision 1 while revision 2 builds must not touch the space."""
-    push(serving_gradio, gradio_files(repo, serving_gradio.port, "2"), olive, run=False)
-    assert fresh(serving_gradio).status == "RUNNING_BUILDING"
-    services.revision_start(revision_id=fresh(serving_gradio).running_revision_id)
-    assert fresh(serving_gradio).status == "RUNNING_BUILDING"
+    push(serving, gradio_files(repo, serving.port, "2"), olive, run=False)
+    assert fresh(serving).status == "RUNNING_BUILDING"
+    services.revision_start(revision_id=fresh(serving).running_revision_id)
+    assert fresh(serving).status == "RUNNING_BUILDING"
 
 
 # ------------------------------------------------------------------------------ sleeping
 @pytest.fixture
-def sleeping_gradio(serving_gradio):
-    assert services.space_transition(serving_gradio, S.SLEEPING)
-    s = fresh(serving_gradio)
-    s.port = serving_gradio.port
+def sleeping_gradio(serving):
+    assert services.space_transition(serving, S.SLEEPING)
+    s = fresh(serving)
+    s.port = serving.port
     return s
 
 

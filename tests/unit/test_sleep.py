@@ -245,3 +245,12 @@ def test_sleep_after_validation(settings, running, api, olive):
 def test_new_spaces_get_the_hub_default(settings, make_space, olive):
     settings.SPACE_SLEEP_AFTER_DEFAULT = 1234
     assert make_space(olive, "x").sleep_after == 1234
+
+
+def test_a_space_woken_since_the_check_looked_is_left_awake(running, hub):
+    space = running(idle=10_000)
+    looked = space.last_active_at.timestamp()
+    Space.objects.filter(pk=space.pk).update(last_active_at=timezone.now())   # a visitor woke it meanwhile
+    assert sleep.space_sleep(space.pk, sleep.FROZEN, idle_since=looked) is False
+    assert fresh(space).status == "RUNNING"
+    assert sleep.space_sleep(space.pk, sleep.FROZEN, idle_since=time.time()) is True
