@@ -135,11 +135,7 @@ def poll(check, *, started: float, timeout: float, fast_interval: float = 0.05,
 def deploy_space(stack: Stack, name: str, sdk: str, archive: bytes, *, timeout: float = 900) -> tuple[str, str, dict]:
     """A new user's space `name`, uploaded and RUNNING: (owner, token, space as the API shows it)."""
     owner, token = stack.new_user()
-    stack.create_space(token, name, sdk)
-    r = stack.upload(token, owner, name, archive)
-    if r.status_code != 202:
-        raise RuntimeError(f"upload answered {r.status_code}: {r.text[:300]}")
-    return owner, token, stack.wait_status(token, owner, name, {"RUNNING"}, timeout=timeout)
+    return owner, token, stack.deploy(token, owner, name, sdk, archive, timeout=timeout)
 
 
 def run_on_stack(payload: dict, body) -> int:

@@ -26,7 +26,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import AppClient, deploy_space, log, machine, poll, run_on_stack, sigterm_raises  # noqa: E402
-from bench.proxy_throughput import BODY_BYTES, ensure_wrk, responder_repo, run_wrk  # noqa: E402
+from bench.proxy_throughput import (BODY_BYTES, compare_runs, ensure_wrk, responder_repo, run_wrk,  # noqa: E402
+                                    wrk_arguments, wrk_payload)
 
 TARGET = 0.8
 
@@ -54,22 +55,14 @@ def set_visibility(stack, token: str, owner: str, name: str, visibility: str, ur
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("-t", "--threads", type=int, default=2)
-    ap.add_argument("-c", "--connections", type=int, default=32)
-    ap.add_argument("-d", "--duration", type=int, default=10, help="seconds per wrk run (max 60)")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (max 8); best of each is kept")
-    args = ap.parse_args()
-    args.duration = max(1, min(args.duration, 60))
-    args.rounds = max(1, min(args.rounds, 8))
+    args = wrk_arguments(ap)
     sigterm_raises()
 
     wrk = ensure_wrk()
     info = machine()
     log(f"private_throughput: {info['date_utc']}, {info['cores']} cores, load {info.get('loadavg_at_start')}")
     wrk_opts = dict(threads=args.threads, conns=args.connections, seconds=args.duration)
-    payload: dict = {"bench": "private_throughput", "machine": info, "target": TARGET,
-                     "wrk": {"threads": args.threads, "connections": args.connections, "duration_s": args.duration,
-                             "rounds": args.rounds}, "body_bytes": BODY_BYTES}
+    payload = wrk_payload("private_throughput", info, TARGET, args)
 
     def body(stack) -> None:
         owner, token, space = deploy_space(stack, "tput", "docker", responder_repo(), timeout=300)
@@ -94,21 +87,13 @@ def main() -> int:
                     f"p99 {res.get('p99_ms', '?')} ms  nginx {res.get('req_per_cpu_s', 0):8.0f} req/cpu-s  "
                     f"non-2xx {res['non_2xx']}  sock-err {res['socket_errors']}  load {res['load1_before']}")
 
-        best = {k: max((x["rps"] for x in v if x["clean"]), default=0.0) for k, v in runs.items()}
-        ratio = best["private"] / best["public"] if best["public"] else None
-        paired = [round(p["rps"] / q["rps"], 3) for p, q in zip(runs["private"], runs["public"])
-                  if p["clean"] and q["clean"]]
-        eff = {}
-        for k, v in runs.items():
-            reqs = sum(x.get("requests", 0) for x in v if x["clean"])
-            cpu = sum(x.get("nginx_cpu_s", 0) for x in v if x["clean"])
-            eff[k] = round(reqs / cpu, 1) if cpu else None
+        cmp = compare_runs(runs, "private", "public")
+        ratio, paired, cpu_ratio = cmp["ratio"], cmp["paired"], cmp["cpu_ratio"]
         payload.update({
-            "space": f"{owner}/tput", "runs": runs, "best_rps": best, "paired_ratios": paired,
+            "space": f"{owner}/tput", "runs": runs, "best_rps": cmp["best"], "paired_ratios": paired,
             "ratio_private_to_public": round(ratio, 3) if ratio else None,
-            "nginx_req_per_cpu_s": eff,
-            "cpu_ratio_private_to_public": round(eff["private"] / eff["public"], 3)
-            if eff.get("private") and eff.get("public") else None,
+            "nginx_req_per_cpu_s": {k: round(v, 1) for k, v in cmp["req_per_cpu_s"].items()},
+            "cpu_ratio_private_to_public": round(cpu_ratio, 3) if cpu_ratio else None,
             "visibility_switch_s": switch_s,
             "met": bool(ratio and ratio >= TARGET),
         })

@@ -42,7 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import (BENCH_ARTIFACTS, AppClient, final_json, log, machine, make_archive, poll,  # noqa: E402
+from bench._common import (BENCH_ARTIFACTS, AppClient, deploy_space, final_json, log, machine, make_archive, poll,  # noqa: E402
                            safe_down, sigterm_raises, start_stack)
 
 TARGET = 0.9
@@ -331,37 +331,62 @@ VARIANTS = {
 }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def wrk_arguments(ap: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the wrk options every throughput benchmark takes (clamped to sane bounds)."""
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("-c", "--connections", type=int, default=32)
     ap.add_argument("-d", "--duration", type=int, default=10, help="seconds per wrk run (max 60)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (max 8); best of each is kept")
-    ap.add_argument("--variants", action="store_true", help="also measure reference+one-setting variants")
     args = ap.parse_args()
     args.duration = max(1, min(args.duration, 60))
     args.rounds = max(1, min(args.rounds, 8))
+    return args
+
+
+def wrk_payload(name: str, info: dict, target: float, args: argparse.Namespace) -> dict:
+    """The start of a throughput benchmark's JSON line: what ran, where, with which wrk options."""
+    return {"bench": name, "machine": info, "target": target,
+            "wrk": {"threads": args.threads, "connections": args.connections, "duration_s": args.duration,
+                    "rounds": args.rounds}, "body_bytes": BODY_BYTES}
+
+
+def compare_runs(runs: dict[str, list[dict]], subject: str, base: str) -> dict:
+    """Best clean req/s of each side, subject/base of the bests, the per-round (adjacent, so
+    less exposed to load drift) ratios, and requests per nginx CPU-second over clean rounds."""
+    best = {k: max((x["rps"] for x in v if x["clean"]), default=0.0) for k, v in runs.items()}
+    eff = {}
+    for k, v in runs.items():
+        reqs = sum(x.get("requests", 0) for x in v if x["clean"])
+        cpu = sum(x.get("nginx_cpu_s", 0) for x in v if x["clean"])
+        eff[k] = reqs / cpu if cpu else 0.0
+    return {
+        "best": best,
+        "ratio": best[subject] / best[base] if best[base] else None,
+        "paired": [round(a["rps"] / b["rps"], 3) for a, b in zip(runs[subject], runs[base])
+                   if a["clean"] and b["clean"]],
+        "req_per_cpu_s": eff,
+        "cpu_ratio": eff[subject] / eff[base] if eff[base] else None,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", action="store_true", help="also measure reference+one-setting variants")
+    args = wrk_arguments(ap)
     sigterm_raises()
 
     wrk = ensure_wrk()
     info = machine()
     log(f"proxy_throughput: {info['date_utc']}, {info['cores']} cores, load {info.get('loadavg_at_start')}")
     wrk_opts = dict(threads=args.threads, conns=args.connections, seconds=args.duration)
-    payload: dict = {"bench": "proxy_throughput", "machine": info, "target": TARGET,
-                     "wrk": {"threads": args.threads, "connections": args.connections, "duration_s": args.duration,
-                             "rounds": args.rounds}, "body_bytes": BODY_BYTES}
+    payload = wrk_payload("proxy_throughput", info, TARGET, args)
     stack = start_stack()
     refs: list[ReferenceNginx] = []
     status = 0
     try:
         stack.up()
         log(f"stack {stack.instance} up (proxy 127.0.0.1:{stack.proxy_port})")
-        owner, token = stack.new_user()
-        stack.create_space(token, "tput", "docker")
-        r = stack.upload(token, owner, "tput", responder_repo())
-        if r.status_code != 202:
-            raise RuntimeError(f"upload answered {r.status_code}: {r.text[:300]}")
-        space = stack.wait_status(token, owner, "tput", {"RUNNING"}, timeout=300)
+        owner, token, space = deploy_space(stack, "tput", "docker", responder_repo(), timeout=300)
         app = AppClient(stack, space["url"])
         host = app.host
         poll(lambda: app.get("/").status_code == 200, started=time.monotonic(), timeout=30)
@@ -409,19 +434,11 @@ def main() -> int:
         direct = run_wrk(wrk, f"http://{ip}:{port}/", host, **wrk_opts)
         log(f"  direct     {direct['rps']:10.0f} req/s  (wrk -> container, no proxy; context only)")
 
-        best = {k: max((x["rps"] for x in v if x["clean"]), default=0.0) for k, v in runs.items()}
-        ratio = best["demohub"] / best["reference"] if best["reference"] else None
-        # Per round (adjacent runs, so less exposed to load drift): demohub_i / reference_i.
-        paired = [round(d["rps"] / r["rps"], 3) for d, r in zip(runs["demohub"], runs["reference"])
-                  if d["clean"] and r["clean"]]
+        cmp = compare_runs(runs, "demohub", "reference")
+        best, ratio, paired = cmp["best"], cmp["ratio"], cmp["paired"]
         payload["paired_ratios"] = paired
         # Cost: requests per CPU-second of the nginx processes, over all clean rounds.
-        eff = {}
-        for k, v in runs.items():
-            reqs = sum(x.get("requests", 0) for x in v if x["clean"])
-            cpu = sum(x.get("nginx_cpu_s", 0) for x in v if x["clean"])
-            eff[k] = reqs / cpu if cpu else 0.0
-        cpu_ratio = eff["demohub"] / eff["reference"] if eff["reference"] else None
+        eff, cpu_ratio = cmp["req_per_cpu_s"], cmp["cpu_ratio"]
         payload.update({"demohub_req_per_cpu_s": round(eff["demohub"], 1),
                         "reference_req_per_cpu_s": round(eff["reference"], 1),
                         "cpu_efficiency_ratio": round(cpu_ratio, 3) if cpu_ratio else None})
@@ -452,16 +469,12 @@ def main() -> int:
                                                        else masters["reference"], **wrk_opts))
                 finally:
                     v.stop()
-                pbest = {k: max((x["rps"] for x in xs if x["clean"]), default=0.0) for k, xs in pair.items()}
-                peff = {}
-                for k, xs in pair.items():
-                    cpu = sum(x.get("nginx_cpu_s", 0) for x in xs if x["clean"])
-                    peff[k] = sum(x.get("requests", 0) for x in xs if x["clean"]) / cpu if cpu else 0.0
+                vcmp = compare_runs(pair, vname, "reference")
+                pbest = vcmp["best"]
                 variants[vname] = {"rps": round(pbest[vname], 1), "reference_rps": round(pbest["reference"], 1),
-                                   "vs_reference": round(pbest[vname] / pbest["reference"], 3)
-                                   if pbest["reference"] else None,
-                                   "cpu_efficiency_vs_reference": round(peff[vname] / peff["reference"], 3)
-                                   if peff["reference"] else None}
+                                   "vs_reference": round(vcmp["ratio"], 3) if vcmp["ratio"] is not None else None,
+                                   "cpu_efficiency_vs_reference": round(vcmp["cpu_ratio"], 3)
+                                   if vcmp["cpu_ratio"] is not None else None}
                 log(f"  variant {vname:<34} {pbest[vname]:8.0f} req/s vs reference {pbest['reference']:8.0f} "
                     f"({variants[vname]['vs_reference']}x); req/cpu-s "
                     f"{variants[vname]['cpu_efficiency_vs_reference']}x reference")

@@ -130,9 +130,7 @@ def main() -> int:
         stack.up()
         owner, token = stack.new_user(f"bench{uuid.uuid4().hex[:6]}")
         name = "redeploy"
-        stack.create_space(token, name, "docker")
-        assert stack.upload(token, owner, name, revision_app("v1")).status_code == 202
-        space = stack.wait_status(token, owner, name, "RUNNING", timeout=300)
+        space = stack.deploy(token, owner, name, "docker", revision_app("v1"))
         log(f"space {owner}/{name} running revision 1 at {space['url']}")
 
         load = Load(stack.proxy_port, space["url"], getters=args.getters, posters=args.posters).start()

@@ -679,20 +679,41 @@ def routes_out_of_date(routes: Iterable[Route], config: ProxyConfig) -> list[str
 
 
 def remove_routes_except(labels: Iterable[str], config: ProxyConfig) -> bool:
-    """Delete every ``<label>.conf`` not in `labels` (spaces that are gone); bump the
-    generation once iff anything was removed. Returns whether anything was."""
+    """Delete every ``<label>.conf`` not in `labels` (spaces that are gone), with their slot
+    flags and stale temp files; bump the generation once iff a route was removed. Returns
+    whether one was."""
     keep = {validate_label(label) for label in labels}
-    routes_dir = Path(config.routes_dir)
-    changed = False
     with _locked(config):
-        for entry in routes_dir.iterdir():
-            name = entry.name
-            if name.endswith(".conf") and name[: -len(".conf")] not in keep:
-                with contextlib.suppress(FileNotFoundError):
-                    entry.unlink()
-                    changed = True
+        changed = _remove_others(keep, config)
         if changed:
             _bump_generation(config)
+    return changed
+
+
+def _remove_others(keep, config: ProxyConfig) -> bool:
+    """Under the lock: remove routes whose label is not in `keep`, the slot flags of routes that
+    are gone and temp files a crashed writer left. Returns whether a route was removed."""
+    changed = False
+    now = time.time()
+    for entry in Path(config.routes_dir).iterdir():
+        name = entry.name
+        if name.endswith(".conf") and name[: -len(".conf")] not in keep:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+                changed = True
+        elif name.startswith(_TMP_PREFIX):
+            # Left behind by a writer that crashed between write and rename.
+            with contextlib.suppress(FileNotFoundError):
+                if now - entry.stat().st_mtime > _STALE_TMP_SECONDS:
+                    entry.unlink()
+    # Flags of routes that are gone. The flags of live routes are left alone: reconciliation
+    # reads its rows unlocked, and a stale row must not move a slot a switch just moved
+    # (spaces/redeploy.py repairs a wrong flag under the row's lock).
+    slots_dir = config.slots_dir
+    if slots_dir.is_dir():
+        for entry in slots_dir.iterdir():
+            if entry.name.endswith(".b") and entry.name[: -len(".b")] not in keep:
+                entry.unlink(missing_ok=True)
     return changed
 
 
@@ -708,7 +729,6 @@ def sync_routes(routes: Iterable[Route], config: ProxyConfig) -> bool:
             raise RouteError(f"duplicate route label {route.label!r}")
         desired[route.label] = text
 
-    routes_dir = Path(config.routes_dir)
     changed = False
     with _locked(config):
         for label, text in desired.items():
@@ -716,26 +736,7 @@ def sync_routes(routes: Iterable[Route], config: ProxyConfig) -> bool:
             if _read_text(path) != text:
                 _write_atomic(path, text)
                 changed = True
-        now = time.time()
-        for entry in routes_dir.iterdir():
-            name = entry.name
-            if name.endswith(".conf") and name[: -len(".conf")] not in desired:
-                with contextlib.suppress(FileNotFoundError):
-                    entry.unlink()
-                    changed = True
-            elif name.startswith(_TMP_PREFIX):
-                # Left behind by a writer that crashed between write and rename.
-                with contextlib.suppress(FileNotFoundError):
-                    if now - entry.stat().st_mtime > _STALE_TMP_SECONDS:
-                        entry.unlink()
-        # Flags of routes that are gone. The flags of live routes are left alone: reconciliation
-        # reads its rows unlocked, and a stale row must not move a slot a switch just moved
-        # (spaces/redeploy.py repairs a wrong flag under the row's lock).
-        slots_dir = config.slots_dir
-        if slots_dir.is_dir():
-            for entry in slots_dir.iterdir():
-                if entry.name.endswith(".b") and entry.name[: -len(".b")] not in desired:
-                    entry.unlink(missing_ok=True)
+        changed = _remove_others(desired, config) or changed
         if changed:
             _bump_generation(config)
     return changed

@@ -66,7 +66,9 @@ def new_space(request):
     return render(request, "spaces/new.html", {"form": form})
 
 
-def _space_for(request, owner: str, name: str, action: Action = Action.VIEW) -> tuple[Space, Role]:
+def space_for_page(request, owner: str, name: str, action: Action = Action.VIEW) -> tuple[Space, Role]:
+    """The space for an HTML page: 404 if the caller may not see it (share links redeemed in
+    this browser count), 403 if they may see it but not do `action`."""
     space, role = space_get_for_viewer(owner=owner, name=name, user=request.user,
                                        share_link_ids=share_links_in_session(request))
     if not can(role, action, user=request.user, space=space):
@@ -75,7 +77,7 @@ def _space_for(request, owner: str, name: str, action: Action = Action.VIEW) -> 
 
 
 def space_page(request, owner, name):
-    space, role = _space_for(request, owner, name)
+    space, role = space_for_page(request, owner, name)
     return render(request, "spaces/space.html", {
         "space": space, "role": role, "can_edit": role >= Role.EDITOR, "can_admin": role >= Role.OWNER,
         "can_logs": role >= Role.EDITOR,
@@ -90,13 +92,13 @@ def space_page(request, owner, name):
 
 
 def space_logs_page(request, owner, name):
-    space, role = _space_for(request, owner, name, Action.READ_LOGS)
+    space, role = space_for_page(request, owner, name, Action.READ_LOGS)
     return render(request, "spaces/logs.html", {"space": space, "role": role, "can_edit": True,
                                                 "can_admin": role >= Role.OWNER, "can_logs": True})
 
 
 def space_settings(request, owner, name):
-    space, role = _space_for(request, owner, name, Action.EDIT)
+    space, role = space_for_page(request, owner, name, Action.EDIT)
     upload = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and upload.is_valid():
         try:
@@ -120,7 +122,7 @@ def space_action(request, owner, name, action):
              "visibility": Action.ADMIN}
     if action not in needs:
         raise Http404
-    space, _ = _space_for(request, owner, name, needs[action])
+    space, _ = space_for_page(request, owner, name, needs[action])
     base = f"/spaces/{space.owner.username}/{space.name}"
     try:
         if action == "restart":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -14,15 +14,8 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from . import access
 from .models import Collaborator, ShareLink, Space
 from .proxy_access import safe_next, ticket_mint, ticket_url
-from .selectors import Action, Role, can, space_get_for_viewer
-
-
-def _space_for(request, owner: str, name: str, action: Action) -> tuple[Space, Role]:
-    space, role = space_get_for_viewer(owner=owner, name=name, user=request.user,
-                                       share_link_ids=access.share_links_in_session(request))
-    if not can(role, action, user=request.user, space=space):
-        raise PermissionDenied
-    return space, role
+from .selectors import Action, Role, space_get_for_viewer
+from .views import space_for_page
 
 
 def share_redeem(request, token: str):
@@ -89,7 +82,7 @@ class ShareLinkForm(forms.Form):
 
 def space_access_page(request, owner: str, name: str):
     """Visibility, collaborators and share links (the owner only, design.md §6)."""
-    space, role = _space_for(request, owner, name, Action.ADMIN)
+    space, role = space_for_page(request, owner, name, Action.ADMIN)
     base = f"/spaces/{space.owner.username}/{space.name}/access"
     collab_form = CollaboratorForm(prefix="c")
     link_form = ShareLinkForm(prefix="l")

@@ -268,6 +268,17 @@ class Stack:
         return self.api(token).post(f"{self.hub_url}/api/spaces/{owner}/{name}/revisions",
                                     files={"archive": (filename, archive)})
 
+    def deploy(self, token: str, owner: str, name: str, sdk: str, archive: bytes, *,
+               wanted: set[str] | str | None = "RUNNING", timeout: float = 300, **extra) -> dict:
+        """Create the space, upload `archive` and wait for `wanted` (the space as the API shows
+        it); with wanted=None, return the upload's 202 body (the queued revision) at once."""
+        self.create_space(token, name, sdk, **extra)
+        r = self.upload(token, owner, name, archive)
+        assert r.status_code == 202, r.text
+        if wanted is None:
+            return r.json()
+        return self.wait_status(token, owner, name, wanted, timeout=timeout)
+
     def space(self, token: str | None, owner: str, name: str) -> dict:
         r = self.api(token).get(f"{self.hub_url}/api/spaces/{owner}/{name}")
         assert r.status_code == 200, r.text

@@ -77,10 +77,7 @@ def app_repo(mode: str = "serve", build_step: str = "") -> bytes:
 
 
 def deploy(stack, token: str, owner: str, name: str, archive: bytes, wanted="RUNNING", timeout=300) -> dict:
-    stack.create_space(token, name, "docker")
-    r = stack.upload(token, owner, name, archive)
-    assert r.status_code == 202, r.text
-    return stack.wait_status(token, owner, name, wanted, timeout=timeout)
+    return stack.deploy(token, owner, name, "docker", archive, wanted=wanted, timeout=timeout)
 
 
 def space_container(stack, owner: str, name: str):

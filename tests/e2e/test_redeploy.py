@@ -43,10 +43,7 @@ def watch_status(stack, token, owner, until, *, timeout: float = 300) -> list[tu
 @pytest.fixture(scope="module")
 def zero_space(stack, alice):
     owner, token = alice
-    stack.create_space(token, NAME, "docker")
-    r = stack.upload(token, owner, NAME, revision_app("v1"))
-    assert r.status_code == 202, r.text
-    space = stack.wait_status(token, owner, NAME, "RUNNING", timeout=300)
+    space = stack.deploy(token, owner, NAME, "docker", revision_app("v1"))
     return owner, token, space
 
 

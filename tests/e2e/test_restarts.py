@@ -75,12 +75,8 @@ def owner(stack):
 
 def deploy(stack, owner, name: str, archive: bytes, *, wait: bool = True, timeout: float = 300) -> dict:
     username, token = owner
-    stack.create_space(token, name, "docker")
-    r = stack.upload(token, username, name, archive)
-    assert r.status_code == 202, r.text
-    if not wait:
-        return r.json()
-    return stack.wait_status(token, username, name, "RUNNING", timeout=timeout)
+    return stack.deploy(token, username, name, "docker", archive, wanted="RUNNING" if wait else None,
+                        timeout=timeout)
 
 
 def status_of(stack, owner, name: str) -> dict:

@@ -35,10 +35,7 @@ def gradio_repo(app: str = GRADIO_APP, title: str = "Shouter") -> bytes:
 @pytest.fixture(scope="module")
 def gradio_space(stack, alice):
     owner, token = alice
-    stack.create_space(token, "shouter", "gradio")
-    r = stack.upload(token, owner, "shouter", gradio_repo())
-    assert r.status_code == 202, r.text
-    space = stack.wait_status(token, owner, "shouter", "RUNNING", timeout=900)
+    space = stack.deploy(token, owner, "shouter", "gradio", gradio_repo(), timeout=900)
     return owner, token, space
 
 
@@ -117,11 +114,8 @@ def test_streamlit_app_and_its_websocket(stack, alice):
     import websockets
 
     owner, token = alice
-    stack.create_space(token, "stream", "streamlit")
-    r = stack.upload(token, owner, "stream", make_archive({
-        "README.md": "---\ntitle: Stream\nsdk: streamlit\n---\n", "app.py": STREAMLIT_APP}))
-    assert r.status_code == 202, r.text
-    space = stack.wait_status(token, owner, "stream", "RUNNING", timeout=900)
+    space = stack.deploy(token, owner, "stream", "streamlit", make_archive({
+        "README.md": "---\ntitle: Stream\nsdk: streamlit\n---\n", "app.py": STREAMLIT_APP}), timeout=900)
     assert stack.get_app(space["url"], "/_stcore/health").text == "ok"
     ws_url = space["url"].replace("http://", "ws://").rstrip("/") + "/_stcore/stream"
 
@@ -172,10 +166,7 @@ def docker_repo(base: str = "demohub/base:bookworm") -> bytes:
 @pytest.fixture(scope="module")
 def docker_space(stack, alice):
     owner, token = alice
-    stack.create_space(token, "raw", "docker")
-    r = stack.upload(token, owner, "raw", docker_repo())
-    assert r.status_code == 202, r.text
-    space = stack.wait_status(token, owner, "raw", "RUNNING", timeout=300)
+    space = stack.deploy(token, owner, "raw", "docker", docker_repo())
     return owner, token, space
 
 
@@ -219,9 +210,7 @@ def test_space_reaches_none_of_the_hubs_services(stack, docker_space, static_spa
 def static_space_for_isolation(stack, alice):
     """A second running container space, whose fixed address another space must not reach."""
     owner, token = alice
-    stack.create_space(token, "raw2", "docker")
-    stack.upload(token, owner, "raw2", docker_repo())
-    stack.wait_status(token, owner, "raw2", "RUNNING", timeout=300)
+    stack.deploy(token, owner, "raw2", "docker", docker_repo())
     import docker
 
     client = docker.from_env()

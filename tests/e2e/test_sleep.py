@@ -33,11 +33,8 @@ demo.launch()
 @pytest.fixture(scope="module")
 def sleepy(stack):
     owner, token = stack.new_user()
-    stack.create_space(token, "sleepy", "gradio")
-    r = stack.upload(token, owner, "sleepy", make_archive({
-        "README.md": "---\ntitle: Doubler\nsdk: gradio\napp_file: app.py\n---\n", "app.py": APP}))
-    assert r.status_code == 202, r.text
-    space = stack.wait_status(token, owner, "sleepy", "RUNNING", timeout=900)
+    space = stack.deploy(token, owner, "sleepy", "gradio", make_archive({
+        "README.md": "---\ntitle: Doubler\nsdk: gradio\napp_file: app.py\n---\n", "app.py": APP}), timeout=900)
     r = stack.api(token).patch(f"{stack.hub_url}/api/spaces/{owner}/sleepy", json={"sleep_after": 8})
     assert r.status_code == 200 and r.json()["sleep_after"] == 8, r.text
     return owner, token, space

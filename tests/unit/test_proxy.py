@@ -267,6 +267,25 @@ def test_sync_removes_stale_temp_files(cfg):
     assert not old.exists() and fresh.exists()
 
 
+def test_remove_routes_except_cleans_like_sync(cfg):
+    from runner.proxy import remove_routes_except, routes_out_of_date
+
+    sync_routes([container("a"), container("b")], cfg)
+    cfg.slots_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.slots_dir / "a.b").write_text("")
+    (cfg.slots_dir / "b.b").write_text("")
+    old = cfg.routes_dir / ".tmp-a.conf.crashed"
+    old.write_text("x")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    gen = current_generation(cfg)
+    assert routes_out_of_date([container("a"), container("c")], cfg) == ["c"]
+    assert remove_routes_except(["a"], cfg) is True
+    assert conf_files(cfg) == {"a.conf"} and current_generation(cfg) == gen + 1
+    assert (cfg.slots_dir / "a.b").exists() and not (cfg.slots_dir / "b.b").exists()
+    assert not old.exists()
+    assert remove_routes_except(["a"], cfg) is False and current_generation(cfg) == gen + 1
+
+
 def test_concurrent_publishers_do_not_lose_generation_bumps(cfg):
     errors = []
 
