@@ -43,10 +43,7 @@ def wait_mode(stack, token, owner, mode: str, timeout: float = 60) -> float:
     while time.monotonic() - t0 < timeout:
         s = stack.space(token, owner, "wake")
         if s["status"] == "SLEEPING" and s["sleep_mode"] == mode:
-            # The state is written before the route changes and the engine freezes or stops
-            # the container (so no request meets a half-asleep app); let that finish.
-            time.sleep(1.5)
-            return time.monotonic() - t0
+            return time.monotonic() - t0   # SLEEPING is written once the container is frozen or stopped
         time.sleep(0.2)
     raise TimeoutError(f"the space was not {mode} after {timeout} s")
 

@@ -131,7 +131,9 @@ def crashes_check() -> None:
         # Rows after containers: see the module docstring. A RUNNING_BUILDING space whose
         # restart is pending keeps its status; its error (RESTARTING) keeps it out of here, as
         # restarts_send_due restarts it.
-        watched = (Space.objects.filter(status__in=WATCHED, running_revision__isnull=False)
+        # A space being put to sleep (sleep_mode set, status not yet SLEEPING) lost its
+        # container to the hub, not to a crash.
+        watched = (Space.objects.filter(status__in=WATCHED, running_revision__isnull=False, sleep_mode="")
                    .exclude(sdk=Sdk.STATIC).exclude(error__startswith=RESTARTING)
                    .select_related("owner", "running_revision"))
         for space in watched:

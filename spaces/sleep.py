@@ -43,6 +43,8 @@ from runner.exceptions import BackendUnavailable
 
 from . import logs, reconcile, services
 from .models import Space
+from .proxy_access import label_from_host, proxy_key_ok, proxy_role, space_for_host, wants_json
+from .selectors import Role
 from .status import SERVING, SpaceStatus
 
 log = logging.getLogger(__name__)
@@ -73,12 +75,6 @@ def activity_file():
     return settings.PROXY_ROUTES_DIR.parent / "activity.log"
 
 
-def _label_of(host: str) -> str | None:
-    host = host.split(":", 1)[0].lower()
-    suffix = "." + settings.SPACES_DOMAIN
-    return host[: -len(suffix)] if host.endswith(suffix) else None
-
-
 def activity_collect() -> dict[str, float]:
     """Label -> time of the last request that ended, from the proxy's activity log.
 
@@ -102,7 +98,7 @@ def activity_collect() -> dict[str, float]:
             ended = float(parts[0])
         except ValueError:
             continue
-        label = _label_of(parts[2])
+        label = label_from_host(parts[2])
         if label:
             last[label] = max(last.get(label, 0.0), ended)
     return last
@@ -217,8 +213,11 @@ def space_sleep(space_id: int, mode: str, *, idle_since: float | None = None) ->
     """Freeze (RUNNING -> SLEEPING frozen) or stop (RUNNING or frozen -> SLEEPING stopped).
 
     With `idle_since` (the last activity the caller saw), nothing happens if the space has
-    been active since. The route changes before the container does: once it is applied, every
-    request asks the hub to wake the space, so none reaches a frozen or stopped app and fails.
+    been active since. Order matters: `sleep_mode` and the route change first, so once the
+    proxy applies it every request asks the hub to wake the space (and waits: see
+    `_wake_state`) instead of meeting a frozen or stopped app; then the engine freezes or stops
+    the container; only then does the status say SLEEPING, which is therefore never shown
+    while the app still answers directly.
     """
     with space_lock(space_id):
         space = Space.objects.select_related("owner", "running_revision").filter(pk=space_id).first()
@@ -226,23 +225,21 @@ def space_sleep(space_id: int, mode: str, *, idle_since: float | None = None) ->
             return False
         if idle_since is not None and space.last_active_at and space.last_active_at.timestamp() > idle_since + 0.001:
             return False   # woken or visited since the caller looked
+        if space.status not in (S.RUNNING, S.SLEEPING) or space.sleep_mode == STOPPED \
+                or (mode == FROZEN and space.status != S.RUNNING):
+            return False
         name = services.container_name(space, space.active_slot)
+        backend = services.get_backend()
+        if space.status == S.RUNNING:
+            services.space_publish_route(space_id=space.pk, sleep_mode=mode)
         if mode == FROZEN:
-            if space.status != S.RUNNING:
-                return False
-            if not services.space_transition(space, S.SLEEPING, sleep_mode=FROZEN):
-                return False
-            services.space_publish_route(space_id=space.pk)
-            if not services.get_backend().freeze(name):
-                # Nothing to freeze (the app just exited): let the next visitor start it.
-                Space.objects.filter(pk=space.pk, status=S.SLEEPING).update(sleep_mode=STOPPED)
-            return True
-        if space.status not in (S.RUNNING, S.SLEEPING) or space.sleep_mode == STOPPED:
+            # Nothing to freeze (the app just exited): it sleeps stopped; the next visitor starts it.
+            mode = FROZEN if backend.freeze(name) else STOPPED
+        else:
+            backend.stop(name, timeout=10)
+        if not services.space_transition(space, S.SLEEPING, sleep_mode=mode):
+            # The owner paused or deleted it meanwhile; their action owns the container now.
             return False
-        if not services.space_transition(space, S.SLEEPING, sleep_mode=STOPPED):
-            return False
-        services.space_publish_route(space_id=space.pk)
-        services.get_backend().stop(name, timeout=10)
         return True
 
 
@@ -327,9 +324,6 @@ def space_wake(space_id: int) -> None:
 # ----------------------------------------------------------------------------- the proxy's wake check
 def _wake_state(request) -> tuple[int, int | None, bool]:
     """(HTTP answer now or 0 to wait, space id, is an API client). Sync: runs in a thread."""
-    from .proxy_access import proxy_key_ok, proxy_role, space_for_host, wants_json
-    from .selectors import Role
-
     if not proxy_key_ok(request):
         return 403, None, False
     space = space_for_host(request.headers.get("X-Demohub-Host", ""))
@@ -339,8 +333,11 @@ def _wake_state(request) -> tuple[int, int | None, bool]:
     if role < Role.PUBLIC:
         return 401, None, False
     api = wants_json(request, request.headers.get("X-Demohub-Uri", "/"))
-    if space.status in SERVING:
+    if space.status in SERVING and not space.sleep_mode:
         return 204, space.pk, api
+    if space.status == S.RUNNING and space.sleep_mode:
+        wake_requested(space.pk)         # being put to sleep right now: undo it once that is done
+        return 0, space.pk, api
     if space.status == S.SLEEPING and has_room(space.pk):
         wake_requested(space.pk)
         return 0, space.pk, api
@@ -349,8 +346,13 @@ def _wake_state(request) -> tuple[int, int | None, bool]:
     return 403, space.pk, api            # paused, failed, or no room: the hub's page says which
 
 
-def _status_of(space_id: int) -> str | None:
-    return Space.objects.filter(pk=space_id).values_list("status", flat=True).first()
+def _serving(space_id: int) -> tuple[bool, bool]:
+    """(the app serves, the space may still wake): the wake check's poll."""
+    row = Space.objects.filter(pk=space_id).values_list("status", "sleep_mode").first()
+    if row is None:
+        return False, False
+    status, mode = row
+    return status in SERVING and not mode, status in SERVING or status in (S.SLEEPING, S.APP_STARTING)
 
 
 async def proxy_wake(request) -> HttpResponse:
@@ -366,10 +368,10 @@ async def proxy_wake(request) -> HttpResponse:
     interval = 0.01
     while time.monotonic() < deadline:
         await asyncio.sleep(interval)
-        status = await sync_to_async(_status_of)(space_id)
-        if status in SERVING:
+        serving, waking = await sync_to_async(_serving)(space_id)
+        if serving:
             return HttpResponse(status=204)
-        if status not in (S.SLEEPING, S.APP_STARTING):
+        if not waking:
             break
         interval = min(interval * 1.5, 0.1)
     return HttpResponse(status=403)

@@ -254,3 +254,25 @@ def test_a_space_woken_since_the_check_looked_is_left_awake(running, hub):
     assert sleep.space_sleep(space.pk, sleep.FROZEN, idle_since=looked) is False
     assert fresh(space).status == "RUNNING"
     assert sleep.space_sleep(space.pk, sleep.FROZEN, idle_since=time.time()) is True
+
+
+def test_status_says_sleeping_only_once_the_container_is_frozen(settings, running, hub, monkeypatch):
+    space = running(idle=10_000)
+    seen = {}
+    real_freeze = hub.backend.freeze
+
+    def freeze(name):
+        s = fresh(space)
+        seen.update(status=s.status, mode=s.sleep_mode, route=route(hub, s))
+        # A request arriving now is held for the wake, not sent to the app being frozen.
+        seen["wake"] = wake_call(settings, s).status_code
+        return real_freeze(name)
+
+    monkeypatch.setattr(hub.backend, "freeze", freeze)
+    monkeypatch.setattr(sleep, "wake_requested", lambda space_id: True)
+    settings.SPACE_WAKE_HOLD = 0.2
+    assert sleep.space_sleep(space.pk, sleep.FROZEN)
+    assert (seen["status"], seen["mode"]) == ("RUNNING", "frozen")   # not yet SLEEPING
+    assert "auth_request /.demohub/wake;" in seen["route"]           # but requests already wait
+    assert seen["wake"] == 403                                       # held, then the waking page
+    assert (fresh(space).status, fresh(space).sleep_mode) == ("SLEEPING", "frozen")
