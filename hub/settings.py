@@ -177,6 +177,9 @@ ARCHIVE_MAX_FILES = env.int("ARCHIVE_MAX_FILES", default=5000)
 ARCHIVE_MAX_TOTAL_BYTES = env.int("ARCHIVE_MAX_TOTAL_BYTES", default=500 * 2**20)
 ARCHIVE_MAX_FILE_BYTES = env.int("ARCHIVE_MAX_FILE_BYTES", default=200 * 2**20)
 ARCHIVE_MAX_RATIO = env.float("ARCHIVE_MAX_RATIO", default=200.0)
+# README.md is parsed in the upload request (front matter: at most its first 64 KiB), so it
+# has a cap of its own; a larger one is refused with 413 readme_too_large.
+README_MAX_BYTES = env.int("README_MAX_BYTES", default=2**20)
 # Django refuses bodies above this before our view runs; keep it just above the archive cap
 # so the archive check, not Django, names the problem.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
