@@ -49,7 +49,8 @@ def test_a_100_mb_readme_is_refused_quickly_and_the_hub_keeps_serving(stack):
     assert stack.procs["web"].poll() is None
     assert after["status"] == "RUNNING" and after["running_revision"] == 1, after
     revisions = stack.api(token).get(f"{stack.hub_url}/api/spaces/{owner}/docs/revisions").json()
-    numbers = [rev["number"] for rev in (revisions.get("results", revisions) if isinstance(revisions, dict) else revisions)]
+    listed = revisions.get("results", revisions) if isinstance(revisions, dict) else revisions
+    numbers = [rev["number"] for rev in listed]
     assert numbers == [1], revisions
     assert "first-revision" in stack.get_app(space["url"]).text
 

@@ -158,3 +158,54 @@ def test_normalize():
     assert normalize("docker.io/library/python:3") == "python:3"
     assert normalize("library/python:3") == "python:3"
     assert normalize("localhost:5000/x") == "localhost:5000/x:latest"
+
+
+# -- the Docker backend: a refused Dockerfile never reaches the engine's build ---------------
+
+def _backend(monkeypatch, tmp_path, dockerfile: str):
+    from unittest import mock
+
+    import docker
+
+    from runner.backends.base import BuildSpec
+    from runner.backends.docker import DockerBackend
+
+    backend = DockerBackend(instance="unit", network="n", subnet="10.213.0.0/16", base_image=BASE)
+    client = mock.MagicMock(spec=docker.DockerClient)
+    client.api = mock.MagicMock()
+
+    def inspect_image(ref):
+        attrs = Engine()(ref)
+        if attrs is None:
+            raise docker.errors.ImageNotFound("no such image")
+        return attrs
+
+    client.api.inspect_image.side_effect = inspect_image
+    backend._client = client
+    monkeypatch.setattr(backend, "ensure_ready", lambda: None)
+    built = {}
+
+    def stream_build(**kwargs):
+        built.update(kwargs, text=open(kwargs["dockerfile"]).read())
+        return "sha256:new"
+
+    monkeypatch.setattr(backend, "_stream_build", stream_build)
+    (tmp_path / "Dockerfile").write_text(dockerfile)
+    spec = BuildSpec(space="bob/x", revision=1, sdk="docker", snapshot=tmp_path, image="demohub-unit/bob-x:r1")
+    return backend, spec, built, client
+
+
+def test_backend_builds_the_pinned_dockerfile_and_never_pulls(monkeypatch, tmp_path):
+    backend, spec, built, client = _backend(monkeypatch, tmp_path, f"FROM {BASE}\nRUN true\n")
+    assert backend.build(spec, log=lambda text: None, should_continue=lambda: True) == "sha256:new"
+    assert built["text"].startswith(f"FROM {BASE_ID}\n")
+    assert built["pull"] is False and built["path"] == str(tmp_path)
+    client.images.pull.assert_not_called()
+
+
+def test_backend_refuses_before_building(monkeypatch, tmp_path):
+    backend, spec, built, client = _backend(monkeypatch, tmp_path, f"FROM {SPACE}\nRUN cat /home/user/app/app.py\n")
+    with pytest.raises(BuildError, match="is not an image this hub allows"):
+        backend.build(spec, log=lambda text: None, should_continue=lambda: True)
+    assert built == {}
+    client.api.inspect_image.assert_not_called()
