@@ -241,7 +241,7 @@ class DockerBackend(Backend):
             with tempfile.TemporaryDirectory(prefix="demohub-dockerfile-") as tmp:
                 # Outside the context: docker-py adds it to the context under a name of its own.
                 pinned = Path(tmp) / "Dockerfile"
-                pinned.write_text(checked.text)
+                pinned.write_text(checked.text, encoding="utf-8")
                 return self._stream_build(log=log, should_continue=should_continue,
                                           path=str(spec.snapshot), dockerfile=str(pinned),
                                           tag=spec.image, labels=labels, nocache=spec.no_cache,
