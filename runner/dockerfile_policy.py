@@ -246,7 +246,7 @@ def check_dockerfile(raw: bytes, policy: ImagePolicy,
                      inspect: Callable[[str], dict | None]) -> CheckedDockerfile:
     """Refuse (BuildError naming the line) or return the Dockerfile to build, FROMs pinned."""
     if len(raw) > MAX_DOCKERFILE_BYTES:
-        raise BuildError(f"the Dockerfile is {len(raw)} bytes; the limit is {MAX_DOCKERFILE_BYTES}")
+        raise BuildError(f"the Dockerfile is larger than {MAX_DOCKERFILE_BYTES // 1024} KiB, the limit")
     text = raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
     structure = _structure(text)
     _check_directives(structure)

@@ -235,8 +235,9 @@ class DockerBackend(Backend):
             if not dockerfile.is_file():
                 raise BuildError("sdk: docker needs a Dockerfile at the root of the repo")
             # Only images the operator allows, pinned to their ids (runner/dockerfile_policy.py).
-            checked = dockerfile_policy.check_dockerfile(dockerfile.read_bytes(), self.image_policy,
-                                                         self._inspect_allowed_image)
+            with dockerfile.open("rb") as fh:  # bounded: it may be a link to a large file
+                raw = fh.read(dockerfile_policy.MAX_DOCKERFILE_BYTES + 1)
+            checked = dockerfile_policy.check_dockerfile(raw, self.image_policy, self._inspect_allowed_image)
             log(f"--> building {spec.image} from the repo's Dockerfile\n")
             with tempfile.TemporaryDirectory(prefix="demohub-dockerfile-") as tmp:
                 # Outside the context: docker-py adds it to the context under a name of its own.
