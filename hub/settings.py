@@ -85,6 +85,10 @@ SPACES_NETWORK = env.str("SPACES_NETWORK", default=f"demohub-{DEMOHUB_INSTANCE}-
 BASE_IMAGE = env.str("BASE_IMAGE", default="demohub/base:bookworm")
 BUILD_CA_BUNDLE = env.str("BUILD_CA_BUNDLE", default="")
 RUNNER_PULL_MISSING_BASE = env.bool("RUNNER_PULL_MISSING_BASE", default=False)
+# Images a `sdk: docker` Dockerfile may start FROM besides BASE_IMAGE and the SDK images
+# (runner/dockerfile_policy.py): `sha256:<id>` or `name@sha256:<digest>`, or names whose image
+# carries the label demohub.role=base. Comma-separated.
+BUILD_ALLOWED_IMAGES = [e.strip() for e in env.list("BUILD_ALLOWED_IMAGES", default=[]) if e.strip()]
 DEFAULT_GRADIO_VERSION = env.str("DEFAULT_GRADIO_VERSION", default="6.31.0")
 DEFAULT_STREAMLIT_VERSION = env.str("DEFAULT_STREAMLIT_VERSION", default="1.67.0")
 BUILD_TIMEOUT = env.int("BUILD_TIMEOUT", default=1200)  # seconds
@@ -173,6 +177,9 @@ ARCHIVE_MAX_FILES = env.int("ARCHIVE_MAX_FILES", default=5000)
 ARCHIVE_MAX_TOTAL_BYTES = env.int("ARCHIVE_MAX_TOTAL_BYTES", default=500 * 2**20)
 ARCHIVE_MAX_FILE_BYTES = env.int("ARCHIVE_MAX_FILE_BYTES", default=200 * 2**20)
 ARCHIVE_MAX_RATIO = env.float("ARCHIVE_MAX_RATIO", default=200.0)
+# README.md is parsed in the upload request (front matter: at most its first 64 KiB), so it
+# has a cap of its own; a larger one is refused with 413 readme_too_large.
+README_MAX_BYTES = env.int("README_MAX_BYTES", default=2**20)
 # Django refuses bodies above this before our view runs; keep it just above the archive cap
 # so the archive check, not Django, names the problem.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20

@@ -76,6 +76,9 @@ class ArchiveLimits:
     max_total_bytes: int = 500 * 2**20         # sum of uncompressed sizes -> 413 "too_large"
     max_file_bytes: int = 200 * 2**20          # one member -> 413 "file_too_large"
     max_ratio: float = 200.0                   # total uncompressed / archive size -> 422 "compression_ratio"
+    # README.md at the repo root is the space's configuration, read in the upload request:
+    # its own, much smaller cap -> 413 "readme_too_large" (0: none).
+    max_readme_bytes: int = 0
 
     @property
     def max_entries(self) -> int:
@@ -151,6 +154,18 @@ class _Budget:
             raise _too_large(self.limits)
         if self.total > self.limits.max_ratio * self.archive_bytes:
             raise _ratio_error(self.limits, self.archive_bytes)
+
+
+README = "README.md"
+
+
+def _check_readme(m: "_Member", parts: tuple[str, ...], limits: ArchiveLimits) -> None:
+    """Refuse an oversized README.md at the repo root, on its declared size, before extraction."""
+    if limits.max_readme_bytes and parts == (README,) and m.size > limits.max_readme_bytes:
+        raise ArchiveError(
+            f"README.md is {_size(m.size)}; the limit for a README is {_size(limits.max_readme_bytes)} "
+            "(README_MAX_BYTES): keep long documents in other files",
+            code="readme_too_large", http_status=413)
 
 
 def _too_large(limits: ArchiveLimits) -> ArchiveError:
@@ -520,6 +535,8 @@ def _plan(source: _Source, limits: ArchiveLimits, archive_bytes: int) -> _Plan:
             if counted > limits.max_files:
                 raise _too_many(limits)
         if m.kind == "file":
+            # Checked first, so a huge README is refused as such (not as a bomb) at once.
+            _check_readme(m, m.parts, limits)
             budget.check_file(m.name, m.size)
             budget.add(m.size)
         kept.append(m)
@@ -537,6 +554,8 @@ def _plan(source: _Source, limits: ArchiveLimits, archive_bytes: int) -> _Plan:
     if wrapper is not None:
         for m in kept:
             m.parts = m.parts[1:]
+            if m.kind == "file":
+                _check_readme(m, m.parts, limits)
         kept = [m for m in kept if m.parts]
 
     by_path: dict[tuple[str, ...], _Member] = {}

@@ -162,22 +162,3 @@ def space_image_context(*, snapshot: Path, sdk: str, version: str, app_file: str
     buf.seek(0)
     return BuildContext(buf)
 
-
-def dockerfile_base_images(dockerfile_text: str) -> list[str]:
-    """The external images a Dockerfile starts FROM (stage names and ARG-built names skipped)."""
-    stages: set[str] = set()
-    images: list[str] = []
-    for raw in dockerfile_text.splitlines():
-        line = raw.strip()
-        if not line.upper().startswith("FROM "):
-            continue
-        parts = [p for p in line.split()[1:] if not p.startswith("--")]
-        if not parts:
-            continue
-        image = parts[0]
-        if len(parts) >= 3 and parts[1].upper() == "AS":
-            stages.add(parts[2].lower())
-        if image.lower() in stages or "$" in image or image == "scratch":
-            continue
-        images.append(image)
-    return images

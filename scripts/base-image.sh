@@ -42,6 +42,7 @@ docker import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'ENV LANG=C.UTF-8' \
   --change 'CMD ["bash"]' \
+  --change 'LABEL demohub.role=base' \
   "$TARBALL" "$BASE_IMAGE" >/dev/null
 for t in ${EXTRA_TAGS:-}; do docker tag "$BASE_IMAGE" "$t"; done
 log "done: $BASE_IMAGE"

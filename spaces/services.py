@@ -215,7 +215,8 @@ def space_transition(space: Space | int, to: str, *, error: str | None = None,
 def _archive_limits() -> ArchiveLimits:
     return ArchiveLimits(max_archive_bytes=settings.UPLOAD_MAX_BYTES, max_files=settings.ARCHIVE_MAX_FILES,
                          max_total_bytes=settings.ARCHIVE_MAX_TOTAL_BYTES,
-                         max_file_bytes=settings.ARCHIVE_MAX_FILE_BYTES, max_ratio=settings.ARCHIVE_MAX_RATIO)
+                         max_file_bytes=settings.ARCHIVE_MAX_FILE_BYTES, max_ratio=settings.ARCHIVE_MAX_RATIO,
+                         max_readme_bytes=settings.README_MAX_BYTES)
 
 
 def revision_create(*, space: Space, archive, created_by: User) -> Revision:
@@ -231,7 +232,7 @@ def revision_create(*, space: Space, archive, created_by: User) -> Revision:
     metadata: dict = {}
     missing_app = False
     try:
-        cfg = read_config(snapshot.path, files, space_sdk=space.sdk)
+        cfg = read_config(snapshot.path, files, space_sdk=space.sdk, max_bytes=settings.README_MAX_BYTES)
         metadata = cfg.as_metadata()
         metadata["readme"] = cfg.readme_body[:100_000]
     except MissingAppFile as exc:

@@ -20,5 +20,5 @@ def get_backend() -> Backend:
                    subnet=settings.SPACES_SUBNET, base_image=settings.BASE_IMAGE,
                    ca_bundle=settings.BUILD_CA_BUNDLE, pull_missing_base=settings.RUNNER_PULL_MISSING_BASE,
                    build_memory=settings.BUILD_MEMORY_LIMIT, build_timeout=settings.BUILD_TIMEOUT,
-                   timeout=settings.DOCKER_TIMEOUT)
+                   timeout=settings.DOCKER_TIMEOUT, allowed_images=tuple(settings.BUILD_ALLOWED_IMAGES))
     return cls()

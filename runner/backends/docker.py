@@ -11,6 +11,7 @@ import logging
 import queue
 import re
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ import requests
 import requests.exceptions
 import urllib3.exceptions
 
+from .. import dockerfile_policy
 from .. import sdk as sdk_files
 from ..exceptions import BackendUnavailable, BuildCancelled, BuildError
 from .base import Backend, BuildSpec, ContainerState, ImageInfo, LogSink, RunSpec, parse_bytes
@@ -34,7 +36,7 @@ _STEP_RE = re.compile(r"^Step \d+/\d+ : ")
 class DockerBackend(Backend):
     def __init__(self, *, instance: str, network: str, subnet: str, base_image: str,
                  ca_bundle: str = "", pull_missing_base: bool = False, build_memory: str = "4g",
-                 build_timeout: int = 1200, timeout: int = 60):
+                 build_timeout: int = 1200, timeout: int = 60, allowed_images: tuple[str, ...] = ()):
         self.instance = instance
         self.network = network
         self.subnet = subnet
@@ -44,6 +46,8 @@ class DockerBackend(Backend):
         self.build_memory = build_memory
         self.build_timeout = build_timeout
         self.timeout = timeout
+        self.image_policy = dockerfile_policy.ImagePolicy(base_image=base_image,
+                                                          allowed=tuple(allowed_images))
         self._client: docker.DockerClient | None = None
 
     # -- plumbing -------------------------------------------------------------------------
@@ -103,6 +107,28 @@ class DockerBackend(Backend):
             return True
         except docker.errors.ImageNotFound:
             return False
+
+    def _inspect_allowed_image(self, ref: str) -> dict | None:
+        """The engine's attributes of an image the policy allows by name, or None if absent.
+
+        With RUNNER_PULL_MISSING_BASE, an allowed reference that is absent is pulled here, by
+        the API (never by the builder); the policy then verifies what arrived.
+        """
+        for attempt in (1, 2):
+            try:
+                return self._call(self.client.api.inspect_image, ref)
+            except docker.errors.NotFound:
+                if attempt == 2 or not self.pull_missing_base:
+                    return None
+            except docker.errors.APIError as exc:
+                if exc.status_code and 400 <= exc.status_code < 500:
+                    return None
+                raise BackendUnavailable(f"cannot inspect image {ref}: {exc.explanation}") from exc
+            try:
+                self._call(self.client.images.pull, ref)
+            except docker.errors.APIError:
+                return None
+        return None
 
     def _stream_build(self, *, log: LogSink, should_continue: Callable[[], bool], **kwargs) -> str:
         """Drive one legacy-builder build, forwarding its output; return the image id.
@@ -208,16 +234,19 @@ class DockerBackend(Backend):
             dockerfile = spec.snapshot / "Dockerfile"
             if not dockerfile.is_file():
                 raise BuildError("sdk: docker needs a Dockerfile at the root of the repo")
-            for image in sdk_files.dockerfile_base_images(dockerfile.read_text(errors="replace")):
-                if not self._image_exists(image) and not self.pull_missing_base:
-                    raise BuildError(
-                        f"the Dockerfile starts FROM {image}, which is not on this hub's engine and "
-                        "this hub pulls no images; use an image the operator provides "
-                        f"(for example {self.base_image}) or ask an operator to add {image}")
+            # Only images the operator allows, pinned to their ids (runner/dockerfile_policy.py).
+            with dockerfile.open("rb") as fh:  # bounded: it may be a link to a large file
+                raw = fh.read(dockerfile_policy.MAX_DOCKERFILE_BYTES + 1)
+            checked = dockerfile_policy.check_dockerfile(raw, self.image_policy, self._inspect_allowed_image)
             log(f"--> building {spec.image} from the repo's Dockerfile\n")
-            return self._stream_build(log=log, should_continue=should_continue, path=str(spec.snapshot),
-                                      tag=spec.image, labels=labels, nocache=spec.no_cache,
-                                      pull=False)
+            with tempfile.TemporaryDirectory(prefix="demohub-dockerfile-") as tmp:
+                # Outside the context: docker-py adds it to the context under a name of its own.
+                pinned = Path(tmp) / "Dockerfile"
+                pinned.write_text(checked.text, encoding="utf-8")
+                return self._stream_build(log=log, should_continue=should_continue,
+                                          path=str(spec.snapshot), dockerfile=str(pinned),
+                                          tag=spec.image, labels=labels, nocache=spec.no_cache,
+                                          pull=False)
         raise BuildError(f"sdk {spec.sdk!r} is not built into an image")
 
     def remove_image(self, image: str) -> bool:
