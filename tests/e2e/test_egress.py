@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import http.server
 import ipaddress
-import re
 import subprocess
 import threading
 import time
