@@ -53,6 +53,7 @@ PY
 }
 
 # The allow list is validated before anything is changed: a typo must not half-apply.
+command -v python3 >/dev/null 2>&1 || { log "python3 is missing (scripts/host-tools.sh installs it)"; exit 1; }
 if ! allow=$(python3 "$ROOT/runner/egress.py" allow "${EGRESS_ALLOW:-}"); then
   log "EGRESS_ALLOW is invalid (see above); nothing was changed"
   exit 2

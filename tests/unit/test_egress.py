@@ -64,6 +64,16 @@ def test_the_script_interface_prints_rules_input_or_refuses():
     assert {"fc00::/7", "fe80::/10", "::1/128"} <= set(deny6.split())
 
 
+def test_the_firewall_script_refuses_a_bad_allow_list_before_changing_anything(tmp_path):
+    state = tmp_path / "isolation.json"
+    env = {**os.environ, "EGRESS_ALLOW": "10.1.2.3:8000, 10.0.0.1/8", "ISOLATION_STATE_FILE": str(state)}
+    done = subprocess.run(["bash", os.path.join(ROOT, "scripts", "isolate.sh"), "10.197.5.0/24"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "EGRESS_ALLOW entry '10.0.0.1/8'" in done.stderr and "nothing was changed" in done.stderr
+    assert not state.exists()
+
+
 def _settings_error(**env) -> str:
     """Import the hub's settings in a fresh interpreter with `env`; return what it says."""
     full = {**os.environ, "DJANGO_SETTINGS_MODULE": "hub.settings", "PROXY_SHARED_SECRET": "x", **env}
