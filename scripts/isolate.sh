@@ -58,6 +58,9 @@ if ! allow=$(python3 "$ROOT/runner/egress.py" allow "${EGRESS_ALLOW:-}"); then
   log "EGRESS_ALLOW is invalid (see above); nothing was changed"
   exit 2
 fi
+if grep -q ':' <<<"$allow"; then
+  log "IPv6 entries of EGRESS_ALLOW have no effect: the project's networks have no IPv6"
+fi
 mapfile -t DENY_RANGES < <(python3 "$ROOT/runner/egress.py" deny 4)
 mapfile -t DENY6_RANGES < <(python3 "$ROOT/runner/egress.py" deny 6)
 
