@@ -5,7 +5,7 @@ Standard library only, so the host script can run it with the system python3 bef
 exists:
 
     python3 runner/egress.py allow "$EGRESS_ALLOW"   # one "CIDR PORT|-" line per entry, or exit 2
-    python3 runner/egress.py deny 4|6                 # the ranges refused by default
+    python3 runner/egress.py deny                     # the ranges refused by default
 
 The firewall itself is installed by scripts/isolate.sh (root). It records what it installed in
 a small JSON file (ISOLATION_STATE_FILE); `isolation_state` reads that file, and the runner
@@ -26,8 +26,8 @@ from pathlib import Path
 # engines and published ports live), loopback, and link-local (cloud metadata, 169.254.169.254).
 DENY_V4 = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
            "172.16.0.0/12", "192.168.0.0/16")
-# ULA, link-local, loopback, and IPv4-mapped addresses (the same ranges again through v6).
-DENY_V6 = ("::1/128", "::ffff:0:0/96", "fc00::/7", "fe80::/10")
+# IPv6: the project's networks have none, so scripts/isolate.sh refuses every IPv6 packet from
+# their bridges (ULA, link-local and loopback included) instead of listing ranges.
 
 _BRACKETED = re.compile(r"^\[(?P<net>[^\]]+)\](?::(?P<port>[^:]*))?$")
 
@@ -126,10 +126,10 @@ def main(argv: list[str]) -> int:
             print(exc, file=sys.stderr)
             return 2
         return 0
-    if len(argv) == 2 and argv[0] == "deny" and argv[1] in ("4", "6"):
-        print("\n".join(DENY_V4 if argv[1] == "4" else DENY_V6))
+    if argv == ["deny"]:
+        print("\n".join(DENY_V4))
         return 0
-    print("usage: egress.py allow VALUE | deny 4|6", file=sys.stderr)
+    print("usage: egress.py allow VALUE | deny", file=sys.stderr)
     return 2
 
 

@@ -61,8 +61,7 @@ fi
 if grep -q ':' <<<"$allow"; then
   log "IPv6 entries of EGRESS_ALLOW have no effect: the project's networks have no IPv6"
 fi
-mapfile -t DENY_RANGES < <(python3 "$ROOT/runner/egress.py" deny 4)
-mapfile -t DENY6_RANGES < <(python3 "$ROOT/runner/egress.py" deny 6)
+mapfile -t DENY_RANGES < <(python3 "$ROOT/runner/egress.py" deny)
 
 if ! command -v iptables >/dev/null 2>&1 || ! ipt -S INPUT >/dev/null 2>&1; then
   if [ "$mode" = check ]; then log "iptables is not usable here"; exit 1; fi
