@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from runner import egress
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -82,6 +84,30 @@ except ValueError as exc:
 if _subnet.num_addresses < 16:
     raise ImproperlyConfigured("SPACES_SUBNET must hold at least 16 addresses")
 SPACES_NETWORK = env.str("SPACES_NETWORK", default=f"demohub-{DEMOHUB_INSTANCE}-spaces")
+# Builds run on a network of their own (README "Network isolation"): a build step never gets an
+# address a space's slot may hold, so it cannot receive a stopped space's traffic.
+BUILDS_SUBNET = env.str("BUILDS_SUBNET", default="10.212.0.0/16")
+try:
+    _builds_subnet = ipaddress.ip_network(BUILDS_SUBNET)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"BUILDS_SUBNET={BUILDS_SUBNET!r}: {exc}") from exc
+if _builds_subnet.overlaps(_subnet):
+    raise ImproperlyConfigured(f"BUILDS_SUBNET={BUILDS_SUBNET} overlaps SPACES_SUBNET={SPACES_SUBNET}; "
+                               "builds must never take an address a space may hold")
+if _builds_subnet.num_addresses < 16:
+    raise ImproperlyConfigured("BUILDS_SUBNET must hold at least 16 addresses")
+BUILDS_NETWORK = env.str("BUILDS_NETWORK", default=f"demohub-{DEMOHUB_INSTANCE}-builds")
+# Egress (runner/egress.py, scripts/isolate.sh): private, loopback and link-local destinations
+# are refused to spaces and builds unless listed here. The rules are installed by
+# scripts/isolate.sh (root); the hub validates the list and reads what the script installed.
+EGRESS_ALLOW = env.str("EGRESS_ALLOW", default="")
+try:
+    EGRESS_ALLOW_ENTRIES = egress.parse_allow(EGRESS_ALLOW)
+except egress.EgressConfigError as exc:
+    raise ImproperlyConfigured(str(exc)) from exc
+ISOLATION_STATE_FILE = env.str("ISOLATION_STATE_FILE", default=str(DATA_DIR / "isolation.json"))
+# Without the firewall (no iptables, not root), spaces and builds are refused unless this is set.
+ALLOW_UNISOLATED = env.bool("ALLOW_UNISOLATED", default=False)
 BASE_IMAGE = env.str("BASE_IMAGE", default="demohub/base:bookworm")
 BUILD_CA_BUNDLE = env.str("BUILD_CA_BUNDLE", default="")
 RUNNER_PULL_MISSING_BASE = env.bool("RUNNER_PULL_MISSING_BASE", default=False)
@@ -93,6 +119,16 @@ DEFAULT_GRADIO_VERSION = env.str("DEFAULT_GRADIO_VERSION", default="6.31.0")
 DEFAULT_STREAMLIT_VERSION = env.str("DEFAULT_STREAMLIT_VERSION", default="1.67.0")
 BUILD_TIMEOUT = env.int("BUILD_TIMEOUT", default=1200)  # seconds
 BUILD_MEMORY_LIMIT = env.str("BUILD_MEMORY_LIMIT", default="4g")
+# CPU of one build step: a hard cap in CPUs (CFS quota) and a weight against spaces (1024 is a
+# space's weight; it counts only under contention).
+BUILD_CPUS = env.float("BUILD_CPUS", default=1.0)
+BUILD_CPU_SHARES = env.int("BUILD_CPU_SHARES", default=512)
+if BUILD_CPUS < 0.01 or BUILD_CPU_SHARES < 2:
+    raise ImproperlyConfigured("BUILD_CPUS must be at least 0.01 and BUILD_CPU_SHARES at least 2")
+# The cgroup every build step runs under, whose pids.max caps the processes of all builds
+# together (the legacy builder has no pids limit per step). scripts/build-cgroup.sh (root)
+# makes it, and `make up` sets this to the name it prints; empty: no cgroup parent.
+BUILD_CGROUP_PARENT = env.str("BUILD_CGROUP_PARENT", default="")
 BUILD_LOG_MAX_BYTES = env.int("BUILD_LOG_MAX_BYTES", default=2 * 2**20)
 BUILD_CONCURRENCY = env.int("BUILD_CONCURRENCY", default=1)
 SPACE_MEMORY_LIMIT = env.str("SPACE_MEMORY_LIMIT", default="2g")

@@ -4,6 +4,7 @@
      +-- ArchiveError        an upload was refused (user's fault; .code, .http_status 413/422)
      +-- BuildError          the repo does not build (user's fault: shown, not retried)
      |    +-- BuildCancelled a newer upload superseded the build
+     |    +-- NotIsolated    the host firewall is missing: nothing untrusted runs (shown, not retried)
      +-- BackendUnavailable  the engine does not answer (transient: retried)
      +-- RouteError          a route could not be rendered (bad label, address or path)
 """
@@ -30,6 +31,11 @@ class BuildError(RunnerError):
 
 class BuildCancelled(BuildError):
     """The build was abandoned because a newer revision superseded it."""
+
+
+class NotIsolated(BuildError):
+    """scripts/isolate.sh has not firewalled this installation and ALLOW_UNISOLATED is off: no
+    build runs and no space starts (a BuildError, so a build fails with this message)."""
 
 
 class BackendUnavailable(RunnerError):

@@ -15,7 +15,8 @@ has_cmd() { command -v "$1" >/dev/null 2>&1; }
 has_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 # package:test — a command name, or "pkg" to ask dpkg.
-wanted=(docker-compose:docker-compose iptables:iptables debootstrap:debootstrap curl:curl)
+# python3: scripts/isolate.sh validates EGRESS_ALLOW and records its state with it.
+wanted=(docker-compose:docker-compose iptables:iptables debootstrap:debootstrap curl:curl python3:python3)
 if [ "$group" = all ]; then
   wanted+=(nginx-light:nginx chromium:chromium libnss-myhostname:pkg wrk:wrk python3-venv:pkg)
 fi

@@ -4,8 +4,8 @@
 #
 # Settings come from the environment, then from the env file (default .env, or
 # $DEMOHUB_ENV_FILE), then the defaults below; see .env.example. A second stack runs beside the
-# first with its own COMPOSE_PROJECT_NAME, ports, DEMOHUB_INSTANCE, SPACES_SUBNET and
-# DEMOHUB_IMAGE_TAG (tests/e2e/test_compose_smoke.py does exactly that).
+# first with its own COMPOSE_PROJECT_NAME, ports, DEMOHUB_INSTANCE, SPACES_SUBNET,
+# BUILDS_SUBNET and DEMOHUB_IMAGE_TAG (tests/e2e/test_compose_smoke.py does exactly that).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +37,8 @@ export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-demohub}
 export HUB_PORT=${HUB_PORT:-8000} SPACES_PORT=${SPACES_PORT:-8080}
 export HUB_URL=${HUB_URL:-http://localhost:$HUB_PORT}
 export PROXY_LISTEN=${PROXY_LISTEN:-0.0.0.0:$SPACES_PORT}
-export SPACES_SUBNET=${SPACES_SUBNET:-10.213.0.0/16}
+export SPACES_SUBNET=${SPACES_SUBNET:-10.213.0.0/16} BUILDS_SUBNET=${BUILDS_SUBNET:-10.212.0.0/16}
+export DEMOHUB_INSTANCE=${DEMOHUB_INSTANCE:-main}
 export BASE_IMAGE=${BASE_IMAGE:-demohub/base:bookworm}
 # Build with the legacy builder through the API, as the docker SDK does: FROM images come from
 # the local store and no registry is asked (BuildKit would try to resolve them remotely).
@@ -45,12 +46,18 @@ export COMPOSE_DOCKER_CLI_BUILD=0 DOCKER_BUILDKIT=0
 
 "$ROOT/scripts/host-tools.sh" up
 "$ROOT/scripts/base-image.sh"
-"$ROOT/scripts/isolate.sh" "$SPACES_SUBNET"
+mkdir -p .build
+# The host firewall (README "Network isolation"). What it installed goes to .build/, which the
+# hub's processes see read-only as /etc/demohub/: they run nothing untrusted without it unless
+# ALLOW_UNISOLATED=true. One file per compose project: stacks of one checkout differ in subnets.
+ISOLATION_STATE_FILE="$ROOT/.build/isolation-$COMPOSE_PROJECT_NAME.json" \
+  "$ROOT/scripts/isolate.sh" "$SPACES_SUBNET" "$BUILDS_SUBNET"
+# Build steps under a cgroup whose pids.max caps them (empty when the engine cannot: see the script).
+export BUILD_CGROUP_PARENT=${BUILD_CGROUP_PARENT-$("$ROOT/scripts/build-cgroup.sh" "demohub-$DEMOHUB_INSTANCE-builds")}
 export DOCKER_GID=${DOCKER_GID:-$(stat -c %g /var/run/docker.sock)}
 
 # The operator's CA bundle (intercepting or corporate proxy): into the hub image's pip step via
 # .build/ca.crt, and read-only into the workers (as /etc/demohub/ca.crt) for the spaces' builds.
-mkdir -p .build
 if [ -n "${BUILD_CA_BUNDLE:-}" ]; then
   [ -r "$BUILD_CA_BUNDLE" ] || { log "BUILD_CA_BUNDLE=$BUILD_CA_BUNDLE is not a readable file"; exit 1; }
   cmp -s "$BUILD_CA_BUNDLE" .build/ca.crt || install -m 644 "$BUILD_CA_BUNDLE" .build/ca.crt

@@ -48,7 +48,7 @@ from django.conf import settings
 from runner.backends import get_backend
 from runner.exceptions import BackendUnavailable
 
-from . import logs, services
+from . import logs, readiness, services
 from .models import Revision, Sdk, Space
 from .status import SpaceStatus
 
@@ -128,6 +128,7 @@ def crashes_check() -> None:
         except BackendUnavailable:
             log.debug("crash check: the engine does not answer")
             return
+        readiness.engine_seen()  # GET /readyz reports the engine from this
         # Rows after containers: see the module docstring. A RUNNING_BUILDING space whose
         # restart is pending keeps its status; its error (RESTARTING) keeps it out of here, as
         # restarts_send_due restarts it.

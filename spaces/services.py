@@ -33,7 +33,7 @@ from redis import RedisError
 from runner import proxy
 from runner.archive import ArchiveLimits, snapshot_archive
 from runner.backends import BuildSpec, RunSpec, get_backend
-from runner.exceptions import BackendUnavailable, BuildCancelled, BuildError
+from runner.exceptions import BackendUnavailable, BuildCancelled, BuildError, NotIsolated
 
 from . import logs, redeploy, variables
 from .frontmatter import ConfigError, MissingAppFile, read_config
@@ -636,7 +636,10 @@ def _start_container(space: Space, rev: Revision, slot: str, *, still_wanted=Non
     backend = get_backend()
     spec = _run_spec(space, rev, slot)
     run_log_follow(space_id=space.pk, container=spec.name, reset=fresh_log)
-    backend.start(spec)
+    try:
+        backend.start(spec)
+    except NotIsolated as exc:  # the host firewall is missing: the error says what to do
+        return False, str(exc)
     timeout = rev.metadata.get("startup_duration_timeout") or settings.SPACE_STARTUP_TIMEOUT
     deadline = time.monotonic() + timeout
     url = f"http://{spec.address}:{spec.port}/"

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from runner.exceptions import ArchiveError
 
-from . import services, views_social, views_variables
+from . import readiness, services, views_social, views_variables
 from .access import share_links_in_session
 from .models import Sdk, Space, Visibility
 from .selectors import Action, Role, can, space_get_for_viewer, space_list_visible_to
@@ -87,6 +87,8 @@ def space_page(request, owner, name):
         # A private app is entered through the hub, which carries the login (or the share
         # link) to the space's host as a one-time ticket (spaces/proxy_access.py).
         "iframe_src": space.url if not space.is_private else f"/go/{space.label}?next=/",
+        # Not "isolated": the host firewall is missing (README "Network isolation").
+        "isolation": readiness.isolation(),
         **views_social.space_social_context(request, space, role),
     })
 

@@ -18,7 +18,11 @@ def get_backend() -> Backend:
     if cls.__name__ == "DockerBackend":
         return cls(instance=settings.DEMOHUB_INSTANCE, network=settings.SPACES_NETWORK,
                    subnet=settings.SPACES_SUBNET, base_image=settings.BASE_IMAGE,
+                   builds_network=settings.BUILDS_NETWORK, builds_subnet=settings.BUILDS_SUBNET,
                    ca_bundle=settings.BUILD_CA_BUNDLE, pull_missing_base=settings.RUNNER_PULL_MISSING_BASE,
-                   build_memory=settings.BUILD_MEMORY_LIMIT, build_timeout=settings.BUILD_TIMEOUT,
-                   timeout=settings.DOCKER_TIMEOUT, allowed_images=tuple(settings.BUILD_ALLOWED_IMAGES))
+                   build_memory=settings.BUILD_MEMORY_LIMIT, build_cpus=settings.BUILD_CPUS,
+                   build_cpu_shares=settings.BUILD_CPU_SHARES, build_cgroup_parent=settings.BUILD_CGROUP_PARENT,
+                   isolation_file=settings.ISOLATION_STATE_FILE, allow_unisolated=settings.ALLOW_UNISOLATED,
+                   build_timeout=settings.BUILD_TIMEOUT, timeout=settings.DOCKER_TIMEOUT,
+                   allowed_images=tuple(settings.BUILD_ALLOWED_IMAGES))
     return cls()

@@ -6,6 +6,7 @@ a stale container of the same name; stop() and remove treat "not found" as done.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import queue
@@ -23,9 +24,9 @@ import requests
 import requests.exceptions
 import urllib3.exceptions
 
-from .. import dockerfile_policy
+from .. import dockerfile_policy, egress
 from .. import sdk as sdk_files
-from ..exceptions import BackendUnavailable, BuildCancelled, BuildError
+from ..exceptions import BackendUnavailable, BuildCancelled, BuildError, NotIsolated
 from .base import Backend, BuildSpec, ContainerState, ImageInfo, LogSink, RunSpec, parse_bytes
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,21 @@ _STEP_RE = re.compile(r"^Step \d+/\d+ : ")
 
 class DockerBackend(Backend):
     def __init__(self, *, instance: str, network: str, subnet: str, base_image: str,
+                 builds_network: str = "", builds_subnet: str = "",
                  ca_bundle: str = "", pull_missing_base: bool = False, build_memory: str = "4g",
+                 build_cpus: float = 1.0, build_cpu_shares: int = 512, build_cgroup_parent: str = "",
+                 isolation_file: str = "", allow_unisolated: bool = False,
                  build_timeout: int = 1200, timeout: int = 60, allowed_images: tuple[str, ...] = ()):
         self.instance = instance
         self.network = network
         self.subnet = subnet
+        self.builds_network = builds_network or f"demohub-{instance}-builds"
+        self.builds_subnet = builds_subnet
+        self.build_cpus = build_cpus
+        self.build_cpu_shares = build_cpu_shares
+        self.build_cgroup_parent = build_cgroup_parent
+        self.isolation_file = isolation_file
+        self.allow_unisolated = allow_unisolated
         self.base_image = base_image
         self.ca_bundle = ca_bundle
         self.pull_missing_base = pull_missing_base
@@ -83,22 +94,48 @@ class DockerBackend(Backend):
 
     # -- network --------------------------------------------------------------------------
     def ensure_ready(self) -> None:
+        """The spaces network (fixed slot addresses) and the builds network (the engine's
+        dynamic addresses for build steps): two bridges, two ranges that never overlap."""
+        self._ensure_network(self.network, self.subnet, "spaces")
+        if self.builds_subnet:
+            self._ensure_network(self.builds_network, self.builds_subnet, "builds")
+
+    def _ensure_network(self, name: str, subnet: str, role: str) -> None:
         try:
-            self._call(self.client.networks.get, self.network)
+            self._call(self.client.networks.get, name)
             return
         except docker.errors.NotFound:
             pass
-        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=self.subnet)])
+        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
         try:
             self._call(
-                self.client.networks.create, self.network, driver="bridge", ipam=ipam,
-                labels=self._labels({"demohub.role": "spaces"}),
-                # No inter-container traffic: a space cannot reach another space.
-                options={"com.docker.network.bridge.enable_icc": "false"},
+                self.client.networks.create, name, driver="bridge", ipam=ipam,
+                labels=self._labels({"demohub.role": role}),
+                options={
+                    # No inter-container traffic: a space cannot reach another space, nor a
+                    # build step another build.
+                    "com.docker.network.bridge.enable_icc": "false",
+                    # scripts/isolate.sh matches the project's bridges by this name prefix too,
+                    # so a packet with a forged source address is still filtered.
+                    "com.docker.network.bridge.name": bridge_name(name),
+                },
             )
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # created meanwhile by another worker
-                raise BackendUnavailable(f"cannot create network {self.network}: {exc.explanation}") from exc
+                raise BackendUnavailable(f"cannot create network {name}: {exc.explanation}") from exc
+
+    def require_isolation(self) -> None:
+        """Refuse to run untrusted code (a build, a space) while scripts/isolate.sh has not
+        firewalled this installation's subnets, unless the operator chose ALLOW_UNISOLATED."""
+        if self.allow_unisolated or not self.isolation_file:
+            return
+        state = egress.isolation_state(self.isolation_file,
+                                       [s for s in (self.subnet, self.builds_subnet) if s])
+        if not state.isolated:
+            raise NotIsolated(
+                f"this hub's network firewall is not installed ({state.reason}), so it runs no "
+                "build and no space: an operator must run scripts/isolate.sh as root (make up does), "
+                "or set ALLOW_UNISOLATED=true to run spaces without it")
 
     # -- images ---------------------------------------------------------------------------
     def _image_exists(self, name: str) -> bool:
@@ -141,6 +178,13 @@ class DockerBackend(Backend):
         """
         api = self.client.api
         deadline = time.monotonic() + self.build_timeout
+        # The legacy builder drops no capability and sets no pids limit of its own: what it does
+        # take is a memory and CPU limit per step and a cgroup parent (whose pids.max
+        # scripts/build-cgroup.sh sets). The SDK's build() knows only some of these query
+        # parameters; the engine's POST /build takes them all, so the rest ride on the session.
+        extra_params = {"cpuperiod": 100_000, "cpuquota": int(self.build_cpus * 100_000)}
+        if self.build_cgroup_parent:
+            extra_params["cgroupparent"] = self.build_cgroup_parent
         responses: list[requests.Response] = []
 
         def keep_build_response(response, *args, **kw):
@@ -151,14 +195,18 @@ class DockerBackend(Backend):
         output: queue.SimpleQueue = queue.SimpleQueue()
         reader = None
         api.hooks["response"].append(keep_build_response)
+        session_params, api.params = api.params, {**(api.params or {}), **extra_params}
         try:
             try:
-                stream = api.build(decode=True, rm=True, forcerm=True, network_mode=self.network,
+                # Build steps run on the builds network, never on the spaces network.
+                stream = api.build(decode=True, rm=True, forcerm=True, network_mode=self.builds_network,
                                    container_limits={"memory": parse_bytes(self.build_memory),
-                                                     "memswap": parse_bytes(self.build_memory)},
+                                                     "memswap": parse_bytes(self.build_memory),
+                                                     "cpushares": self.build_cpu_shares},
                                    timeout=self.build_timeout, **kwargs)
             finally:
                 api.hooks["response"].remove(keep_build_response)
+                api.params = session_params
             reader = threading.Thread(target=_read_into, args=(stream, output), name="build-output", daemon=True)
             reader.start()
             checked = time.monotonic()
@@ -218,7 +266,8 @@ class DockerBackend(Backend):
                            labels={"demohub.role": "sdk"})
 
     def build(self, spec: BuildSpec, *, log: LogSink, should_continue: Callable[[], bool]) -> str:
-        self.ensure_ready()  # builds run on the spaces network too (same isolation rules)
+        self.require_isolation()
+        self.ensure_ready()  # creates the builds network (same host and egress rules as spaces)
         labels = self._labels({**spec.labels, "demohub.space": spec.space,
                                "demohub.revision": str(spec.revision)})
         if spec.sdk in sdk_files.SDK_PACKAGES:
@@ -291,6 +340,7 @@ class DockerBackend(Backend):
 
     # -- containers -----------------------------------------------------------------------
     def start(self, spec: RunSpec) -> None:
+        self.require_isolation()
         self.ensure_ready()
         self.stop(spec.name, timeout=2)
         api = self.client.api
@@ -467,14 +517,14 @@ class DockerBackend(Backend):
             raise BackendUnavailable(f"cannot remove container {container_id}: {exc.explanation}") from exc
 
     def cancel_builds(self) -> int:
-        # A legacy build runs each RUN step in a container on the build's network (the spaces
+        # A legacy build runs each RUN step in a container on the build's network (the builds
         # network, see _stream_build) whose labels are only its base image's: the build's own
-        # labels are applied as its last step. Space containers always carry demohub.slot, so a
-        # running container on this installation's network without it is a build step.
-        # Removing it fails that step (exit 137) and the engine abandons the build.
+        # labels are applied as its last step. Space containers always carry demohub.slot and
+        # never join the builds network, so a running container there without it is a build
+        # step. Removing it fails that step (exit 137) and the engine abandons the build.
         try:
             found = self._call(self.client.containers.list, ignore_removed=True,
-                               filters={"network": self.network})
+                               filters={"network": self.builds_network})
         except docker.errors.NotFound:
             return 0
         removed = 0
@@ -495,6 +545,12 @@ class DockerBackend(Backend):
     # -- used by tests and reconciliation -------------------------------------------------
     def inspect_json(self, name: str) -> dict:
         return json.loads(json.dumps(self._call(self.client.api.inspect_container, name)))
+
+
+def bridge_name(network: str) -> str:
+    """The Linux bridge of a project network: "dhnet" and a hash of its name (15 characters at
+    most, the kernel's limit); scripts/isolate.sh filters every "dhnet+" interface."""
+    return "dhnet" + hashlib.sha1(network.encode()).hexdigest()[:10]
 
 
 def _read_into(stream, output: queue.SimpleQueue) -> None:

@@ -59,6 +59,7 @@ class Stack:
     hub_port: int
     proxy_port: int
     subnet: str
+    builds_subnet: str
     data_dir: Path
     db_name: str
     redis_db: int
@@ -89,6 +90,7 @@ class Stack:
             "DEMOHUB_INSTANCE": self.instance,
             "DATA_DIR": str(self.data_dir),
             "SPACES_SUBNET": self.subnet,
+            "BUILDS_SUBNET": self.builds_subnet,
             "PROXY_SHARED_SECRET": "e2e-proxy-" + self.instance,
             "RECONCILE_INTERVAL": "10",
             "RUN_LOG_INTERVAL": "1",
@@ -193,8 +195,13 @@ class Stack:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self.start_redis()
         self.forget_redis_keys()
-        # Every e2e subnet lies in 10.216.0.0/13: one idempotent rule set covers them all.
-        subprocess.run(["bash", str(ROOT / "scripts/isolate.sh"), "10.216.0.0/13"], check=True)
+        # Every e2e subnet (spaces and builds) lies in 10.216.0.0/13: one idempotent rule set
+        # covers them all. The hub reads what was installed from its data dir.
+        self.isolate("10.216.0.0/13")
+        # Build steps under a cgroup of this stack's own, whose pids.max caps them.
+        parent = subprocess.run(["bash", str(ROOT / "scripts/build-cgroup.sh"), self.build_cgroup],
+                                check=True, capture_output=True, text=True).stdout.strip()
+        self.settings.setdefault("BUILD_CGROUP_PARENT", parent)
         self.manage("migrate", "--noinput")
         self.start_proxy()
         self.start_web()
@@ -204,10 +211,25 @@ class Stack:
         wait_http(self.hub_url + "/api/spaces", timeout=60)
         wait_http(f"http://127.0.0.1:{self.proxy_port}/", timeout=30)
 
+    @property
+    def build_cgroup(self) -> str:
+        return f"demohub-{self.instance}-builds"
+
+    def isolate(self, *subnets: str, egress_allow: str = "") -> None:
+        """scripts/isolate.sh as `make up` runs it (root), writing this stack's firewall state."""
+        env = {**os.environ, "EGRESS_ALLOW": egress_allow,
+               "ISOLATION_STATE_FILE": str(self.data_dir / "isolation.json")}
+        subprocess.run(["bash", str(ROOT / "scripts/isolate.sh"), *subnets], check=True, env=env)
+
     def down(self) -> None:
         for name in [n for n in self.procs if n != "redis"]:
             self.stop(name)
         self.purge_engine()
+        for hierarchy in Path("/sys/fs/cgroup").glob(f"*/{self.build_cgroup}"):
+            try:
+                hierarchy.rmdir()  # empty once no build runs
+            except OSError:
+                pass
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c",
                         f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'], capture_output=True)
         if self.redis_port:
@@ -308,8 +330,11 @@ class Stack:
 def new_stack(*, private_redis: bool = False) -> Stack:
     instance = "t" + uuid.uuid4().hex[:8]
     # A /20 per run out of 10.216.0.0/13, so parallel or leftover runs do not overlap.
+    # The builds network gets another /20 of the same range.
     n = int(uuid.uuid4().hex[:4], 16) % 128
-    subnet = f"10.{216 + n // 16}.{(n % 16) * 16}.0/20"
+    m = (n + 1 + int(uuid.uuid4().hex[:4], 16) % 127) % 128
+    subnet, builds_subnet = (f"10.{216 + k // 16}.{(k % 16) * 16}.0/20" for k in (n, m))
     return Stack(instance=instance, hub_port=free_port(), proxy_port=free_port(), subnet=subnet,
+                 builds_subnet=builds_subnet,
                  data_dir=Path(f"/tmp/demohub-e2e-{instance}"), db_name=f"demohub_e2e_{instance}",
                  redis_db=0 if private_redis else 9, redis_port=free_port() if private_redis else None)

@@ -25,14 +25,16 @@ pytestmark = pytest.mark.compose
 ROOT = Path(__file__).resolve().parents[2]
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 SUBNET = "10.214.0.0/16"  # not the default stack's 10.213.0.0/16
+BUILDS_SUBNET = "10.211.0.0/16"  # not the default stack's builds range, 10.212.0.0/16
 # Settings a test process may hold for hub processes run on the host (tests/settings.py sets
 # some); the smoke stack must get the compose defaults or the values set below instead.
 STACK_VARIABLES = {
     "DJANGO_SECRET_KEY", "PROXY_SHARED_SECRET", "COMPOSE_PROJECT_NAME", "DEMOHUB_INSTANCE",
     "DEMOHUB_IMAGE_TAG", "DEMOHUB_ENV_FILE", "UP_TIMEOUT", "HUB_BIND", "HUB_PORT", "HUB_URL",
-    "SPACES_DOMAIN", "SPACES_PORT", "PROXY_LISTEN", "PROXY_MAX_BODY_SIZE", "SPACES_SUBNET",
+    "SPACES_DOMAIN", "SPACES_PORT", "PROXY_LISTEN", "PROXY_MAX_BODY_SIZE", "SPACES_SUBNET", "BUILDS_SUBNET",
     "RUNNER_PULL_MISSING_BASE", "BUILD_CONCURRENCY", "LOG_LEVEL", "DATABASE_URL", "REDIS_URL",
-    "DATA_DIR", "DJANGO_SETTINGS_MODULE",
+    "DATA_DIR", "DJANGO_SETTINGS_MODULE", "EGRESS_ALLOW", "ALLOW_UNISOLATED", "ISOLATION_STATE_FILE",
+    "BUILD_CGROUP_PARENT",
 }
 
 
@@ -83,6 +85,7 @@ def compose_stack(tmp_path_factory):
         HUB_PORT=str(hub_port),
         SPACES_PORT=str(spaces_port),
         SPACES_SUBNET=SUBNET,
+        BUILDS_SUBNET=BUILDS_SUBNET,
         UP_TIMEOUT="240",
     )
     # As the Makefile does: builds trust the host's CA bundle unless the operator said otherwise.

@@ -184,10 +184,10 @@ def test_an_oom_kill_is_named_with_the_memory_limit(stack, alice):
 
 
 def build_step_containers(stack) -> list:
-    """Containers the engine runs for this stack's image builds: on its spaces network, and not a
+    """Containers the engine runs for this stack's image builds: on its builds network, and not a
     space's (those carry demohub.slot)."""
     client = docker.from_env()
-    on_network = client.containers.list(filters={"network": f"demohub-{stack.instance}-spaces"})
+    on_network = client.containers.list(filters={"network": f"demohub-{stack.instance}-builds"})
     return [c for c in on_network if "demohub.slot" not in (c.labels or {})]
 
 

@@ -396,6 +396,7 @@ def test_docker_backend_cancels_only_build_step_containers():
     gone.remove.side_effect = docker_sdk.errors.NotFound("removed by the engine meanwhile")
     backend.client.containers.list.return_value = [space, step, gone]
     assert backend.cancel_builds() == 1
-    assert backend.client.containers.list.call_args.kwargs["filters"] == {"network": "demohub-unit-spaces"}
+    # Build steps run on the builds network, which no space joins.
+    assert backend.client.containers.list.call_args.kwargs["filters"] == {"network": "demohub-unit-builds"}
     step.remove.assert_called_once_with(force=True)
     space.remove.assert_not_called()
