@@ -96,6 +96,14 @@ SPACE_CPUS = env.float("SPACE_CPUS", default=1.0)
 SPACE_PIDS_LIMIT = env.int("SPACE_PIDS_LIMIT", default=512)
 SPACE_TMPFS_SIZE = env.str("SPACE_TMPFS_SIZE", default="512m")
 SPACE_STARTUP_TIMEOUT = env.int("SPACE_STARTUP_TIMEOUT", default=600)  # seconds, README may lower/raise
+# The longest start a README may ask for (`startup_duration_timeout`; README "Security: one user
+# cannot stall the lifecycle"): a start holds a worker of the starts queue until then. Higher is
+# refused as a CONFIG_ERROR naming the key and this cap.
+SPACE_STARTUP_TIMEOUT_MAX = env.int("SPACE_STARTUP_TIMEOUT_MAX", default=3600)
+if not 10 <= SPACE_STARTUP_TIMEOUT <= SPACE_STARTUP_TIMEOUT_MAX <= 24 * 3600:
+    raise ImproperlyConfigured(
+        f"SPACE_STARTUP_TIMEOUT={SPACE_STARTUP_TIMEOUT} and SPACE_STARTUP_TIMEOUT_MAX={SPACE_STARTUP_TIMEOUT_MAX}: "
+        "need 10 <= SPACE_STARTUP_TIMEOUT <= SPACE_STARTUP_TIMEOUT_MAX <= 86400 (seconds)")
 # Redeploys and housekeeping (spaces/drain.py, spaces/housekeeping.py; README "Redeploys and
 # housekeeping"): the longest the old container of a switch serves its open requests before it
 # stops; how often old images and stopped containers are pruned; how long a stopped container
@@ -315,7 +323,8 @@ CELERY_WORKER_CONSUMER = "hub.celery_consumer:Consumer"
 CELERY_TASK_DEFAULT_QUEUE = "lifecycle"
 CELERY_TASK_ROUTES = {"spaces.tasks.build_revision_task": {"queue": "builds"}}
 # Redis redelivers an unacked task after the visibility timeout: keep it above the longest build.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BUILD_TIMEOUT + 600,
+# Starts run up to SPACE_STARTUP_TIMEOUT_MAX (plus the route switch and drain): above that too.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": max(BUILD_TIMEOUT, SPACE_STARTUP_TIMEOUT_MAX) + 600,
                                    "global_keyprefix": f"demohub:{DEMOHUB_INSTANCE}:"}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"demohub:{DEMOHUB_INSTANCE}:"}
 CELERY_RESULT_EXPIRES = timedelta(hours=1)

@@ -153,6 +153,20 @@ def _freeze_after(space: Space) -> int:
 def sleep_check() -> dict[str, list[int]]:
     """The beat's round: record activity, then freeze or stop idle spaces, then hold the
     frozen-memory cap. Returns what it did (for logs and tests)."""
+    # One round at a time: rounds overlapping (a slow stop, the beat firing every second) would
+    # each hold a lifecycle worker and act on the same spaces. The lock outlives a round that
+    # hits its time limit (spaces/tasks.py) only until its own timeout.
+    round_lock = logs._client().lock(_key("check"), timeout=660, blocking=False)
+    if not round_lock.acquire():
+        return {"frozen": [], "stopped": [], "capped": [], "skipped": [1]}
+    try:
+        return _sleep_check()
+    finally:
+        with contextlib.suppress(Exception):
+            round_lock.release()
+
+
+def _sleep_check() -> dict[str, list[int]]:
     now = time.time()
     spaces = list(Space.objects.select_related("owner").filter(
         Q(status__in=SERVING) | Q(status=S.SLEEPING, sleep_mode=FROZEN)))
@@ -287,8 +301,10 @@ def wake_requested(space_id: int) -> bool:
 
 
 def space_wake(space_id: int) -> None:
-    """Frozen: unfreeze (fast). Stopped (or a frozen container that is gone): start the running
-    revision again on its slot and wait until it is healthy."""
+    """Frozen: unfreeze (fast, on the lifecycle queue). Stopped (or a frozen container that is
+    gone): hand the start to the starts queue (space_wake_start), whose waits hold up nothing
+    but other starts."""
+    handed_over = False
     try:
         with space_lock(space_id):
             space = (Space.objects.select_related("owner", "running_revision")
@@ -296,10 +312,27 @@ def space_wake(space_id: int) -> None:
             if space is None or space.running_revision is None:
                 return
             name = services.container_name(space, space.active_slot)
-            backend = services.get_backend()
-            if space.sleep_mode == FROZEN and backend.unfreeze(name):
+            if space.sleep_mode == FROZEN and services.get_backend().unfreeze(name):
                 services.space_transition(space, S.RUNNING, sleep_mode="", last_active_at=timezone.now())
                 services.space_publish_route(space_id=space.pk)
+                return
+        from .tasks import wake_start_space_task
+
+        wake_start_space_task.apply_async(args=[space_id], priority=0)
+        handed_over = True   # the start task ends the "waking" mark
+    finally:
+        if not handed_over:
+            logs._client().delete(_key("waking", space_id))
+
+
+def space_wake_start(space_id: int) -> None:
+    """Start a stopped space's running revision again on its slot and wait until it is healthy
+    (the starts queue)."""
+    try:
+        with space_lock(space_id):
+            space = (Space.objects.select_related("owner", "running_revision")
+                     .filter(pk=space_id, status=S.SLEEPING).first())
+            if space is None or space.running_revision is None:
                 return
             try:
                 make_room(space.pk)
