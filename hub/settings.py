@@ -133,8 +133,16 @@ SPACE_OPEN_CONNECTION_CREDIT = env.int("SPACE_OPEN_CONNECTION_CREDIT", default=1
 # browser's (then the "waking up" page, which turns into the app by itself).
 SPACE_WAKE_HOLD = env.float("SPACE_WAKE_HOLD", default=30.0)
 SPACE_WAKE_BROWSER_HOLD = env.float("SPACE_WAKE_BROWSER_HOLD", default=2.0)
+# Requests that wait hold no database connection (spaces/waits.py), and are capped: requests
+# held while one space wakes, and per client (a user, or an address when anonymous); past a cap
+# the visitor gets the waking answer (503, Retry-After) at once. 0: no cap.
+SPACE_WAKE_HOLDS_PER_SPACE = env.int("SPACE_WAKE_HOLDS_PER_SPACE", default=50)
+SPACE_WAKE_HOLDS_PER_CLIENT = env.int("SPACE_WAKE_HOLDS_PER_CLIENT", default=10)
 SLEEP_CHECK_INTERVAL = env.float("SLEEP_CHECK_INTERVAL", default=5.0)
 RUN_LOG_MAX_BYTES = env.int("RUN_LOG_MAX_BYTES", default=2**20)
+# Live log streams open at once, per user and per space (then 429 with Retry-After). 0: no cap.
+LOG_STREAMS_PER_USER = env.int("LOG_STREAMS_PER_USER", default=10)
+LOG_STREAMS_PER_SPACE = env.int("LOG_STREAMS_PER_SPACE", default=50)
 DOCKER_TIMEOUT = env.int("DOCKER_TIMEOUT", default=60)
 
 # --- Crashes and stuck builds (README: "Crashes and stuck builds"; spaces/health.py, build_leases.py)
@@ -229,7 +237,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "hub.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable (hub/middleware.py)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
