@@ -82,6 +82,7 @@ class Stalled:
     token: str
     victim_url: str = ""
     stuck: list[str] = field(default_factory=list)
+    sleepers: list[str] = field(default_factory=list)   # one per sleep check to be caught in progress
 
     def api(self, path: str = "") -> str:
         return f"{self.stack.hub_url}/api/spaces/{self.owner}/{path}"
@@ -89,18 +90,20 @@ class Stalled:
     def cleanup(self) -> None:
         """Delete every space of the scenario: the stuck starts end within a second (a start
         checks that it is still wanted), so the stack's starts worker is free again."""
-        for name in [*self.stuck, "victim", "sleeper"]:
+        for name in [*self.stuck, "victim", *self.sleepers]:
             self.stack.api(self.token).delete(self.api(name))
 
 
-def stalled_lifecycle(stack: Stack) -> Stalled:
+def stalled_lifecycle(stack: Stack, *, sleepers: int = 1) -> Stalled:
     """Set the scene; returns once four starts hang and the victim serves publicly."""
     owner, token = stack.new_user()
     scene = Stalled(stack, owner, token)
-    # First the two that must run (a start queued behind the four stuck ones would hang too).
+    # First those that must run (a start queued behind the four stuck ones would hang too).
     victim = stack.deploy(token, owner, "victim", "docker", app("victim"), timeout=300)
     scene.victim_url = victim["url"]
-    stack.deploy(token, owner, "sleeper", "docker", app("sleeper", ignore_term=True), timeout=300)
+    for i in range(sleepers):
+        scene.sleepers.append(f"sleeper{i}")
+        stack.deploy(token, owner, f"sleeper{i}", "docker", app("sleeper", ignore_term=True), timeout=300)
     for i in range(4):
         name = f"stuck{i}"
         scene.stuck.append(name)
@@ -112,8 +115,8 @@ def stalled_lifecycle(stack: Stack) -> Stalled:
     return scene
 
 
-def sleep_check_in_progress(scene: Stalled, *, timeout: float = 90) -> None:
-    """Let the sleeper go idle until a sleep check is stopping it, and return while it does.
+def sleep_check_in_progress(scene: Stalled, sleeper: str, *, timeout: float = 90) -> None:
+    """Let `sleeper` go idle until a sleep check is stopping it, and return while it does.
 
     Idle for longer than sleep_after (5 s) already, the sleeper is stopped by the next sleep
     check: the route says sleeping first (sleep_mode "stopped" while the status is still
@@ -123,20 +126,21 @@ def sleep_check_in_progress(scene: Stalled, *, timeout: float = 90) -> None:
     while the API shows one of these is the stop under way.
     """
     stack, owner, token = scene.stack, scene.owner, scene.token
-    r = stack.api(token).patch(scene.api("sleeper"), json={"sleep_after": 5})
+    r = stack.api(token).patch(scene.api(sleeper), json={"sleep_after": 5})
     assert r.status_code == 200, r.text
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if sleeper_still_being_stopped(scene):
+        if being_stopped(scene, sleeper):
             return
         time.sleep(0.1)
-    raise AssertionError(f"no sleep check was stopping the sleeper within {timeout} s")
+    raise AssertionError(f"no sleep check was stopping {sleeper} within {timeout} s")
 
 
-def sleeper_still_being_stopped(scene: Stalled) -> bool:
-    s = scene.stack.space(scene.token, scene.owner, "sleeper")
+def being_stopped(scene: Stalled, sleeper: str) -> bool:
+    """Whether a sleep check is stopping `sleeper` right now (see sleep_check_in_progress)."""
+    s = scene.stack.space(scene.token, scene.owner, sleeper)
     return ((s["status"], s["sleep_mode"]) in {("RUNNING", "stopped"), ("SLEEPING", "frozen")}
-            and container_status(scene.stack, scene.owner, "sleeper") == "running")
+            and container_status(scene.stack, scene.owner, sleeper) == "running")
 
 
 def time_to_private(scene: Stalled, *, timeout: float = 30) -> float:

@@ -158,11 +158,12 @@ def test_held_wake_requests_and_log_streams_hold_no_database_connection(stack):
 def test_stuck_starts_and_a_sleep_check_do_not_delay_making_a_space_private(stack):
     scene = stalls.stalled_lifecycle(stack)
     try:
-        stalls.sleep_check_in_progress(scene)
+        [sleeper] = scene.sleepers
+        stalls.sleep_check_in_progress(scene, sleeper)
         took = stalls.time_to_private(scene, timeout=5)
         # The scene held while the change went through: a sleep check still stopping the
         # sleeper, and four starts still waiting for apps that never answer.
-        assert stalls.sleeper_still_being_stopped(scene)
+        assert stalls.being_stopped(scene, sleeper)
         for name in scene.stuck:
             assert stack.space(scene.token, scene.owner, name)["status"] == "APP_STARTING"
         print(f"public -> private reached the proxy after {took:.3f} s with four stuck starts and a "
