@@ -137,7 +137,12 @@ async def space_log_view(request, owner: str, name: str, kind: str):
             async with waits.board().watching(*watched) as fresh:
                 while time.monotonic() - began < MAX_STREAM_SECONDS:
                     # Check for the end first, then drain: nothing written before the end is lost.
-                    done, info = ended(await fresh())
+                    try:
+                        done, info = ended(await asyncio.wait_for(fresh(), timeout=KEEPALIVE_SECONDS))
+                    except asyncio.TimeoutError:   # the database is away: keep the stream alive
+                        yield b": keepalive\n\n"
+                        last_sent = time.monotonic()
+                        continue
                     data, new_offset = await sync_to_async(logs.read, thread_sensitive=False)(key, offset)
                     if data:
                         offset = new_offset

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import Error as DbError, connection
 from redis import RedisError
 
 from . import logs
@@ -125,8 +125,11 @@ class Board:
             try:
                 self._rows = await read(list(self._watchers))
             except Exception as exc:
-                # The database is away: waiters see nothing new and give up at their deadline.
+                # The database is away: no tick, so waiters learn nothing wrong (a row read as
+                # gone); they keep waiting until their own deadline, streams send keepalives.
                 log.warning("waiting requests: cannot read the database (%s)", exc)
+                await asyncio.sleep(0.5)
+                continue
             finally:
                 self._reading = False
             self._generation += 1
@@ -138,7 +141,7 @@ class Board:
     def _read(keys):
         try:
             return _read_rows(keys)
-        except DatabaseError:
+        except DbError:
             _close_unless_atomic()   # a broken connection: the next tick opens a new one
             raise
 

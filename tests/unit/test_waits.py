@@ -131,3 +131,16 @@ def test_log_streams_are_capped_per_user(settings, olive, make_space, make_token
     body = second.json()
     assert body["code"] == "too_many_waiting" and "at most 1" in body["detail"]
     assert third == 200                                    # the first one's place was given back
+
+
+def test_a_database_away_ends_no_wait_early(settings, asleep, monkeypatch):
+    # A failed read is no tick: nothing reads as "the space is gone", the hold runs its course.
+    from django.db import OperationalError
+
+    def away(keys):
+        raise OperationalError("the database is away")
+
+    monkeypatch.setattr(waits, "_read_rows", away)
+    settings.SPACE_WAKE_HOLD = 1.0
+    code, took = async_to_sync(_wake)(settings, asleep, "10.6.0.1")
+    assert code == 403 and took >= 0.9
