@@ -332,7 +332,8 @@ CELERY_TASK_DEFAULT_QUEUE = "lifecycle"
 CELERY_TASK_ROUTES = {"spaces.tasks.build_revision_task": {"queue": "builds"}}
 # Redis redelivers an unacked task after the visibility timeout: keep it above the longest build.
 # Starts run up to SPACE_STARTUP_TIMEOUT_MAX (plus the route switch and drain): above that too.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": max(BUILD_TIMEOUT, SPACE_STARTUP_TIMEOUT_MAX) + 600,
+_LONGEST_TASK = max(BUILD_TIMEOUT, SPACE_STARTUP_TIMEOUT_MAX + int(REDEPLOY_DRAIN_TIMEOUT) + 300)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _LONGEST_TASK + 600,
                                    "global_keyprefix": f"demohub:{DEMOHUB_INSTANCE}:"}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"demohub:{DEMOHUB_INSTANCE}:"}
 CELERY_RESULT_EXPIRES = timedelta(hours=1)

@@ -367,8 +367,11 @@ def _wake_state(request) -> tuple[int, int | None, bool, str]:
     role, user = proxy_role(request, space)
     if role < Role.PUBLIC:
         return 401, None, False, ""
-    who = f"user:{user.pk}" if user is not None else \
-        "addr:" + (request.headers.get("X-Forwarded-For", "").split(",")[0].strip() or request.META.get("REMOTE_ADDR", ""))
+    if user is not None:
+        who = f"user:{user.pk}"
+    else:
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
+        who = "addr:" + (forwarded or request.META.get("REMOTE_ADDR", ""))
     api = wants_json(request, request.headers.get("X-Demohub-Uri", "/"))
     if space.status in SERVING and not space.sleep_mode:
         return 204, space.pk, api, who

@@ -178,9 +178,11 @@ def test_startup_duration_timeout_above_the_operators_cap_names_key_and_cap(sett
     exc = error(fm("startup_duration_timeout: 31m"))
     assert exc.key == "startup_duration_timeout"
     assert "30m" in str(exc) and "SPACE_STARTUP_TIMEOUT_MAX" in str(exc)
-    assert parse_config(fm("startup_duration_timeout: 30m"), space_sdk="gradio", files=APP).startup_duration_timeout == 1800
+    cfg = parse_config(fm("startup_duration_timeout: 30m"), space_sdk="gradio", files=APP)
+    assert cfg.startup_duration_timeout == 1800
     settings.SPACE_STARTUP_TIMEOUT_MAX = 86400
-    assert parse_config(fm("startup_duration_timeout: 24h"), space_sdk="gradio", files=APP).startup_duration_timeout == 86400
+    cfg = parse_config(fm("startup_duration_timeout: 24h"), space_sdk="gradio", files=APP)
+    assert cfg.startup_duration_timeout == 86400
 
 
 @pytest.mark.parametrize("app_file", ["/etc/passwd", "../app.py", "src/../../x.py", "a\\\\b.py"])
