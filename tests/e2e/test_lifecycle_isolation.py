@@ -155,6 +155,14 @@ def test_held_wake_requests_and_log_streams_hold_no_database_connection(stack):
 
 
 # ------------------------------------------------------------------------------ finding 2
+def test_a_startup_timeout_above_the_operators_cap_is_a_config_error(stack):
+    owner, token = stack.new_user()
+    s = stack.deploy(token, owner, "toolong", "docker", stalls.app("toolong", startup_timeout="2h"),
+                     wanted="CONFIG_ERROR", timeout=60)
+    assert "startup_duration_timeout" in s["error"] and "1h" in s["error"], s["error"]
+    stack.api(token).delete(f"{stack.hub_url}/api/spaces/{owner}/toolong")
+
+
 def test_stuck_starts_and_a_sleep_check_do_not_delay_making_a_space_private(stack):
     scene = stalls.stalled_lifecycle(stack)
     try:
