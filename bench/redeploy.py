@@ -10,7 +10,7 @@ real stack (tests/e2e/stack.py: uvicorn, Celery workers, beat, nginx, the real D
 * --redeploys N times (default 3): upload the next revision and measure
     switch       upload POST -> first answer from the new revision through the proxy
     route        health check passed -> the proxy applied the route switch (from the
-                 lifecycle worker's log line "route switched ... applied X s after")
+                 starts worker's log line "route switched ... applied X s after")
     drain        the old container's drain after the switch (from "drain ...: done after")
 * Memory: what one running space of this kind holds (the engine's figure, as `docker
   stats` shows it: usage minus inactive page cache), and what the hub's processes (web,
@@ -87,9 +87,9 @@ def container_memory(stack, owner: str, name: str) -> int | None:
 
 # --------------------------------------------------------------------------- the hub's own figures
 def log_figures(stack, pattern: str, since_line: int) -> tuple[list[float], int]:
-    """Seconds from the lifecycle worker's log lines matching `pattern` (one group), after line
+    """Seconds from the starts worker's log lines matching `pattern` (one group), after line
     `since_line`; and the number of lines now."""
-    path = stack.log_dir / "worker-lifecycle.log"
+    path = stack.log_dir / "worker-starts.log"  # starts run there (spaces/tasks.py)
     lines = path.read_text(errors="replace").splitlines() if path.exists() else []
     values = [float(m.group(1)) for line in lines[since_line:] if (m := re.search(pattern, line))]
     return values, len(lines)

@@ -136,6 +136,14 @@ SPACE_CPUS = env.float("SPACE_CPUS", default=1.0)
 SPACE_PIDS_LIMIT = env.int("SPACE_PIDS_LIMIT", default=512)
 SPACE_TMPFS_SIZE = env.str("SPACE_TMPFS_SIZE", default="512m")
 SPACE_STARTUP_TIMEOUT = env.int("SPACE_STARTUP_TIMEOUT", default=600)  # seconds, README may lower/raise
+# The longest start a README may ask for (`startup_duration_timeout`; README "Security: one user
+# cannot stall the lifecycle"): a start holds a worker of the starts queue until then. Higher is
+# refused as a CONFIG_ERROR naming the key and this cap.
+SPACE_STARTUP_TIMEOUT_MAX = env.int("SPACE_STARTUP_TIMEOUT_MAX", default=3600)
+if not 10 <= SPACE_STARTUP_TIMEOUT <= SPACE_STARTUP_TIMEOUT_MAX <= 24 * 3600:
+    raise ImproperlyConfigured(
+        f"SPACE_STARTUP_TIMEOUT={SPACE_STARTUP_TIMEOUT} and SPACE_STARTUP_TIMEOUT_MAX={SPACE_STARTUP_TIMEOUT_MAX}: "
+        "need 10 <= SPACE_STARTUP_TIMEOUT <= SPACE_STARTUP_TIMEOUT_MAX <= 86400 (seconds)")
 # Redeploys and housekeeping (spaces/drain.py, spaces/housekeeping.py; README "Redeploys and
 # housekeeping"): the longest the old container of a switch serves its open requests before it
 # stops; how often old images and stopped containers are pruned; how long a stopped container
@@ -165,8 +173,16 @@ SPACE_OPEN_CONNECTION_CREDIT = env.int("SPACE_OPEN_CONNECTION_CREDIT", default=1
 # browser's (then the "waking up" page, which turns into the app by itself).
 SPACE_WAKE_HOLD = env.float("SPACE_WAKE_HOLD", default=30.0)
 SPACE_WAKE_BROWSER_HOLD = env.float("SPACE_WAKE_BROWSER_HOLD", default=2.0)
+# Requests that wait hold no database connection (spaces/waits.py), and are capped: requests
+# held while one space wakes, and per client (a user, or an address when anonymous); past a cap
+# the visitor gets the waking answer (503, Retry-After) at once. 0: no cap.
+SPACE_WAKE_HOLDS_PER_SPACE = env.int("SPACE_WAKE_HOLDS_PER_SPACE", default=50)
+SPACE_WAKE_HOLDS_PER_CLIENT = env.int("SPACE_WAKE_HOLDS_PER_CLIENT", default=10)
 SLEEP_CHECK_INTERVAL = env.float("SLEEP_CHECK_INTERVAL", default=5.0)
 RUN_LOG_MAX_BYTES = env.int("RUN_LOG_MAX_BYTES", default=2**20)
+# Live log streams open at once, per user and per space (then 429 with Retry-After). 0: no cap.
+LOG_STREAMS_PER_USER = env.int("LOG_STREAMS_PER_USER", default=10)
+LOG_STREAMS_PER_SPACE = env.int("LOG_STREAMS_PER_SPACE", default=50)
 DOCKER_TIMEOUT = env.int("DOCKER_TIMEOUT", default=60)
 
 # --- Crashes and stuck builds (README: "Crashes and stuck builds"; spaces/health.py, build_leases.py)
@@ -264,7 +280,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "hub.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable (hub/middleware.py)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -358,7 +374,9 @@ CELERY_WORKER_CONSUMER = "hub.celery_consumer:Consumer"
 CELERY_TASK_DEFAULT_QUEUE = "lifecycle"
 CELERY_TASK_ROUTES = {"spaces.tasks.build_revision_task": {"queue": "builds"}}
 # Redis redelivers an unacked task after the visibility timeout: keep it above the longest build.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BUILD_TIMEOUT + 600,
+# Starts run up to SPACE_STARTUP_TIMEOUT_MAX (plus the route switch and drain): above that too.
+_LONGEST_TASK = max(BUILD_TIMEOUT, SPACE_STARTUP_TIMEOUT_MAX + int(REDEPLOY_DRAIN_TIMEOUT) + 300)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _LONGEST_TASK + 600,
                                    "global_keyprefix": f"demohub:{DEMOHUB_INSTANCE}:"}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"demohub:{DEMOHUB_INSTANCE}:"}
 CELERY_RESULT_EXPIRES = timedelta(hours=1)

@@ -5,6 +5,8 @@
 #   proxy_throughput.txt / .json   proxy req/s as a ratio to a minimal nginx, same container
 #   redeploy.txt / .json           failed requests and switch times of redeploys under load,
 #                                  memory of a running space and of the hub per running space
+#   visibility_latency.txt / .json public -> private refused at the proxy, with starts stuck and
+#                                  a sleep check in progress (issue 15, finding 2)
 #   browse_search.txt / .json      server time of browse/search/list pages on 10,000 seeded spaces
 #                                  (no stack: in-process, its own database demohub_bench)
 # --cold is never used here (it removes the gradio SDK image and costs a pip install): run
@@ -48,6 +50,7 @@ run proxy_throughput
 run browse_search
 run private_throughput
 run wake_latency
+run visibility_latency
 run redeploy
 echo "== results in $out"
 exit "$status"

@@ -202,8 +202,10 @@ def parse_config(text: str | None, *, space_sdk: str, files: set[str]) -> SpaceC
         if not match:
             raise ConfigError("startup_duration_timeout", f"{_shown(timeout)} is not a duration like 30m or 1h")
         seconds = int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
-        if not 10 <= seconds <= 24 * 3600:
-            raise ConfigError("startup_duration_timeout", "must be between 10 s and 24 h")
+        cap = _startup_timeout_cap()
+        if not 10 <= seconds <= cap:
+            raise ConfigError("startup_duration_timeout",
+                              f"must be between 10 s and {_duration(cap)} (this hub's cap, SPACE_STARTUP_TIMEOUT_MAX)")
         cfg.startup_duration_timeout = seconds
     return cfg
 
@@ -228,3 +230,19 @@ def read_config(snapshot: Path, files: set[str], *, space_sdk: str,
                                   "for a README (README_MAX_BYTES)")
         text = data.decode("utf-8", errors="replace")
     return parse_config(text, space_sdk=space_sdk, files=files)
+
+
+def _startup_timeout_cap() -> int:
+    """The operator's cap on `startup_duration_timeout` (a start holds a worker until then)."""
+    from django.conf import settings  # here, not at the top: the parser itself needs no Django
+
+    return settings.SPACE_STARTUP_TIMEOUT_MAX
+
+
+def _duration(seconds: int) -> str:
+    """1h, 90m or 45 s: a cap as the README key is written."""
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds} s"

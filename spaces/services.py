@@ -8,6 +8,7 @@ nothing.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import re
@@ -15,8 +16,6 @@ import secrets
 import shutil
 import signal
 import time
-import urllib.error
-import urllib.request
 from urllib.parse import urlsplit
 from pathlib import Path
 
@@ -640,15 +639,16 @@ def _start_container(space: Space, rev: Revision, slot: str, *, still_wanted=Non
         backend.start(spec)
     except NotIsolated as exc:  # the host firewall is missing: the error says what to do
         return False, str(exc)
-    timeout = rev.metadata.get("startup_duration_timeout") or settings.SPACE_STARTUP_TIMEOUT
+    # Capped here too: a revision parsed before the operator lowered the cap keeps its metadata.
+    timeout = min(rev.metadata.get("startup_duration_timeout") or settings.SPACE_STARTUP_TIMEOUT,
+                  settings.SPACE_STARTUP_TIMEOUT_MAX)
     deadline = time.monotonic() + timeout
-    url = f"http://{spec.address}:{spec.port}/"
     while time.monotonic() < deadline:
         state = backend.state(spec.name)
         if state is None or not state.running:
             run_log_copy(space_id=space.pk)
             return False, _exit_message(state, space.pk, memory=spec.memory)
-        if _probe(url) is not None:
+        if _probe(spec.address, spec.port) is not None:
             run_log_copy(space_id=space.pk)
             return True, ""
         run_log_copy(space_id=space.pk)
@@ -668,15 +668,24 @@ def space_still_starting(space_id: int, rev_id: int) -> bool:
                                 status__in=[S.APP_STARTING, S.RUNNING_APP_STARTING]).exists()
 
 
-def _probe(url: str) -> int | None:
-    """HTTP status of GET url if below 500, else None (refused, timed out, 5xx)."""
+def _probe(address: str, port: int) -> int | None:
+    """HTTP status of `GET /` on the app's own address if below 500, else None (refused,
+    timed out, 5xx, not HTTP).
+
+    http.client, not urllib: one request to exactly this address and port. urllib's default
+    opener follows redirects and honours *_proxy variables, so an app answering 302 to
+    http://127.0.0.1:<port>/ or a link-local address would make this worker, on the host
+    network, request it (README "Security": health probes). A 3xx answer means the app is up.
+    """
+    conn = http.client.HTTPConnection(address, port, timeout=2)
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=2) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code if exc.code < 500 else None
-    except (urllib.error.URLError, OSError, ValueError):
+        conn.request("GET", "/", headers={"Host": f"{address}:{port}", "User-Agent": "demohub-health/1"})
+        status = conn.getresponse().status
+    except (OSError, http.client.HTTPException, ValueError):
         return None
+    finally:
+        conn.close()
+    return status if status < 500 else None
 
 
 def exit_reason(state, *, memory: str) -> str:

@@ -41,7 +41,7 @@ from runner import connections
 from runner.backends.base import parse_bytes
 from runner.exceptions import BackendUnavailable
 
-from . import logs, reconcile, services
+from . import logs, reconcile, services, waits
 from .models import Space
 from .proxy_access import label_from_host, proxy_key_ok, proxy_role, space_for_host, wants_json
 from .selectors import Role
@@ -153,6 +153,20 @@ def _freeze_after(space: Space) -> int:
 def sleep_check() -> dict[str, list[int]]:
     """The beat's round: record activity, then freeze or stop idle spaces, then hold the
     frozen-memory cap. Returns what it did (for logs and tests)."""
+    # One round at a time: rounds overlapping (a slow stop, the beat firing every second) would
+    # each hold a lifecycle worker and act on the same spaces. The lock outlives a round that
+    # hits its time limit (spaces/tasks.py) only until its own timeout.
+    round_lock = logs._client().lock(_key("check"), timeout=660, blocking=False)
+    if not round_lock.acquire():
+        return {"frozen": [], "stopped": [], "capped": [], "skipped": [1]}
+    try:
+        return _sleep_check()
+    finally:
+        with contextlib.suppress(Exception):
+            round_lock.release()
+
+
+def _sleep_check() -> dict[str, list[int]]:
     now = time.time()
     spaces = list(Space.objects.select_related("owner").filter(
         Q(status__in=SERVING) | Q(status=S.SLEEPING, sleep_mode=FROZEN)))
@@ -287,8 +301,10 @@ def wake_requested(space_id: int) -> bool:
 
 
 def space_wake(space_id: int) -> None:
-    """Frozen: unfreeze (fast). Stopped (or a frozen container that is gone): start the running
-    revision again on its slot and wait until it is healthy."""
+    """Frozen: unfreeze (fast, on the lifecycle queue). Stopped (or a frozen container that is
+    gone): hand the start to the starts queue (space_wake_start), whose waits hold up nothing
+    but other starts."""
+    handed_over = False
     try:
         with space_lock(space_id):
             space = (Space.objects.select_related("owner", "running_revision")
@@ -296,10 +312,27 @@ def space_wake(space_id: int) -> None:
             if space is None or space.running_revision is None:
                 return
             name = services.container_name(space, space.active_slot)
-            backend = services.get_backend()
-            if space.sleep_mode == FROZEN and backend.unfreeze(name):
+            if space.sleep_mode == FROZEN and services.get_backend().unfreeze(name):
                 services.space_transition(space, S.RUNNING, sleep_mode="", last_active_at=timezone.now())
                 services.space_publish_route(space_id=space.pk)
+                return
+        from .tasks import wake_start_space_task
+
+        wake_start_space_task.apply_async(args=[space_id], priority=0)
+        handed_over = True   # the start task ends the "waking" mark
+    finally:
+        if not handed_over:
+            logs._client().delete(_key("waking", space_id))
+
+
+def space_wake_start(space_id: int) -> None:
+    """Start a stopped space's running revision again on its slot and wait until it is healthy
+    (the starts queue)."""
+    try:
+        with space_lock(space_id):
+            space = (Space.objects.select_related("owner", "running_revision")
+                     .filter(pk=space_id, status=S.SLEEPING).first())
+            if space is None or space.running_revision is None:
                 return
             try:
                 make_room(space.pk)
@@ -322,56 +355,81 @@ def space_wake(space_id: int) -> None:
 
 
 # ----------------------------------------------------------------------------- the proxy's wake check
-def _wake_state(request) -> tuple[int, int | None, bool]:
-    """(HTTP answer now or 0 to wait, space id, is an API client). Sync: runs in a thread."""
+def _wake_state(request) -> tuple[int, int | None, bool, str]:
+    """(HTTP answer now or 0 to wait, space id, is an API client, who asks). Sync: runs in a
+    thread. Who asks: the token's user, else the client address nginx saw (the call carries the
+    proxy key, so its X-Forwarded-For is nginx's own $remote_addr)."""
     if not proxy_key_ok(request):
-        return 403, None, False
+        return 403, None, False, ""
     space = space_for_host(request.headers.get("X-Demohub-Host", ""))
     if space is None:
-        return 401, None, False
-    role, _ = proxy_role(request, space)
+        return 401, None, False, ""
+    role, user = proxy_role(request, space)
     if role < Role.PUBLIC:
-        return 401, None, False
+        return 401, None, False, ""
+    if user is not None:
+        who = f"user:{user.pk}"
+    else:
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
+        who = "addr:" + (forwarded or request.META.get("REMOTE_ADDR", ""))
     api = wants_json(request, request.headers.get("X-Demohub-Uri", "/"))
     if space.status in SERVING and not space.sleep_mode:
-        return 204, space.pk, api
+        return 204, space.pk, api, who
     if space.status == S.RUNNING and space.sleep_mode:
         wake_requested(space.pk)         # being put to sleep right now: undo it once that is done
-        return 0, space.pk, api
+        return 0, space.pk, api, who
     if space.status == S.SLEEPING and has_room(space.pk):
         wake_requested(space.pk)
-        return 0, space.pk, api
+        # A frozen space may be awake already (eager tasks in tests; a quick worker).
+        if Space.objects.filter(pk=space.pk, status__in=SERVING, sleep_mode="").exists():
+            return 204, space.pk, api, who
+        return 0, space.pk, api, who
     if space.status == S.APP_STARTING and space.sleep_mode:
-        return 0, space.pk, api          # being woken
-    return 403, space.pk, api            # paused, failed, or no room: the hub's page says which
+        return 0, space.pk, api, who     # being woken
+    return 403, space.pk, api, who       # paused, failed, or no room: the hub's page says which
 
 
-def _serving(space_id: int) -> tuple[bool, bool]:
-    """(the app serves, the space may still wake): the wake check's poll."""
-    row = Space.objects.filter(pk=space_id).values_list("status", "sleep_mode").first()
+def _serving(row: dict | None) -> tuple[bool, bool]:
+    """(the app serves, the space may still wake): from the wake check's poll of the row."""
     if row is None:
         return False, False
-    status, mode = row
+    status, mode = row["status"], row["sleep_mode"]
     return status in SERVING and not mode, status in SERVING or status in (S.SLEEPING, S.APP_STARTING)
 
 
 async def proxy_wake(request) -> HttpResponse:
     """nginx auth_request for a sleeping space: 204 once the app serves (the request then goes
     on to it), 401 if the caller may not see the space, 403 to show the waking page (or 503,
-    or 429 at the running-space cap) when it is not up within the hold time."""
-    # Short DB reads in Django's one sync thread (thread_sensitive): no connection per thread.
-    answer, space_id, api = await sync_to_async(_wake_state)(request)
+    or 429 at the running-space cap) when it is not up within the hold time, or at once when
+    too many requests wait already (SPACE_WAKE_HOLDS_PER_SPACE, SPACE_WAKE_HOLDS_PER_CLIENT).
+
+    The wait holds no database connection (spaces/waits.py): the short reads above run on the
+    request's thread, whose connection is then closed; the status is polled by the process's
+    one board, however many requests wait.
+    """
+    answer, space_id, api, who = await sync_to_async(_wake_state)(request)
+    await waits.release_connection()
     if answer:
         return HttpResponse(status=answer)
     hold = settings.SPACE_WAKE_HOLD if api else settings.SPACE_WAKE_BROWSER_HOLD
     deadline = time.monotonic() + hold
-    interval = 0.01
-    while time.monotonic() < deadline:
-        await asyncio.sleep(interval)
-        serving, waking = await sync_to_async(_serving)(space_id)
-        if serving:
-            return HttpResponse(status=204)
-        if not waking:
-            break
-        interval = min(interval * 1.5, 0.1)
+    scopes = {"space": (f"space:{space_id}", settings.SPACE_WAKE_HOLDS_PER_SPACE),
+              "client": (who, settings.SPACE_WAKE_HOLDS_PER_CLIENT)}
+    try:
+        async with waits.hold("wake", scopes=scopes, longest=hold + 5, what="requests waiting for it to wake"):
+            async with waits.board().watching("space", space_id) as fresh:
+                while (left := deadline - time.monotonic()) > 0:
+                    try:
+                        row = await asyncio.wait_for(fresh(), timeout=left)
+                    except asyncio.TimeoutError:
+                        break
+                    serving, waking = _serving(row)
+                    if serving:
+                        return HttpResponse(status=204)
+                    if not waking:
+                        break
+    except waits.HoldRefused as exc:
+        # auth_request knows only 2xx, 401 and 403: 403 sends the visitor to @waking, which
+        # answers 503 with Retry-After (the waking page for browsers); nothing waits here.
+        log.info("wake hold refused for space %s (%s): %s", space_id, who, exc.detail)
     return HttpResponse(status=403)

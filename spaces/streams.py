@@ -3,7 +3,9 @@
 `GET /api/spaces/<owner>/<name>/logs/build|run` with `Accept: text/event-stream` streams
 `event: log` frames whose `id:` is the byte offset after them (resume with Last-Event-ID) and
 ends with `event: end` carrying the final status. The view is async: under uvicorn a follower
-holds no worker thread, only a coroutine polling Redis.
+holds no worker thread, only a coroutine polling Redis, and no database connection: the status
+it waits on comes from the process's one board (spaces/waits.py). Streams open at once are
+capped per user (LOG_STREAMS_PER_USER) and per space (LOG_STREAMS_PER_SPACE): 429 past a cap.
 """
 from __future__ import annotations
 
@@ -12,10 +14,10 @@ import json
 import time
 
 from asgiref.sync import sync_to_async
-from django.db import connection
+from django.conf import settings
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 
-from . import logs
+from . import logs, waits
 from .auth import bearer_from_header
 from .models import Revision, Space
 from .access import share_links_in_session
@@ -36,25 +38,6 @@ async def _caller(request):
     return await request.auser()
 
 
-def _db_read(fn):
-    """`fn` as a coroutine on the shared thread pool, closing the connection it opened there.
-
-    A follower's polls run off the request's thread so that it holds none; but Django closes
-    connections only when a request ends, on the request's thread, so each pool thread would
-    keep its own Postgres connection open for good (Channels' database_sync_to_async closes
-    them the same way).
-    """
-    def read(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            # Never end a caller's transaction (tests run the reads inside theirs).
-            if not connection.in_atomic_block:
-                connection.close()
-
-    return sync_to_async(read, thread_sensitive=False)
-
-
 def _error(status: int, detail: str, code: str) -> JsonResponse:
     return JsonResponse({"detail": detail, "code": code}, status=status)
 
@@ -66,18 +49,20 @@ def _log_source(space: Space, kind: str) -> tuple[str, Revision | None]:
     return logs.run_key(space.pk), None
 
 
-def _build_done(rev_id: int) -> tuple[bool, dict]:
-    rev = Revision.objects.select_related("space").get(pk=rev_id)
-    return rev.is_final, {"status": rev.status, "revision": rev.number, "space_status": rev.space.status,
-                          "error": rev.error}
+def _build_done(row: dict | None) -> tuple[bool, dict]:
+    """(the build ended, what `event: end` says) from the board's row of the revision."""
+    if row is None:
+        return True, {"status": None, "space_status": "DELETED"}
+    return row["final"], {"status": row["status"], "revision": row["number"], "space_status": row["space_status"],
+                          "error": row["error"]}
 
 
-def _run_done(space_id: int) -> tuple[bool, dict]:
-    space = Space.objects.filter(pk=space_id).values("status", "error").first()
-    if space is None:
+def _run_done(row: dict | None) -> tuple[bool, dict]:
+    """(the run ended, what `event: end` says) from the board's row of the space."""
+    if row is None:
         return True, {"space_status": "DELETED"}
-    live = space["status"] in SERVING or space["status"] == SpaceStatus.APP_STARTING
-    return not live, {"space_status": space["status"], "error": space["error"]}
+    live = row["status"] in SERVING or row["status"] == SpaceStatus.APP_STARTING
+    return not live, {"space_status": row["status"], "error": row["error"]}
 
 
 def _frame(event: str, data: str, ident: int | None = None) -> bytes:
@@ -114,42 +99,69 @@ async def space_log_view(request, owner: str, name: str, kind: str):
         start = int(request.headers.get("Last-Event-ID") or request.GET.get("offset") or 0)
     except ValueError:
         return _error(400, "Last-Event-ID must be a byte offset (a whole number).", "invalid")
+    if rev is not None and rev.is_final and not await sync_to_async(logs.exists)(key):
+        stored = rev.build_log.encode()  # the live copy has expired: the stored log, read now
+    else:
+        stored = None
+    # Everything the stream needs from the database is read: the connection goes back now,
+    # not when the stream ends (up to an hour later).
+    await waits.release_connection()
+    scopes = {"user": (f"user:{user.pk}", settings.LOG_STREAMS_PER_USER),
+              "space": (f"space:{space.pk}", settings.LOG_STREAMS_PER_SPACE)}
+    try:
+        # Counted until the stream ends (below), not just while this view runs.
+        release = await waits.hold_enter("logs", scopes=scopes, longest=MAX_STREAM_SECONDS + 60,
+                                         what="live log streams")
+    except waits.HoldRefused as exc:
+        resp = _error(429 if exc.code == "too_many_waiting" else 503, exc.detail, exc.code)
+        resp["Retry-After"] = "10"
+        return resp
 
     async def events():
         offset = max(start, 0)
         began = last_sent = time.monotonic()
-        yield b"retry: 2000\n\n"
-        if not key:
-            yield _frame("end", json.dumps({"status": None, "space_status": space.status}))
-            return
-        if rev is not None and rev.is_final and not await sync_to_async(logs.exists)(key):
-            # The live copy has expired: serve the stored log once.
-            text = rev.build_log.encode()
-            if offset < len(text):
-                yield _frame("log", text[offset:].decode("utf-8", "replace"), len(text))
-            _, info = await sync_to_async(_build_done)(rev.pk)
-            yield _frame("end", json.dumps(info))
-            return
-        while time.monotonic() - began < MAX_STREAM_SECONDS:
-            # Check for the end first, then drain: nothing written before the end is lost.
-            if rev is not None:
-                done, info = await _db_read(_build_done)(rev.pk)
-            else:
-                done, info = await _db_read(_run_done)(space.pk)
-            data, new_offset = await sync_to_async(logs.read, thread_sensitive=False)(key, offset)
-            if data:
-                offset = new_offset
-                yield _frame("log", data.decode("utf-8", "replace"), offset)
-                last_sent = time.monotonic()
-            if done:
-                yield _frame("end", json.dumps(info))
+        try:
+            yield b"retry: 2000\n\n"
+            if not key:
+                yield _frame("end", json.dumps({"status": None, "space_status": space.status}))
                 return
-            if time.monotonic() - last_sent > KEEPALIVE_SECONDS:
-                yield b": keepalive\n\n"
-                last_sent = time.monotonic()
-            await asyncio.sleep(POLL_SECONDS)
+            if stored is not None:
+                # A final revision does not change: its end is what was read above.
+                if offset < len(stored):
+                    yield _frame("log", stored[offset:].decode("utf-8", "replace"), len(stored))
+                yield _frame("end", json.dumps({"status": rev.status, "revision": rev.number,
+                                                "space_status": space.status, "error": rev.error}))
+                return
+            watched = ("revision", rev.pk) if rev is not None else ("space", space.pk)
+            ended = _build_done if rev is not None else _run_done
+            async with waits.board().watching(*watched) as fresh:
+                while time.monotonic() - began < MAX_STREAM_SECONDS:
+                    # Check for the end first, then drain: nothing written before the end is lost.
+                    try:
+                        done, info = ended(await asyncio.wait_for(fresh(), timeout=KEEPALIVE_SECONDS))
+                    except asyncio.TimeoutError:   # the database is away: keep the stream alive
+                        yield b": keepalive\n\n"
+                        last_sent = time.monotonic()
+                        continue
+                    data, new_offset = await sync_to_async(logs.read, thread_sensitive=False)(key, offset)
+                    if data:
+                        offset = new_offset
+                        yield _frame("log", data.decode("utf-8", "replace"), offset)
+                        last_sent = time.monotonic()
+                    if done:
+                        yield _frame("end", json.dumps(info))
+                        return
+                    if time.monotonic() - last_sent > KEEPALIVE_SECONDS:
+                        yield b": keepalive\n\n"
+                        last_sent = time.monotonic()
+                    await asyncio.sleep(POLL_SECONDS)
+        finally:
+            # Shielded: a client that leaves cancels this task, and the count must still drop.
+            await asyncio.shield(sync_to_async(release, thread_sensitive=False)())
 
     response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    # Also when the stream never started (the client left at once): release is idempotent.
+    response._resource_closers.append(release)
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response

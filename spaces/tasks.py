@@ -1,7 +1,17 @@
 """Celery tasks: thin adapters that take ids, load rows and call a service.
 
-Builds go to the "builds" queue; everything else (start, stop, routes, reconciliation, log
-copying) to "lifecycle", so starting a space never waits behind a build.
+Four queues, each with a worker of its own, so that nothing slow holds up what must be quick
+(README "Security: one user cannot stall the lifecycle"):
+
+* "builds": image builds;
+* "starts": starting an app and waiting until it answers (a new revision, a wake from stopped,
+  a crash restart). A start may wait up to SPACE_STARTUP_TIMEOUT_MAX; four apps that never
+  answer fill this queue's worker and delay only other starts;
+* "routes": publishing a space's proxy route (creation, visibility, access changes): short, and
+  never behind a start or a sleep check, so a space made private is closed at the proxy at once;
+* "lifecycle": the rest (stop, delete, sleep and crash checks, reconciliation, log copying).
+
+Every task has a soft and a hard time limit: a stuck engine call cannot hold a worker for good.
 """
 from __future__ import annotations
 
@@ -17,6 +27,15 @@ from . import access, build_leases, health, housekeeping, reconcile, search, ser
 
 log = logging.getLogger(__name__)
 
+STARTS = "starts"
+ROUTES = "routes"
+# (soft, hard) time limits in seconds. A start: its health wait (at most the cap), plus the
+# container start, the route switch and the old slot's drain.
+START_LIMITS = {"soft_time_limit": settings.SPACE_STARTUP_TIMEOUT_MAX + settings.REDEPLOY_DRAIN_TIMEOUT + 240,
+                "time_limit": settings.SPACE_STARTUP_TIMEOUT_MAX + settings.REDEPLOY_DRAIN_TIMEOUT + 300}
+SHORT_LIMITS = {"soft_time_limit": 120, "time_limit": 150}        # a few engine or proxy calls
+ROUND_LIMITS = {"soft_time_limit": 600, "time_limit": 660}        # a round over every space
+
 
 @shared_task(bind=True, queue="builds", acks_late=True, autoretry_for=(BackendUnavailable,),
              retry_backoff=5, max_retries=5, soft_time_limit=settings.BUILD_TIMEOUT + 60,
@@ -25,8 +44,8 @@ def build_revision_task(self, revision_id: int) -> None:
     services.revision_build(revision_id=revision_id)
 
 
-@shared_task(queue="lifecycle", acks_late=True, autoretry_for=(BackendUnavailable,), retry_backoff=2,
-             max_retries=5)
+@shared_task(queue=STARTS, acks_late=True, autoretry_for=(BackendUnavailable,), retry_backoff=2,
+             max_retries=5, **START_LIMITS)
 def start_revision_task(revision_id: int, restart: bool = False) -> None:
     try:
         services.revision_start(revision_id=revision_id, restart=restart)
@@ -38,83 +57,92 @@ def start_revision_task(revision_id: int, restart: bool = False) -> None:
 
 
 @shared_task(queue="lifecycle", acks_late=True, autoretry_for=(BackendUnavailable,), retry_backoff=2,
-             max_retries=5)
+             max_retries=5, **SHORT_LIMITS)
 def stop_space_task(space_id: int) -> None:
     services.space_stop_containers(space_id=space_id)
 
 
 @shared_task(queue="lifecycle", acks_late=True, autoretry_for=(BackendUnavailable,), retry_backoff=2,
-             max_retries=10)
+             max_retries=10, **ROUND_LIMITS)
 def delete_space_task(space_id: int) -> None:
     services.space_purge(space_id=space_id)
 
 
-@shared_task(queue="lifecycle")
+@shared_task(queue=ROUTES, **SHORT_LIMITS)
 def publish_route_task(space_id: int) -> None:
     services.space_publish_route(space_id=space_id)
 
 
 # Expires well within its interval: a backlog of rounds would all find the same.
-@shared_task(queue="lifecycle", expires=max(settings.HOUSEKEEPING_INTERVAL / 2, 30), ignore_result=True)
+@shared_task(queue="lifecycle", expires=max(settings.HOUSEKEEPING_INTERVAL / 2, 30), ignore_result=True,
+             soft_time_limit=1800, time_limit=1860)  # image pruning can be slow on a big engine
 def housekeeping_task() -> None:
     housekeeping.housekeeping_run()
 
 
-@shared_task(queue="lifecycle", expires=60)
+@shared_task(queue="lifecycle", expires=60, **ROUND_LIMITS)
 def reconcile_task() -> None:
     services.reconcile()
 
 
 # Crashes and stuck builds (spaces/health.py, spaces/build_leases.py). The checks expire
 # within a few intervals: a backlog of them would all find the same.
-@shared_task(queue="lifecycle", expires=10, ignore_result=True)
+@shared_task(queue="lifecycle", expires=10, ignore_result=True, **ROUND_LIMITS)
 def crash_check_task() -> None:
     health.crashes_check()
 
 
 # Sent by the crash check when a restart is due; the check sends it again if it is lost.
-@shared_task(queue="lifecycle", acks_late=True, ignore_result=True)
+@shared_task(queue=STARTS, acks_late=True, ignore_result=True, **START_LIMITS)
 def restart_crashed_space_task(space_id: int) -> None:
     health.restart_crashed(space_id=space_id)
 
 
-@shared_task(queue="lifecycle", expires=30, ignore_result=True)
+@shared_task(queue="lifecycle", expires=30, ignore_result=True, **SHORT_LIMITS)
 def build_leases_sweep_task() -> None:
     build_leases.sweep()
 
 
 # Starts and purges a restart lost (spaces/reconcile.py); also part of every reconcile.
-@shared_task(queue="lifecycle", expires=10, ignore_result=True)
+@shared_task(queue="lifecycle", expires=10, ignore_result=True, **SHORT_LIMITS)
 def lost_work_sweep_task() -> None:
     reconcile.sweep()
 
 
-@shared_task(queue="lifecycle", expires=5, ignore_result=True)
+@shared_task(queue="lifecycle", expires=5, ignore_result=True, **SHORT_LIMITS)
 def copy_run_logs_task() -> None:
     services.run_logs_copy_all()
 
 
 # Expires well within its beat interval: a backlog of refreshes would all compute the same.
-@shared_task(queue="lifecycle", expires=60, ignore_result=True)
+@shared_task(queue="lifecycle", expires=60, ignore_result=True, **SHORT_LIMITS)
 def refresh_trending_task() -> None:
     search.space_trending_refresh()
 
 
-# Idle spaces: freeze, stop, hold the frozen-memory cap. Expires before the next round starts.
-@shared_task(queue="lifecycle", expires=10, ignore_result=True)
+# Idle spaces: freeze, stop, hold the frozen-memory cap. Expires before the next round starts;
+# one round at a time (a Redis lock in sleep_check).
+@shared_task(queue="lifecycle", expires=10, ignore_result=True, **ROUND_LIMITS)
 def sleep_check_task() -> None:
     sleep.sleep_check()
 
 
-# The next visitor of a sleeping space: unfreeze it or start it (spaces/sleep.py).
+# The next visitor of a sleeping space: unfreeze it (here: quick), or start it again (on the
+# starts queue, wake_start_space_task) (spaces/sleep.py).
 @shared_task(queue="lifecycle", acks_late=True, autoretry_for=(BackendUnavailable,), retry_backoff=1,
-             max_retries=5, ignore_result=True)
+             max_retries=5, ignore_result=True, **SHORT_LIMITS)
 def wake_space_task(space_id: int) -> None:
     sleep.space_wake(space_id)
 
 
+@shared_task(queue=STARTS, acks_late=True, autoretry_for=(BackendUnavailable,), retry_backoff=1,
+             max_retries=5, ignore_result=True, **START_LIMITS)
+def wake_start_space_task(space_id: int) -> None:
+    sleep.space_wake_start(space_id)
+
+
 # Spaces whose share links just expired: end their holders' cached access and open connections.
-@shared_task(queue="lifecycle", expires=25, ignore_result=True)
+@shared_task(queue="lifecycle", expires=25, ignore_result=True, **SHORT_LIMITS)
 def share_links_expired_task() -> None:
     access.share_links_expired_sweep()
 

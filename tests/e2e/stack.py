@@ -1,6 +1,6 @@
 """The real stack for end-to-end tests: hub processes on this machine, real everything else.
 
-Starts the web (uvicorn), a builds worker, a lifecycle worker, beat and the nginx proxy as
+Starts the web (uvicorn), a builds worker, the lifecycle, starts and routes workers, beat and the nginx proxy as
 subprocesses against this machine's Postgres and Redis and the real Docker engine, each under
 a fresh installation id, database, Redis db, data dir, ports and spaces subnet, so a test run
 never touches another stack. Teardown removes every container, image and network labelled
@@ -150,9 +150,15 @@ class Stack:
                                       "--loglevel", "INFO"])
 
     def start_lifecycle_worker(self, extra_env: dict[str, str] | None = None) -> None:
+        """The lifecycle worker, and beside it (started again with the same settings) the starts
+        and routes workers: the three queues of spaces/tasks.py, as docker-compose.yml runs them."""
         self._spawn("worker-lifecycle", [sys.executable, "-m", "celery", "-A", "hub", "worker", "-Q", "lifecycle",
                                          "-c", "4", "-n", f"lifecycle-{self.instance}@%h", "--loglevel", "INFO"],
                     extra_env)
+        for name, queue, concurrency in (("worker-starts", "starts", "4"), ("worker-routes", "routes", "2")):
+            self.stop(name)
+            self._spawn(name, [sys.executable, "-m", "celery", "-A", "hub", "worker", "-Q", queue, "-c", concurrency,
+                               "-n", f"{queue}-{self.instance}@%h", "--loglevel", "INFO"], extra_env)
 
     def start_beat(self) -> None:
         self._spawn("beat", [sys.executable, "-m", "celery", "-A", "hub", "beat", "--loglevel", "INFO",

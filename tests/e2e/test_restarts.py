@@ -285,7 +285,7 @@ def test_redis_restart_loses_no_space_and_no_upload(stack, owner, loaded):
 
 
 # ------------------------------------------------------------------------------ hub processes
-HUB_PROCESSES = ("web", "worker-builds", "worker-lifecycle", "beat")
+HUB_PROCESSES = ("web", "worker-builds", "worker-lifecycle", "worker-starts", "worker-routes", "beat")
 
 
 def test_kill_9_of_every_hub_process_mid_start_converges(stack, owner, loaded):

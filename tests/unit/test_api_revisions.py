@@ -361,10 +361,12 @@ def same_thread_db(monkeypatch):
     (uncommitted) rows and stays open after the test, blocking the test database's teardown.
     """
     import spaces.streams
+    import spaces.waits
 
     real = spaces.streams.sync_to_async
-    monkeypatch.setattr(spaces.streams, "sync_to_async",
-                        lambda fn, thread_sensitive=True: real(fn, thread_sensitive=True))
+    for module in (spaces.streams, spaces.waits):  # the stream's reads, and the board's (its own thread)
+        monkeypatch.setattr(module, "sync_to_async",
+                            lambda fn, thread_sensitive=True, **kw: real(fn, thread_sensitive=True))
 
 
 def test_build_log_event_stream(api, olive, make_space, upload, repo, hub, same_thread_db):
