@@ -17,7 +17,11 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# The env file fills in what the environment leaves unset. DEMOHUB_ENV_FILE names another one
+# (scripts/up.sh reads the same variable); /dev/null reads none, which is how tests check the
+# settings without depending on what a developer's .env holds.
+ENV_FILE = Path(env.str("DEMOHUB_ENV_FILE", default=str(BASE_DIR / ".env")))
+environ.Env.read_env(ENV_FILE, overwrite=False)
 
 
 def env_secret(name: str, default: str) -> str:
@@ -28,8 +32,20 @@ def env_secret(name: str, default: str) -> str:
     return env.str(name, default=default)
 
 
-SECRET_KEY = env_secret("DJANGO_SECRET_KEY", "dev-insecure-change-me")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# The key signs sessions, the space cookie and its tickets (spaces/proxy_access.py): with a
+# known key anyone could sign a cookie naming any share link. Without DEBUG the hub refuses
+# to start on an empty, short or published key (`make up` generates one into .env).
+_DEV_SECRET_KEY = "dev-insecure-change-me"
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY", "").strip()
+SECRET_KEY_MIN_LENGTH = 32
+if not DEBUG and (len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH or SECRET_KEY == _DEV_SECRET_KEY
+                  or SECRET_KEY.startswith("django-insecure")):
+    raise ImproperlyConfigured(
+        f"DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) is empty, shorter than {SECRET_KEY_MIN_LENGTH} "
+        "characters or a published default: set a random one (make up writes one into .env), or set "
+        "DJANGO_DEBUG=true for local development")
+SECRET_KEY = SECRET_KEY or _DEV_SECRET_KEY
 
 # --- URLs and origins (design.md §3) -------------------------------------------------------
 HUB_URL = env.str("HUB_URL", default="http://localhost:8000").rstrip("/")
@@ -71,6 +87,17 @@ if not PROXY_SHARED_SECRET and not DEBUG:
         "sends (make up writes one into .env), or set DJANGO_DEBUG=true for local development"
     )
 PROXY_MAX_BODY_SIZE = env.str("PROXY_MAX_BODY_SIZE", default="100m")
+
+# Space secrets are stored encrypted with Fernet (spaces/crypto.py). A comma-separated list
+# of keys: the first encrypts, every one decrypts, so a key is rotated by putting a new one
+# first and running `manage.py secrets_reencrypt` (README "Secrets at rest"). Required unless
+# DEBUG (then derived from SECRET_KEY); `make up` generates one into .env.
+SECRETS_ENCRYPTION_KEYS = [k.strip() for k in env_secret("SECRETS_ENCRYPTION_KEY", "").split(",") if k.strip()]
+if not SECRETS_ENCRYPTION_KEYS and not DEBUG:
+    raise ImproperlyConfigured(
+        "SECRETS_ENCRYPTION_KEY (or SECRETS_ENCRYPTION_KEY_FILE) is empty: set it to a Fernet key "
+        "(make up writes one into .env; python3 -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'), or set DJANGO_DEBUG=true for local development")
 
 # --- Runner (runner/) ----------------------------------------------------------------------
 RUNNER_BACKEND = env.str("RUNNER_BACKEND", default="runner.backends.docker.DockerBackend")

@@ -12,8 +12,10 @@ and restart it (tests/e2e/test_restarts.py).
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -67,6 +69,9 @@ class Stack:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)  # hub settings of this stack only
     log_dir: Path = ARTIFACTS / "e2e-logs"  # one sub-folder per installation, see __post_init__
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+    # A Fernet key (spaces/crypto.py): 32 random bytes, URL-safe base64.
+    secrets_key: str = field(default_factory=lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
 
     def __post_init__(self) -> None:
         self.log_dir = self.log_dir / self.instance
@@ -80,7 +85,9 @@ class Stack:
         env = dict(os.environ)
         env.update({
             "DJANGO_SETTINGS_MODULE": "hub.settings",
-            "DJANGO_SECRET_KEY": "e2e-" + self.instance,
+            # Real keys: the hub refuses short or published ones (hub/settings.py).
+            "DJANGO_SECRET_KEY": self.secret_key,
+            "SECRETS_ENCRYPTION_KEY": self.secrets_key,
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{self.db_name}",
             "REDIS_URL": f"redis://127.0.0.1:{self.redis_port or 6379}/{self.redis_db}",
             "HUB_URL": self.hub_url,
