@@ -200,6 +200,10 @@ ARCHIVE_MAX_FILES = env.int("ARCHIVE_MAX_FILES", default=5000)
 ARCHIVE_MAX_TOTAL_BYTES = env.int("ARCHIVE_MAX_TOTAL_BYTES", default=500 * 2**20)
 ARCHIVE_MAX_FILE_BYTES = env.int("ARCHIVE_MAX_FILE_BYTES", default=200 * 2**20)
 ARCHIVE_MAX_RATIO = env.float("ARCHIVE_MAX_RATIO", default=200.0)
+# A body larger than this is read only after the caller is known and, on an upload, allowed
+# to upload to that space (spaces/body_gate.py); a larger Content-Length than the upload cap
+# is refused (413) before any of it is read.
+BODY_GATE_BYTES = env.int("BODY_GATE_BYTES", default=64 * 2**10)
 # Django refuses bodies above this before our view runs; keep it just above the archive cap
 # so the archive check, not Django, names the problem.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
@@ -228,6 +232,25 @@ LOGIN_RATE_PER_IP = env_rate("LOGIN_RATE_PER_IP", "30/m")
 LOGIN_RATE_PER_USERNAME = env_rate("LOGIN_RATE_PER_USERNAME", "10/m")
 SIGNUP_RATE_PER_IP = env_rate("SIGNUP_RATE_PER_IP", "5/10m")
 TOKEN_CREATE_RATE_PER_USER = env_rate("TOKEN_CREATE_RATE_PER_USER", "20/h")
+# Creating spaces, per user (spaces/ratelimits.py): every create reloads the proxy.
+SPACE_CREATE_RATE_PER_USER = env_rate("SPACE_CREATE_RATE_PER_USER", "30/h")
+
+
+def env_bytes(name: str, default: str) -> int:
+    """A size such as 10g, 512m or 1048576 (bytes); 0 means no limit where a quota reads it."""
+    value = env.str(name, default=default).strip().lower()
+    match = re.fullmatch(r"([0-9]+)([kmgt]?)b?", value)
+    if not match:
+        raise ImproperlyConfigured(f"{name}={value!r}: use a number of bytes or a size like 512m or 10g")
+    return int(match[1]) * 1024 ** " kmgt".index(match[2] or " ")
+
+
+# Per-user quotas (spaces/quotas.py, README "Quotas"), counted over the spaces a user owns;
+# 0 turns one off. Past one: 403 with a code naming it.
+QUOTA_SPACES_PER_USER = env.int("QUOTA_SPACES_PER_USER", default=50)
+QUOTA_RUNNING_SPACES_PER_USER = env.int("QUOTA_RUNNING_SPACES_PER_USER", default=10)
+QUOTA_QUEUED_BUILDS_PER_USER = env.int("QUOTA_QUEUED_BUILDS_PER_USER", default=5)
+QUOTA_STORAGE_PER_USER = env_bytes("QUOTA_STORAGE_PER_USER", "10g")
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"

@@ -112,6 +112,13 @@ class Stack:
             # tests as one person (the limits themselves are tested in tests/unit).
             "SIGNUP_RATE_PER_IP": "1000/10m",
             "LOGIN_RATE_PER_IP": "1000/m",
+            # Session-wide users (alice) own many spaces over a run: per-user quotas off here;
+            # tests/e2e/test_quotas.py restarts the web process with its own small ones.
+            "SPACE_CREATE_RATE_PER_USER": "100000/h",
+            "QUOTA_SPACES_PER_USER": "0",
+            "QUOTA_RUNNING_SPACES_PER_USER": "0",
+            "QUOTA_QUEUED_BUILDS_PER_USER": "0",
+            "QUOTA_STORAGE_PER_USER": "0",
         })
         ca = "/etc/ssl/certs/ca-certificates.crt"
         if "BUILD_CA_BUNDLE" not in os.environ and Path(ca).is_file():
@@ -145,9 +152,15 @@ class Stack:
                     raise RuntimeError(f"redis-server on port {self.redis_port} did not answer within 20 s")
                 time.sleep(0.1)
 
-    def start_web(self) -> None:
+    def start_web(self, extra_env: dict[str, str] | None = None) -> None:
         self._spawn("web", [sys.executable, "-m", "uvicorn", "hub.asgi:application", "--host", "127.0.0.1",
-                            "--port", str(self.hub_port), "--no-access-log"])
+                            "--port", str(self.hub_port), "--no-access-log"], extra_env)
+
+    def restart_web(self, extra_env: dict[str, str] | None = None) -> None:
+        """The web process again, with `extra_env` over the stack's settings (none: as before)."""
+        self.stop("web")
+        self.start_web(extra_env)
+        wait_http(self.hub_url + "/api/spaces", timeout=60)
 
     def start_builds_worker(self) -> None:
         self._spawn("worker-builds", [sys.executable, "-m", "celery", "-A", "hub", "worker", "-Q", "builds",

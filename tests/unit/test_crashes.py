@@ -397,5 +397,5 @@ def test_docker_backend_cancels_only_build_step_containers():
     backend.client.containers.list.return_value = [space, step, gone]
     assert backend.cancel_builds() == 1
     assert backend.client.containers.list.call_args.kwargs["filters"] == {"network": "demohub-unit-spaces"}
-    step.remove.assert_called_once_with(force=True)
+    step.remove.assert_called_once_with(force=True, v=True)
     space.remove.assert_not_called()
