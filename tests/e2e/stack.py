@@ -251,7 +251,7 @@ class Stack:
         client = docker.from_env()
         flt = {"label": f"demohub.instance={self.instance}"}
         for c in client.containers.list(all=True, filters=flt):
-            c.remove(force=True)
+            c.remove(force=True, v=True)  # with their anonymous volumes (a Dockerfile VOLUME)
         for img in client.images.list(filters=flt):
             for tag in img.tags or [img.id]:
                 try:
