@@ -890,9 +890,9 @@ def reconcile() -> None:
         try:
             if proxy.routes_out_of_date([space_route(s)], config):
                 space_publish_route(space_id=s.pk, wait=False)
-            if s.sdk == Sdk.STATIC and s.running_revision is not None:
-                if not (settings.SITES_DIR / s.label).exists():
-                    _switch_static_site(s, s.running_revision)
+            if (s.sdk == Sdk.STATIC and s.running_revision is not None
+                    and not (settings.SITES_DIR / s.label).exists()):
+                _switch_static_site(s, s.running_revision)
             healthy.append(s)
         except (BackendUnavailable, DatabaseError):
             raise  # not this space's fault: the whole round stops, as before

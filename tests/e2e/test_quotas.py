@@ -143,7 +143,7 @@ def volume_space(stack):
 
 
 def test_a_secret_is_encrypted_in_postgres_and_the_app_gets_it(stack, volume_space):
-    owner, token, space = volume_space
+    _, _, space = volume_space
     assert stack.get_app(space["url"], "/secret.txt").text == SECRET
     row = _sql(stack, "SELECT value FROM spaces_spacevariable WHERE key = 'APP_SECRET'")
     assert row.startswith("fernet:") and SECRET not in row
@@ -172,7 +172,7 @@ def _gone(names: set[str], timeout: float = 60) -> None:
 
 
 def test_a_volume_declaring_space_leaves_no_volume_after_redeploy_or_delete(stack, volume_space):
-    owner, token, space = volume_space
+    owner, token, _ = volume_space
     first = set().union(*_volumes_of(stack, owner).values())
     assert first, "the VOLUME of the Dockerfile made no volume"
     assert stack.upload(token, owner, "vol", make_archive({**VOLUME_APP, "v2": "2"})).status_code == 202
@@ -196,7 +196,7 @@ def _post_headers_then_wait(stack, path: str, length: int, headers: dict[str, st
         sock.sendall(f"POST {path} HTTP/1.1\r\n{head}\r\n".encode() + b"--xx\r\n" + b"a" * 65536)
         try:
             answer = sock.recv(4096).decode("latin-1")
-        except socket.timeout:
+        except TimeoutError:
             return "", time.monotonic() - started
         return answer.split("\r\n", 1)[0], time.monotonic() - started
 

@@ -2,9 +2,8 @@
 finding 7; spaces/quotas.py). The same refusals on the real stack: tests/e2e/test_quotas.py."""
 from __future__ import annotations
 
-from django.test import Client
-
 import pytest
+from django.test import Client
 
 from runner import proxy
 from spaces import services
