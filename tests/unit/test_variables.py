@@ -504,3 +504,21 @@ def test_secrets_are_rotated_to_a_new_key(olive, make_space, settings):
     settings.SECRETS_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # a wrong key: a clear error
     with pytest.raises(crypto.SecretUnreadable):
         variables.space_env_variables(space)
+
+
+def test_the_migration_encrypts_secrets_written_in_clear_and_reverses(olive, make_space):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("spaces.migrations.0005_encrypt_secrets")
+    space = make_space(olive, "demo")
+    SpaceVariable.objects.create(space=space, key="OLD", value="clear-value-1234", secret=True)
+    SpaceVariable.objects.create(space=space, key="PLAIN", value="visible", secret=False)
+    migration.encrypt_clear_secrets(apps, None)
+    migration.encrypt_clear_secrets(apps, None)  # twice: an encrypted value is left alone
+    assert SpaceVariable.objects.get(key="OLD").value.startswith("fernet:")
+    assert SpaceVariable.objects.get(key="PLAIN").value == "visible"
+    assert variables.space_env_variables(space) == {"OLD": "clear-value-1234", "PLAIN": "visible"}
+    migration.decrypt_secrets(apps, None)
+    assert SpaceVariable.objects.get(key="OLD").value == "clear-value-1234"
