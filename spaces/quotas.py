@@ -63,7 +63,7 @@ def check_running(space: Space) -> None:
     """Before a change that would make a space run that does not run now."""
     limit = settings.QUOTA_RUNNING_SPACES_PER_USER
     if not limit or space.status in RUNNING_STATUSES or space.status == S.SLEEPING:
-        return  # already counted (a sleeping space keeps its place: a visitor may wake it)
+        return  # runs already, or sleeps: a visitor's wake is not the owner's doing (SPACE_MAX_RUNNING caps it)
     running = (Space.objects.filter(owner_id=space.owner_id, status__in=RUNNING_STATUSES)
                .exclude(pk=space.pk).count())
     if running >= limit:
