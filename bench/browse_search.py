@@ -23,7 +23,9 @@ measurement, not a test); 1 only when the database could not be used.
 from __future__ import annotations
 
 import argparse
+import base64
 import os
+import secrets
 import statistics
 import sys
 import time
@@ -42,6 +44,9 @@ os.environ.setdefault("DEMOHUB_INSTANCE", "bench-browse")
 os.environ.setdefault("DJANGO_DEBUG", "false")
 # Production settings want the proxy's key; nothing here talks to a proxy.
 os.environ.setdefault("PROXY_SHARED_SECRET", "bench-browse-search-no-proxy")
+# ... and real keys (hub/settings.py refuses published ones); nothing here keeps them.
+os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(48))
+os.environ.setdefault("SECRETS_ENCRYPTION_KEY", base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
 
 from bench._common import final_json, log, machine  # noqa: E402
 

@@ -4,4 +4,8 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
-application = get_asgi_application()
+# Large bodies are refused before they are read unless the caller may send them
+# (spaces/body_gate.py): Django's handler would otherwise spool every body first.
+from spaces.body_gate import BodyGate  # needs the settings module set above
+
+application = BodyGate(get_asgi_application())

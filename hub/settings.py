@@ -19,7 +19,11 @@ from runner import egress
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# The env file fills in what the environment leaves unset. DEMOHUB_ENV_FILE names another one
+# (scripts/up.sh reads the same variable); /dev/null reads none, which is how tests check the
+# settings without depending on what a developer's .env holds.
+ENV_FILE = Path(env.str("DEMOHUB_ENV_FILE", default=str(BASE_DIR / ".env")))
+environ.Env.read_env(ENV_FILE, overwrite=False)
 
 
 def env_secret(name: str, default: str) -> str:
@@ -30,8 +34,20 @@ def env_secret(name: str, default: str) -> str:
     return env.str(name, default=default)
 
 
-SECRET_KEY = env_secret("DJANGO_SECRET_KEY", "dev-insecure-change-me")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# The key signs sessions, the space cookie and its tickets (spaces/proxy_access.py): with a
+# known key anyone could sign a cookie naming any share link. Without DEBUG the hub refuses
+# to start on an empty, short or published key (`make up` generates one into .env).
+_DEV_SECRET_KEY = "dev-insecure-change-me"
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY", "").strip()
+SECRET_KEY_MIN_LENGTH = 32
+if not DEBUG and (len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH or SECRET_KEY == _DEV_SECRET_KEY
+                  or SECRET_KEY.startswith("django-insecure")):
+    raise ImproperlyConfigured(
+        f"DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) is empty, shorter than {SECRET_KEY_MIN_LENGTH} "
+        "characters or a published default: set a random one (make up writes one into .env), or set "
+        "DJANGO_DEBUG=true for local development")
+SECRET_KEY = SECRET_KEY or _DEV_SECRET_KEY
 
 # --- URLs and origins (design.md §3) -------------------------------------------------------
 HUB_URL = env.str("HUB_URL", default="http://localhost:8000").rstrip("/")
@@ -73,6 +89,17 @@ if not PROXY_SHARED_SECRET and not DEBUG:
         "sends (make up writes one into .env), or set DJANGO_DEBUG=true for local development"
     )
 PROXY_MAX_BODY_SIZE = env.str("PROXY_MAX_BODY_SIZE", default="100m")
+
+# Space secrets are stored encrypted with Fernet (spaces/crypto.py). A comma-separated list
+# of keys: the first encrypts, every one decrypts, so a key is rotated by putting a new one
+# first and running `manage.py secrets_reencrypt` (README "Secrets at rest"). Required unless
+# DEBUG (then derived from SECRET_KEY); `make up` generates one into .env.
+SECRETS_ENCRYPTION_KEYS = [k.strip() for k in env_secret("SECRETS_ENCRYPTION_KEY", "").split(",") if k.strip()]
+if not SECRETS_ENCRYPTION_KEYS and not DEBUG:
+    raise ImproperlyConfigured(
+        "SECRETS_ENCRYPTION_KEY (or SECRETS_ENCRYPTION_KEY_FILE) is empty: set it to a Fernet key "
+        "(make up writes one into .env; python3 -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'), or set DJANGO_DEBUG=true for local development")
 
 # --- Runner (runner/) ----------------------------------------------------------------------
 RUNNER_BACKEND = env.str("RUNNER_BACKEND", default="runner.backends.docker.DockerBackend")
@@ -232,6 +259,10 @@ ARCHIVE_MAX_RATIO = env.float("ARCHIVE_MAX_RATIO", default=200.0)
 # README.md is parsed in the upload request (front matter: at most its first 64 KiB), so it
 # has a cap of its own; a larger one is refused with 413 readme_too_large.
 README_MAX_BYTES = env.int("README_MAX_BYTES", default=2**20)
+# A body larger than this is read only after the caller is known and, on an upload, allowed
+# to upload to that space (spaces/body_gate.py); a larger Content-Length than the upload cap
+# is refused (413) before any of it is read.
+BODY_GATE_BYTES = env.int("BODY_GATE_BYTES", default=64 * 2**10)
 # Django refuses bodies above this before our view runs; keep it just above the archive cap
 # so the archive check, not Django, names the problem.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
@@ -260,6 +291,25 @@ LOGIN_RATE_PER_IP = env_rate("LOGIN_RATE_PER_IP", "30/m")
 LOGIN_RATE_PER_USERNAME = env_rate("LOGIN_RATE_PER_USERNAME", "10/m")
 SIGNUP_RATE_PER_IP = env_rate("SIGNUP_RATE_PER_IP", "5/10m")
 TOKEN_CREATE_RATE_PER_USER = env_rate("TOKEN_CREATE_RATE_PER_USER", "20/h")
+# Creating spaces, per user (spaces/ratelimits.py): every create reloads the proxy.
+SPACE_CREATE_RATE_PER_USER = env_rate("SPACE_CREATE_RATE_PER_USER", "30/h")
+
+
+def env_bytes(name: str, default: str) -> int:
+    """A size such as 10g, 512m or 1048576 (bytes); 0 means no limit where a quota reads it."""
+    value = env.str(name, default=default).strip().lower()
+    match = re.fullmatch(r"([0-9]+)([kmgt]?)b?", value)
+    if not match:
+        raise ImproperlyConfigured(f"{name}={value!r}: use a number of bytes or a size like 512m or 10g")
+    return int(match[1]) * 1024 ** " kmgt".index(match[2] or " ")
+
+
+# Per-user quotas (spaces/quotas.py, README "Quotas"), counted over the spaces a user owns;
+# 0 turns one off. Past one: 403 with a code naming it.
+QUOTA_SPACES_PER_USER = env.int("QUOTA_SPACES_PER_USER", default=50)
+QUOTA_RUNNING_SPACES_PER_USER = env.int("QUOTA_RUNNING_SPACES_PER_USER", default=10)
+QUOTA_QUEUED_BUILDS_PER_USER = env.int("QUOTA_QUEUED_BUILDS_PER_USER", default=5)
+QUOTA_STORAGE_PER_USER = env_bytes("QUOTA_STORAGE_PER_USER", "10g")
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"

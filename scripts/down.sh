@@ -19,6 +19,7 @@ project=$(setting COMPOSE_PROJECT_NAME demohub)
 instance=$(setting DEMOHUB_INSTANCE main)
 # Compose refuses to read the file at all without them; `down` does not use them.
 export DJANGO_SECRET_KEY=${DJANGO_SECRET_KEY:-unused} PROXY_SHARED_SECRET=${PROXY_SHARED_SECRET:-unused}
+export SECRETS_ENCRYPTION_KEY=${SECRETS_ENCRYPTION_KEY:-unused}
 env_file=()
 if [ -f "$ENV_FILE" ]; then env_file=(--env-file "$ENV_FILE"); fi
 

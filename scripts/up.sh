@@ -23,9 +23,14 @@ while IFS='=' read -r key value || [ -n "$key" ]; do
 done <"$ENV_FILE"
 
 # Secrets: generated once into the env file, never into an image.
-for key in DJANGO_SECRET_KEY PROXY_SHARED_SECRET; do
+# SECRETS_ENCRYPTION_KEY is a Fernet key: 32 random bytes in URL-safe base64.
+for key in DJANGO_SECRET_KEY PROXY_SHARED_SECRET SECRETS_ENCRYPTION_KEY; do
   if [ -z "${!key:-}" ]; then
-    value=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    if [ "$key" = SECRETS_ENCRYPTION_KEY ]; then
+      value=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_')
+    else
+      value=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    fi
     if [ -s "$ENV_FILE" ] && [ -n "$(tail -c1 "$ENV_FILE")" ]; then echo >>"$ENV_FILE"; fi
     printf '%s=%s\n' "$key" "$value" >>"$ENV_FILE"
     export "$key=$value"

@@ -114,6 +114,7 @@ class SpaceListCreateApi(BaseApi):
             raise NotAuthenticated("Log in or send an API token to create a space.")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        ratelimits.check_space_create(request, request.user)  # 429; the quotas are 403s in the service
         space = services.space_create(owner=request.user, **data.validated_data)
         return Response(SpaceOut(space, context={"role": Role.OWNER}).data, status=status.HTTP_201_CREATED)
 

@@ -13,6 +13,11 @@ looked at (the backend lists by it), so a test stack and a running hub can share
 * **Layers.** The parent layers of removed images are remembered (Redis) and removed once no
   build of this installation is queued or running: only untagged layers nothing else is
   built on and no container uses (Backend.prune_layers), never a base or SDK image.
+* **Snapshots.** The uploaded files of a revision (DATA_DIR/snapshots/<hash>) are kept for
+  the revisions whose images stay (above) and for the latest revision (a factory rebuild
+  starts from it); the others are pruned: the row keeps its history with `snapshot_path` ""
+  and `snapshot_bytes` 0 (so the owner's storage quota frees up), and the directory goes once
+  no revision of any space refers to it (snapshots are content-addressed and may be shared).
 * **Containers.** A stopped (exited, created, dead) container goes once it has been stopped
   for HOUSEKEEPING_CONTAINER_GRACE seconds, which leaves crash handling (spaces/health.py) the
   time to read why it stopped; one of a space that no longer exists goes at once. Running and
@@ -22,6 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import secrets
+import shutil
 import time
 from collections import defaultdict
 
@@ -51,7 +59,8 @@ def housekeeping_run() -> dict[str, list[str]]:
         log.info("housekeeping: another round is running")
         return {}
     try:
-        done = {"images": images_prune(), "containers": containers_prune(), "layers": layers_prune()}
+        done = {"images": images_prune(), "snapshots": snapshots_prune(), "containers": containers_prune(),
+                "layers": layers_prune()}
     except BackendUnavailable:
         log.warning("housekeeping: the engine does not answer; next round in %s s", settings.HOUSEKEEPING_INTERVAL)
         return {}
@@ -124,6 +133,53 @@ def images_prune() -> list[str]:
             parents.append(image.parent)
     layers_remember(parents)
     return removed
+
+
+# ----------------------------------------------------------------------------- snapshots
+def snapshots_to_prune() -> list[Revision]:
+    """Revisions whose snapshot the policy lets go (see the module docstring)."""
+    by_space: dict[int, list[Revision]] = defaultdict(list)
+    for rev in Revision.objects.exclude(space__status=S.DELETING).only(
+            "pk", "space_id", "number", "status", "error", "snapshot_path"):
+        by_space[rev.space_id].append(rev)
+    doomed = []
+    for space in Space.objects.filter(pk__in=list(by_space)).exclude(status=S.DELETING):
+        revisions = by_space[space.pk]
+        keep = revisions_to_keep(space, revisions)
+        doomed += [r for r in revisions
+                   if r.snapshot_path and r.number not in keep and r.pk != space.latest_revision_id]
+    return doomed
+
+
+def snapshots_prune() -> list[str]:
+    removed = []
+    for rev in snapshots_to_prune():
+        # Conditional: a revision that started building meanwhile keeps its files.
+        if not Revision.objects.filter(pk=rev.pk, status__in=[R.SUCCEEDED, R.FAILED, R.CANCELLED],
+                                       snapshot_path=rev.snapshot_path).update(snapshot_path="", snapshot_bytes=0):
+            continue
+        if _snapshot_remove_if_unused(rev.snapshot_path):
+            removed.append(rev.snapshot_path)
+    return removed
+
+
+def _snapshot_remove_if_unused(path: str) -> bool:
+    """Remove a snapshot directory no revision refers to. It is first moved aside and checked
+    again, so an upload of the same content at that moment (snapshots are content-addressed)
+    either sees it referenced and it is moved back, or makes a fresh copy of its own."""
+    if Revision.objects.filter(snapshot_path=path).exists() or not os.path.isdir(path):
+        return False
+    aside = f"{path}.prune-{secrets.token_hex(4)}"
+    try:
+        os.rename(path, aside)
+    except OSError:
+        return False
+    if Revision.objects.filter(snapshot_path=path).exists():
+        with contextlib.suppress(OSError):
+            os.rename(aside, path)
+            return False
+    shutil.rmtree(aside, ignore_errors=True)
+    return True
 
 
 # ----------------------------------------------------------------------------- layers

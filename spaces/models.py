@@ -56,7 +56,8 @@ class Space(models.Model):
     # The host label: stored, unique and never reused (design.md §3).
     label = models.CharField(max_length=63, unique=True)
     # Two fixed addresses on the spaces network (blue/green): the active slot serves; a new
-    # revision starts on the other one and the route switches once it is healthy.
+    # revision starts on the other one and the route switches once it is healthy. A deleted
+    # space's index is given to the next new space (the lowest free one, services.space_create).
     address_index = models.PositiveIntegerField(unique=True)
     active_slot = models.CharField(max_length=1, default="a")
     sleep_after = models.IntegerField(default=-1, help_text="seconds idle before sleeping; -1 never")
@@ -136,6 +137,9 @@ class Revision(models.Model):
     number = models.PositiveIntegerField()
     content_hash = models.CharField(max_length=64)
     snapshot_path = models.CharField(max_length=500)
+    # Uncompressed size of the snapshot, counted against the owner's storage quota
+    # (spaces/quotas.py); 0 once housekeeping pruned the snapshot (snapshot_path is then "").
+    snapshot_bytes = models.BigIntegerField(default=0)
     metadata = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
                                    related_name="+")

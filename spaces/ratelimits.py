@@ -50,6 +50,12 @@ def check_signup(request) -> None:
     hit(request, group="signup:ip", rate=settings.SIGNUP_RATE_PER_IP, key="ip")
 
 
+def check_space_create(request, user) -> None:
+    """Creating spaces, per user: each create writes a route and reloads the proxy."""
+    hit(request, group="space-create:user", rate=settings.SPACE_CREATE_RATE_PER_USER,
+        key=lambda group, request: str(user.pk))
+
+
 def check_token_create(request, user) -> None:
     hit(request, group="token-create:user", rate=settings.TOKEN_CREATE_RATE_PER_USER,
         key=lambda group, request: str(user.pk))

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Max, Q
 from django.http import Http404
 from django.utils import timezone
@@ -34,7 +34,7 @@ from runner.archive import ArchiveLimits, snapshot_archive
 from runner.backends import BuildSpec, RunSpec, get_backend
 from runner.exceptions import BackendUnavailable, BuildCancelled, BuildError, NotIsolated
 
-from . import logs, redeploy, variables
+from . import logs, quotas, redeploy, variables
 from .frontmatter import ConfigError, MissingAppFile, read_config
 from .models import ApiToken, HostLabel, Revision, Sdk, Space, Visibility
 from .search import SEARCHED_FIELDS, space_search_vector_refresh
@@ -137,12 +137,13 @@ def space_create(*, owner: User, name: str, sdk: str, visibility: str = Visibili
         raise ValidationError({"visibility": "Use public or private."})
     if Space.objects.filter(owner=owner, name__iexact=name).exists():
         raise ServiceError(f"You already have a space named {name}.", code="exists")
-    for _ in range(5):
+    quotas.check_space_create(owner)
+    for _ in range(8):
         try:
             with transaction.atomic():
                 label = _label_for(owner.username, name)
                 HostLabel.objects.create(label=label)
-                index = (Space.objects.aggregate(m=Max("address_index"))["m"] or 0) + 1
+                index = _free_address_index()
                 space = Space(owner=owner, name=name, sdk=sdk, visibility=visibility, title=title or name,
                               short_description=short_description, label=label, address_index=index,
                               status=S.NO_APP_FILE, sleep_after=settings.SPACE_SLEEP_AFTER_DEFAULT)
@@ -150,13 +151,31 @@ def space_create(*, owner: User, name: str, sdk: str, visibility: str = Visibili
                 space.save()
                 break
         except IntegrityError:
-            # Another space took the label or address index meanwhile: pick again.
+            # Another space took the label or address index meanwhile (the unique constraint
+            # on address_index decides between concurrent creates): pick again.
             continue
     else:
         raise ServiceError("Could not allocate an address for the space; try again.", code="busy")
     space_search_vector_refresh([space.pk])
     transaction.on_commit(lambda: _publish_route_task().delay(space.pk))
     return space
+
+
+def _free_address_index() -> int:
+    """The lowest address index no space holds: a deleted space's addresses are reused, so
+    the subnet fills only with spaces that exist (design.md §3). Refused when it is full."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM {Space._meta.db_table} WHERE address_index = 1) THEN 1 "
+            f"ELSE (SELECT MIN(s.address_index) + 1 FROM {Space._meta.db_table} s WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {Space._meta.db_table} t WHERE t.address_index = s.address_index + 1)) END")
+        index = cursor.fetchone()[0]
+    try:
+        Space(address_index=index).slot_address("b")
+    except ValueError:
+        raise ServiceError("This hub has no free address for another space (SPACES_SUBNET is full); "
+                           "ask the operator to widen it.", code="no_address", http_status=503) from None
+    return index
 
 
 def space_update(*, space: Space, **fields) -> Space:
@@ -225,7 +244,14 @@ def revision_create(*, space: Space, archive, created_by: User) -> Revision:
     trace). A README config error still records the revision, as failed, so the user sees
     why; the revision that is serving keeps serving either way.
     """
+    quotas.check_build_queue(space)
+    quotas.check_running(space)
     snapshot = snapshot_archive(archive, settings.SNAPSHOTS_DIR, _archive_limits())
+    try:
+        quotas.check_storage(space, snapshot.total_bytes)
+    except ServiceError:
+        _snapshot_forget(str(snapshot.path))
+        raise
     files = set(snapshot.files)
     config_error = ""
     metadata: dict = {}
@@ -248,7 +274,8 @@ def revision_create(*, space: Space, archive, created_by: User) -> Revision:
         number = (space.revisions.aggregate(m=Max("number"))["m"] or 0) + 1
         rev = Revision.objects.create(
             space=space, number=number, content_hash=snapshot.content_hash,
-            snapshot_path=str(snapshot.path), metadata=metadata, created_by=created_by,
+            snapshot_path=str(snapshot.path), snapshot_bytes=snapshot.total_bytes, metadata=metadata,
+            created_by=created_by,
             status=R.FAILED if config_error else R.QUEUED, error=config_error,
             finished_at=timezone.now() if config_error else None)
         _make_latest(space, rev)
@@ -275,6 +302,12 @@ def revision_create(*, space: Space, archive, created_by: User) -> Revision:
     # The caller shows the revision: give it the stored row (a static site is already built).
     rev.refresh_from_db()
     return rev
+
+
+def _snapshot_forget(path: str) -> None:
+    """Remove a snapshot no revision refers to (content-addressed: another may share it)."""
+    if path and not Revision.objects.filter(snapshot_path=path).exists():
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _status_while_building(status: str) -> str:
@@ -765,7 +798,9 @@ def space_restart(*, space: Space, factory: bool = False, by: User | None = None
     rev = space.latest_revision
     if rev is None:
         raise ServiceError("The space has no revision to run yet; upload one first.", code="no_revision")
+    quotas.check_running(space)
     if factory:
+        quotas.check_build_queue(space)
         return _revision_rebuild(space=space, source=rev, by=by)
     target = space.running_revision or (rev if rev.status == R.SUCCEEDED else None)
     if target is None:
@@ -782,6 +817,9 @@ def _revision_rebuild(*, space: Space, source: Revision, by: User | None) -> Rev
     with transaction.atomic():
         space = Space.objects.select_for_update().get(pk=space.pk)
         number = (space.revisions.aggregate(m=Max("number"))["m"] or 0) + 1
+        if not source.snapshot_path:
+            raise ServiceError("The files of this revision were pruned; upload the repo again.",
+                               code="snapshot_pruned")
         rev = Revision.objects.create(space=space, number=number, content_hash=source.content_hash,
                                       snapshot_path=source.snapshot_path, metadata=source.metadata,
                                       created_by=by, factory=True)
@@ -857,15 +895,24 @@ def reconcile() -> None:
     # a visibility change) just wrote: a route that differs is republished from its locked,
     # fresh row, never from this read. Routes of spaces that are gone are removed.
     config = proxy_config()
-    for label in proxy.routes_out_of_date([space_route(s) for s in spaces], config):
-        space_publish_route(space_id=next(s.pk for s in spaces if s.label == label), wait=False)
-    proxy.remove_routes_except([s.label for s in spaces], config)
-    redeploy.slot_flags_repair(spaces, config)
+    # One broken space (a row whose route cannot be rendered, an address past the subnet, a
+    # site link that cannot be made) is logged and skipped: the others still converge. Its
+    # route file, if any, is left as it is.
+    healthy = []
     for s in spaces:
-        if s.sdk == Sdk.STATIC and s.running_revision is not None:
-            link = settings.SITES_DIR / s.label
-            if not link.exists():
+        try:
+            if proxy.routes_out_of_date([space_route(s)], config):
+                space_publish_route(space_id=s.pk, wait=False)
+            if (s.sdk == Sdk.STATIC and s.running_revision is not None
+                    and not (settings.SITES_DIR / s.label).exists()):
                 _switch_static_site(s, s.running_revision)
+            healthy.append(s)
+        except (BackendUnavailable, DatabaseError):
+            raise  # not this space's fault: the whole round stops, as before
+        except Exception:
+            log.exception("reconcile: space %s (%s) cannot be converged; skipped", s.pk, s.full_name)
+    proxy.remove_routes_except([s.label for s in spaces], config)
+    redeploy.slot_flags_repair(healthy, config)
 
     from . import build_leases
 

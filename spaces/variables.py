@@ -4,7 +4,8 @@ Both are injected into the container's environment when it starts (services._run
 never into a build: a build runs the repo's own code (requirements, a Dockerfile's RUN steps)
 and its output is kept, so nothing secret goes near it (design.md §6). A secret differs from a
 variable in that its value is write-only (no API or page shows it back) and masked in the
-build and run logs the hub stores. A key is one or the other, never both.
+build and run logs the hub stores. A key is one or the other, never both. A secret's value is
+stored encrypted (spaces/crypto.py): read it through `stored_value`, never `.value`.
 
 A change takes effect by restarting the running container through the ordinary restart path
 (services.space_restart); a space that is not running just keeps the new values for its next
@@ -21,7 +22,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 # Only used inside functions: services imports this module too.
-from . import services
+from . import crypto, services
 from .models import Sdk, Space, SpaceVariable
 from .status import SpaceStatus
 
@@ -107,12 +108,17 @@ def variable_get(*, space: Space, key: str, secret: bool) -> SpaceVariable:
     return found
 
 
+def stored_value(variable: SpaceVariable) -> str:
+    """The value in clear: a secret is decrypted, a variable is stored as it is."""
+    return crypto.decrypt(variable.value) if variable.secret else variable.value
+
+
 def space_env_variables(space: Space) -> dict[str, str]:
     """The environment a space's container gets from its variables and secrets."""
-    pairs = SpaceVariable.objects.filter(space=space).values_list("key", "value")
+    rows = SpaceVariable.objects.filter(space=space).only("key", "value", "secret")
     # Reserved names are refused on input; skipping them here too keeps a row written some
     # other way (the admin, an older rule) from breaking the container.
-    return {key: value for key, value in pairs if not is_reserved(key)}
+    return {row.key: stored_value(row) for row in rows if not is_reserved(row.key)}
 
 
 # ----------------------------------------------------------------------------- writes
@@ -128,14 +134,14 @@ def variable_set(*, space: Space, key: str, value: str, secret: bool, by=None) -
             raise services.ServiceError(
                 f"{key} is already a {_kind(existing.secret)} of this space; a key is either a variable or "
                 f"a secret. Delete the {_kind(existing.secret)} first.", code="key_conflict")
-        if existing is not None and existing.value == value:
+        if existing is not None and stored_value(existing) == value:
             return VariableChange(existing, created=False, changed=False, restarting=False)
         if existing is None and SpaceVariable.objects.filter(space=locked).count() >= MAX_KEYS_PER_SPACE:
             raise services.ServiceError(
                 f"A space may have at most {MAX_KEYS_PER_SPACE} variables and secrets together; delete one "
                 "first.", code="too_many_keys")
         variable = existing or SpaceVariable(space=locked, key=key, secret=secret)
-        variable.value = value
+        variable.value = crypto.encrypt(value) if secret else value
         variable.save()
         log.info("%s %s of %s %s by %s", _kind(secret), key, locked.full_name,
                  "created" if existing is None else "changed", getattr(by, "username", "-"))
@@ -202,8 +208,8 @@ def _mask_pattern(secret_values: Iterable[str]) -> re.Pattern | None:
 
 def secret_masker(space_id: int) -> Callable[[str], str]:
     """mask_secrets bound to the space's current secrets, for the code that stores its logs."""
-    pattern = _mask_pattern(SpaceVariable.objects.filter(space_id=space_id, secret=True)
-                            .values_list("value", flat=True))
+    pattern = _mask_pattern(crypto.decrypt(value) for value in SpaceVariable.objects.filter(
+        space_id=space_id, secret=True).values_list("value", flat=True))
     if pattern is None:
         return lambda text: text
     return lambda text: pattern.sub(MASK, text) if text else text

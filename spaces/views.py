@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from runner.exceptions import ArchiveError
 
-from . import readiness, services, views_social, views_variables
+from . import ratelimits, readiness, services, views_social, views_variables
 from .access import share_links_in_session
 from .models import Sdk, Space, Visibility
 from .selectors import Action, Role, can, space_get_for_viewer, space_list_visible_to
@@ -43,6 +43,12 @@ def _form_error(form: forms.Form, exc: ValidationError | services.ServiceError |
         form.add_error(None, str(exc) if not isinstance(exc, ValidationError) else exc.messages)
 
 
+def _quota_status(exc: Exception) -> int:
+    """A quota refusal (403, spaces/quotas.py) keeps its status on the page too; other form
+    errors re-render the form as before (200)."""
+    return 403 if isinstance(exc, services.ServiceError) and exc.http_status == 403 else 200
+
+
 def browse(request):
     context = space_list_context(request, space_list_visible_to(request.user))
     return render(request, "spaces/browse.html", context)
@@ -51,19 +57,28 @@ def browse(request):
 @login_required
 def new_space(request):
     form = NewSpaceForm(request.POST or None, request.FILES or None)
+    status = 200
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
         archive = data.pop("archive")
         try:
+            # The API's limit and counter (spaces/ratelimits.py): a page gains nothing over it.
+            ratelimits.check_space_create(request, request.user)
             with transaction.atomic():
                 space = services.space_create(owner=request.user, **data)
                 if archive is not None:
                     services.revision_create(space=space, archive=archive, created_by=request.user)
+        except ratelimits.RateLimited as exc:
+            form.add_error(None, str(exc))
+            response = render(request, "spaces/new.html", {"form": form}, status=429)
+            response["Retry-After"] = str(exc.retry_after)
+            return response
         except (ValidationError, services.ServiceError, ArchiveError) as exc:
             _form_error(form, exc)
+            status = _quota_status(exc)
         else:
             return redirect(f"/spaces/{space.owner.username}/{space.name}")
-    return render(request, "spaces/new.html", {"form": form})
+    return render(request, "spaces/new.html", {"form": form}, status=status)
 
 
 def space_for_page(request, owner: str, name: str, action: Action = Action.VIEW) -> tuple[Space, Role]:
@@ -102,12 +117,14 @@ def space_logs_page(request, owner, name):
 def space_settings(request, owner, name):
     space, role = space_for_page(request, owner, name, Action.EDIT)
     upload = UploadForm(request.POST or None, request.FILES or None)
+    status = 200
     if request.method == "POST" and upload.is_valid():
         try:
             rev = services.revision_create(space=space, archive=upload.cleaned_data["archive"],
                                            created_by=request.user)
         except (services.ServiceError, ArchiveError) as exc:
             _form_error(upload, exc)
+            status = _quota_status(exc)
         else:
             messages.success(request, f"Revision {rev.number} uploaded.")
             return redirect(f"/spaces/{space.owner.username}/{space.name}")
@@ -115,7 +132,8 @@ def space_settings(request, owner, name):
     return render(request, "spaces/settings.html", {"space": space, "role": role, "upload": upload,
                                                     "revisions": revisions, "can_edit": True,
                                                     "can_admin": role >= Role.OWNER, "can_logs": True,
-                                                    **views_variables.settings_context(space)})
+                                                    **views_variables.settings_context(space)},
+                  status=status)
 
 
 @require_POST

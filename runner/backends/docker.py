@@ -381,7 +381,7 @@ class DockerBackend(Backend):
                 container.unpause()
             if timeout > 0 and container.status in ("running", "paused"):
                 container.stop(timeout=timeout)
-            container.remove(force=True)
+            container.remove(force=True, v=True)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
@@ -507,7 +507,7 @@ class DockerBackend(Backend):
 
     def remove_container(self, container_id: str) -> bool:
         try:
-            self._call(self.client.api.remove_container, container_id, force=False)
+            self._call(self.client.api.remove_container, container_id, force=False, v=True)
             return True
         except docker.errors.NotFound:
             return False
@@ -532,7 +532,7 @@ class DockerBackend(Backend):
             if "demohub.slot" in (container.labels or {}):
                 continue
             try:
-                container.remove(force=True)
+                container.remove(force=True, v=True)
                 removed += 1
             except docker.errors.NotFound:
                 pass  # the engine removed it itself (forcerm)

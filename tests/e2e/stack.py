@@ -12,8 +12,10 @@ and restart it (tests/e2e/test_restarts.py).
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -68,6 +70,9 @@ class Stack:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)  # hub settings of this stack only
     log_dir: Path = ARTIFACTS / "e2e-logs"  # one sub-folder per installation, see __post_init__
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+    # A Fernet key (spaces/crypto.py): 32 random bytes, URL-safe base64.
+    secrets_key: str = field(default_factory=lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
 
     def __post_init__(self) -> None:
         self.log_dir = self.log_dir / self.instance
@@ -81,7 +86,9 @@ class Stack:
         env = dict(os.environ)
         env.update({
             "DJANGO_SETTINGS_MODULE": "hub.settings",
-            "DJANGO_SECRET_KEY": "e2e-" + self.instance,
+            # Real keys: the hub refuses short or published ones (hub/settings.py).
+            "DJANGO_SECRET_KEY": self.secret_key,
+            "SECRETS_ENCRYPTION_KEY": self.secrets_key,
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{self.db_name}",
             "REDIS_URL": f"redis://127.0.0.1:{self.redis_port or 6379}/{self.redis_db}",
             "HUB_URL": self.hub_url,
@@ -107,6 +114,13 @@ class Stack:
             # tests as one person (the limits themselves are tested in tests/unit).
             "SIGNUP_RATE_PER_IP": "1000/10m",
             "LOGIN_RATE_PER_IP": "1000/m",
+            # Session-wide users (alice) own many spaces over a run: per-user quotas off here;
+            # tests/e2e/test_quotas.py restarts the web process with its own small ones.
+            "SPACE_CREATE_RATE_PER_USER": "100000/h",
+            "QUOTA_SPACES_PER_USER": "0",
+            "QUOTA_RUNNING_SPACES_PER_USER": "0",
+            "QUOTA_QUEUED_BUILDS_PER_USER": "0",
+            "QUOTA_STORAGE_PER_USER": "0",
         })
         ca = "/etc/ssl/certs/ca-certificates.crt"
         if "BUILD_CA_BUNDLE" not in os.environ and Path(ca).is_file():
@@ -140,9 +154,15 @@ class Stack:
                     raise RuntimeError(f"redis-server on port {self.redis_port} did not answer within 20 s")
                 time.sleep(0.1)
 
-    def start_web(self) -> None:
+    def start_web(self, extra_env: dict[str, str] | None = None) -> None:
         self._spawn("web", [sys.executable, "-m", "uvicorn", "hub.asgi:application", "--host", "127.0.0.1",
-                            "--port", str(self.hub_port), "--no-access-log"])
+                            "--port", str(self.hub_port), "--no-access-log"], extra_env)
+
+    def restart_web(self, extra_env: dict[str, str] | None = None) -> None:
+        """The web process again, with `extra_env` over the stack's settings (none: as before)."""
+        self.stop("web")
+        self.start_web(extra_env)
+        wait_http(self.hub_url + "/api/spaces", timeout=60)
 
     def start_builds_worker(self) -> None:
         self._spawn("worker-builds", [sys.executable, "-m", "celery", "-A", "hub", "worker", "-Q", "builds",
@@ -259,7 +279,7 @@ class Stack:
         client = docker.from_env()
         flt = {"label": f"demohub.instance={self.instance}"}
         for c in client.containers.list(all=True, filters=flt):
-            c.remove(force=True)
+            c.remove(force=True, v=True)  # with their anonymous volumes (a Dockerfile VOLUME)
         for img in client.images.list(filters=flt):
             for tag in img.tags or [img.id]:
                 try:

@@ -29,7 +29,7 @@ BUILDS_SUBNET = "10.211.0.0/16"  # not the default stack's builds range, 10.212.
 # Settings a test process may hold for hub processes run on the host (tests/settings.py sets
 # some); the smoke stack must get the compose defaults or the values set below instead.
 STACK_VARIABLES = {
-    "DJANGO_SECRET_KEY", "PROXY_SHARED_SECRET", "COMPOSE_PROJECT_NAME", "DEMOHUB_INSTANCE",
+    "DJANGO_SECRET_KEY", "PROXY_SHARED_SECRET", "SECRETS_ENCRYPTION_KEY", "COMPOSE_PROJECT_NAME", "DEMOHUB_INSTANCE",
     "DEMOHUB_IMAGE_TAG", "DEMOHUB_ENV_FILE", "UP_TIMEOUT", "HUB_BIND", "HUB_PORT", "HUB_URL",
     "SPACES_DOMAIN", "SPACES_PORT", "PROXY_LISTEN", "PROXY_MAX_BODY_SIZE", "SPACES_SUBNET", "BUILDS_SUBNET",
     "RUNNER_PULL_MISSING_BASE", "BUILD_CONCURRENCY", "LOG_LEVEL", "DATABASE_URL", "REDIS_URL",

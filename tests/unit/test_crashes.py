@@ -398,5 +398,5 @@ def test_docker_backend_cancels_only_build_step_containers():
     assert backend.cancel_builds() == 1
     # Build steps run on the builds network, which no space joins.
     assert backend.client.containers.list.call_args.kwargs["filters"] == {"network": "demohub-unit-builds"}
-    step.remove.assert_called_once_with(force=True)
+    step.remove.assert_called_once_with(force=True, v=True)
     space.remove.assert_not_called()

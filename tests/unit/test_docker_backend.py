@@ -48,3 +48,11 @@ def test_remove_image_that_is_gone_or_in_use_is_not_an_error(backend):
     backend.remove_image("demohub-unit/olive-demo:r1")
     backend.client.images.remove.side_effect = docker.errors.APIError("conflict: in use")
     backend.remove_image("demohub-unit/olive-demo:r1")
+
+
+def test_stop_removes_the_containers_anonymous_volumes(backend):
+    """A Dockerfile VOLUME makes an anonymous volume per container: it goes with the container."""
+    container = backend.client.containers.get.return_value
+    container.status = "running"
+    backend.stop("dh-unit-olive-demo-a", timeout=1)
+    container.remove.assert_called_once_with(force=True, v=True)

@@ -285,12 +285,14 @@ def test_docker_removes_only_stopped_containers(docker_backend):
     docker_backend.client.api.remove_container.side_effect = docker.errors.APIError(
         "conflict", response=mock.Mock(status_code=409))
     assert docker_backend.remove_container("abc") is False
-    docker_backend.client.api.remove_container.assert_called_once_with("abc", force=False)
+    docker_backend.client.api.remove_container.assert_called_once_with("abc", force=False, v=True)  # its anonymous volumes too
 
 
 # ------------------------------------------------------------------------------ builds are bounded, uploads queue
 def test_a_burst_of_uploads_is_queued_then_built_none_refused(olive, make_space, upload, api, repo, hub,
-                                                              django_capture_on_commit_callbacks):
+                                                              django_capture_on_commit_callbacks, settings):
+    # Within the user's quotas (spaces/quotas.py, tested in test_quotas.py), which are off here.
+    settings.QUOTA_QUEUED_BUILDS_PER_USER = settings.QUOTA_RUNNING_SPACES_PER_USER = 0
     client = api(olive)
     spaces = [make_space(olive, f"burst{i}", sdk="gradio") for i in range(8)]
     with django_capture_on_commit_callbacks(execute=False) as queued_work:

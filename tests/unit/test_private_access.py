@@ -351,3 +351,23 @@ def test_owner_page_manages_links_and_collaborators(people, private):
     assert browser(people["stranger"]).get("/spaces/olive/secret").status_code == 200
     for who in ("editor", "viewer"):
         assert browser(people[who]).get("/spaces/olive/secret/access").status_code == 403
+
+
+# ------------------------------------------------------------------ share-link ids (issue 15, finding 9)
+def test_a_share_link_id_grants_nothing_without_the_hubs_key(settings, people, private, api):
+    """Share-link ids are sequential and a space cookie names one in its (readable, signed)
+    payload: what makes it safe is that only a cookie signed with SECRET_KEY counts. A cookie
+    naming a live link, forged with another key (the old public default, say), gets 401; the
+    same payload signed with the hub's own key enters."""
+    from django.core import signing
+
+    link = share(api, private)
+    payload = {"l": private.label, "s": link["id"]}
+    forged = signing.dumps(payload, key="dev-insecure-change-me", salt=proxy_access.COOKIE_SALT, compress=True)
+    assert auth(settings, private, cookie=forged) == 401
+    genuine = signing.dumps(payload, salt=proxy_access.COOKIE_SALT, compress=True)
+    assert auth(settings, private, cookie=genuine) == 204
+    # Nor does the id alone open anything on the hub: the API behind it is the owner's only.
+    url = f"/api/spaces/{private.owner.username}/{private.name}/share-links/{link['id']}"
+    assert api(people["stranger"]).delete(url).status_code == 404
+    assert api(people["viewer"]).delete(url).status_code == 403

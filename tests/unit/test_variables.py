@@ -15,6 +15,7 @@ from django.test import Client
 
 from spaces import logs, services, variables
 from spaces.models import Revision, Space, SpaceVariable
+from spaces.variables import stored_value
 
 from .helpers import assert_error
 
@@ -126,7 +127,7 @@ def test_role_table(world, api, visibility, who, operation):
     want = expected(visibility, who, success)
     assert resp.status_code == want, (operation, visibility, who, resp.status_code, resp.content[:300])
     before = {("GREETING", "hello", False), ("API_TOKEN", SECRET, True)}
-    now = set(SpaceVariable.objects.filter(space=space).values_list("key", "value", "secret"))
+    now = {(v.key, stored_value(v), v.secret) for v in SpaceVariable.objects.filter(space=space)}
     if want >= 400:
         assert_error(resp, want)
         assert now == before  # refused: nothing changed
@@ -176,7 +177,7 @@ def test_secrets_are_write_only(olive, make_space, api):
     assert created.status_code == 201 and set(created.json()) == {"key", "updated_at"}
     replaced = client.put(f"{url}/HF_TOKEN", {"value": SECRET + "-2"}, format="json")
     assert replaced.status_code == 200 and set(replaced.json()) == {"key", "updated_at"}
-    assert SpaceVariable.objects.get(key="HF_TOKEN").value == SECRET + "-2"
+    assert stored_value(SpaceVariable.objects.get(key="HF_TOKEN")) == SECRET + "-2"
     listed = client.get(url).json()
     assert listed["count"] == 1 and set(listed["results"][0]) == {"key", "updated_at"}
     assert set(client.get(f"{url}/HF_TOKEN").json()) == {"key", "updated_at"}
@@ -206,7 +207,7 @@ def test_a_key_is_a_variable_or_a_secret_not_both(olive, make_space, api):
                  409, "key_conflict")
     assert_error(client.put("/api/spaces/olive/demo/secrets/PLAIN", {"value": SECRET}, format="json"),
                  409, "key_conflict")
-    assert SpaceVariable.objects.get(key="SHARED").value == SECRET
+    assert stored_value(SpaceVariable.objects.get(key="SHARED")) == SECRET
     assert SpaceVariable.objects.get(key="PLAIN").secret is False
 
 
@@ -252,7 +253,7 @@ def test_value_limits(olive, make_space, api):
     assert_error(client.put(f"{url}/NUL", {"value": "a\x00b"}, format="json"), 400)
     assert_error(client.put(f"{url}/NONE", {}, format="json"), 400)
     assert_error(client.put(f"{url}/NONE", {"value": None}, format="json"), 400)
-    assert SpaceVariable.objects.get(key="BIG").value == "x" * 65536
+    assert stored_value(SpaceVariable.objects.get(key="BIG")) == "x" * 65536
     with pytest.raises(services.ServiceError) as info:
         variables.variable_set(space=Space.objects.get(name="demo"), key="NUL", value="a\x00b", secret=True)
     assert info.value.code == "invalid_value"
@@ -466,3 +467,58 @@ def test_settings_forms(world, browser):
     assert "Secret DB_PASSWORD deleted." in resp.content.decode()
     assert not SpaceVariable.objects.filter(key="DB_PASSWORD").exists()
     assert client.get(f"{page}/variables").status_code == 405
+
+
+# ------------------------------------------------------------------ encryption at rest (issue 15)
+def test_a_secret_is_stored_encrypted_and_the_app_gets_it_in_clear(olive, make_space, api):
+    space = make_space(olive, "demo")
+    assert api(olive).put("/api/spaces/olive/demo/secrets/HF_TOKEN", {"value": SECRET},
+                          format="json").status_code == 201
+    raw = SpaceVariable.objects.get(key="HF_TOKEN").value
+    assert raw.startswith("fernet:") and SECRET not in raw
+    assert variables.space_env_variables(space)["HF_TOKEN"] == SECRET
+    assert variables.mask_secrets(f"token={SECRET}", [SECRET]) == "token=***"
+    assert variables.secret_masker(space.pk)(f"token={SECRET}") == "token=***"
+    # The same value again changes nothing (compared in clear, not as two different ciphertexts).
+    change = variables.variable_set(space=space, key="HF_TOKEN", value=SECRET, secret=True)
+    assert change.changed is False
+
+
+def test_secrets_are_rotated_to_a_new_key(olive, make_space, settings):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    from spaces import crypto
+
+    space = make_space(olive, "demo")
+    variables.variable_set(space=space, key="HF_TOKEN", value=SECRET, secret=True)
+    SpaceVariable.objects.create(space=space, key="OLD_CLEAR", value="written-before-encryption", secret=True)
+    old = list(settings.SECRETS_ENCRYPTION_KEYS)
+    new = Fernet.generate_key().decode()
+    settings.SECRETS_ENCRYPTION_KEYS = [new, *old]
+    call_command("secrets_reencrypt")
+    settings.SECRETS_ENCRYPTION_KEYS = [new]  # the old key dropped: everything still reads
+    env = variables.space_env_variables(space)
+    assert env["HF_TOKEN"] == SECRET and env["OLD_CLEAR"] == "written-before-encryption"
+    assert all(crypto.is_encrypted(v) for v in SpaceVariable.objects.values_list("value", flat=True))
+    settings.SECRETS_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # a wrong key: a clear error
+    with pytest.raises(crypto.SecretUnreadable):
+        variables.space_env_variables(space)
+
+
+def test_the_migration_encrypts_secrets_written_in_clear_and_reverses(olive, make_space):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("spaces.migrations.0005_encrypt_secrets")
+    space = make_space(olive, "demo")
+    SpaceVariable.objects.create(space=space, key="OLD", value="clear-value-1234", secret=True)
+    SpaceVariable.objects.create(space=space, key="PLAIN", value="visible", secret=False)
+    migration.encrypt_clear_secrets(apps, None)
+    migration.encrypt_clear_secrets(apps, None)  # twice: an encrypted value is left alone
+    assert SpaceVariable.objects.get(key="OLD").value.startswith("fernet:")
+    assert SpaceVariable.objects.get(key="PLAIN").value == "visible"
+    assert variables.space_env_variables(space) == {"OLD": "clear-value-1234", "PLAIN": "visible"}
+    migration.decrypt_secrets(apps, None)
+    assert SpaceVariable.objects.get(key="OLD").value == "clear-value-1234"

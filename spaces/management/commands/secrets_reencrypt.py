@@ -1,0 +1,27 @@
+"""Re-encrypt every stored secret with the first SECRETS_ENCRYPTION_KEY (key rotation).
+
+Rotation: put the new key first in SECRETS_ENCRYPTION_KEY (keep the old one after it),
+restart the hub and workers, run this command, then drop the old key (README "Secrets at rest").
+"""
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from spaces import crypto
+from spaces.models import SpaceVariable
+
+
+class Command(BaseCommand):
+    help = "Re-encrypt all space secrets with the first key of SECRETS_ENCRYPTION_KEY."
+
+    def handle(self, *args, **options):
+        done = 0
+        for pk in SpaceVariable.objects.filter(secret=True).values_list("pk", flat=True).iterator():
+            with transaction.atomic():
+                row = SpaceVariable.objects.select_for_update().filter(pk=pk).first()
+                if row is None:
+                    continue  # deleted meanwhile
+                SpaceVariable.objects.filter(pk=pk).update(value=crypto.rotate(row.value))
+                done += 1
+        self.stdout.write(f"re-encrypted {done} secret(s) with the first key")
