@@ -103,26 +103,28 @@ if not SECRETS_ENCRYPTION_KEYS and not DEBUG:
 
 # --- Runner (runner/) ----------------------------------------------------------------------
 RUNNER_BACKEND = env.str("RUNNER_BACKEND", default="runner.backends.docker.DockerBackend")
-SPACES_SUBNET = env.str("SPACES_SUBNET", default="10.213.0.0/16")
-try:
-    _subnet = ipaddress.ip_network(SPACES_SUBNET)
-except ValueError as exc:
-    raise ImproperlyConfigured(f"SPACES_SUBNET={SPACES_SUBNET!r}: {exc}") from exc
-if _subnet.num_addresses < 16:
-    raise ImproperlyConfigured("SPACES_SUBNET must hold at least 16 addresses")
+
+
+def _subnet_setting(name: str, default: str) -> tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A subnet from the environment, refused at start when unparsable or too small."""
+    value = env.str(name, default=default)
+    try:
+        net = ipaddress.ip_network(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={value!r}: {exc}") from exc
+    if net.num_addresses < 16:
+        raise ImproperlyConfigured(f"{name} must hold at least 16 addresses")
+    return value, net
+
+
+SPACES_SUBNET, _subnet = _subnet_setting("SPACES_SUBNET", "10.213.0.0/16")
 SPACES_NETWORK = env.str("SPACES_NETWORK", default=f"demohub-{DEMOHUB_INSTANCE}-spaces")
 # Builds run on a network of their own (README "Network isolation"): a build step never gets an
 # address a space's slot may hold, so it cannot receive a stopped space's traffic.
-BUILDS_SUBNET = env.str("BUILDS_SUBNET", default="10.212.0.0/16")
-try:
-    _builds_subnet = ipaddress.ip_network(BUILDS_SUBNET)
-except ValueError as exc:
-    raise ImproperlyConfigured(f"BUILDS_SUBNET={BUILDS_SUBNET!r}: {exc}") from exc
+BUILDS_SUBNET, _builds_subnet = _subnet_setting("BUILDS_SUBNET", "10.212.0.0/16")
 if _builds_subnet.overlaps(_subnet):
     raise ImproperlyConfigured(f"BUILDS_SUBNET={BUILDS_SUBNET} overlaps SPACES_SUBNET={SPACES_SUBNET}; "
                                "builds must never take an address a space may hold")
-if _builds_subnet.num_addresses < 16:
-    raise ImproperlyConfigured("BUILDS_SUBNET must hold at least 16 addresses")
 BUILDS_NETWORK = env.str("BUILDS_NETWORK", default=f"demohub-{DEMOHUB_INSTANCE}-builds")
 # Egress (runner/egress.py, scripts/isolate.sh): private, loopback and link-local destinations
 # are refused to spaces and builds unless listed here. The rules are installed by

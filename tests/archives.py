@@ -16,12 +16,16 @@ def make_archive(files: dict[str, str | bytes], *, fmt: str = "tar.gz") -> bytes
     else:
         with tarfile.open(fileobj=buf, mode="w:gz") as tf:
             for path, content in files.items():
-                data = content.encode() if isinstance(content, str) else content
-                info = tarfile.TarInfo(path)
-                info.size = len(data)
-                info.mode = 0o644
-                tf.addfile(info, io.BytesIO(data))
+                _add_file(tf, path, content)
     return buf.getvalue()
+
+
+def _add_file(tf: tarfile.TarFile, path: str, content: str | bytes) -> None:
+    data = content.encode() if isinstance(content, str) else content
+    info = tarfile.TarInfo(path)
+    info.size = len(data)
+    info.mode = 0o644
+    tf.addfile(info, io.BytesIO(data))
 
 
 class _Zeros(io.RawIOBase):
@@ -51,9 +55,5 @@ def make_big_file_archive(big_path: str, big_size: int, files: dict[str, str | b
         info.mode = 0o644
         tf.addfile(info, io.BufferedReader(_Zeros(big_size, line), 1 << 20))
         for path, content in files.items():
-            data = content.encode() if isinstance(content, str) else content
-            info = tarfile.TarInfo(path)
-            info.size = len(data)
-            info.mode = 0o644
-            tf.addfile(info, io.BytesIO(data))
+            _add_file(tf, path, content)
     return buf.getvalue()
