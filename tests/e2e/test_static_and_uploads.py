@@ -56,7 +56,7 @@ def _ti(name, size=0, type_=tarfile.REGTYPE, linkname=""):
 def _zip_bomb() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        with zf.open("README.md", "w", force_zip64=True) as fh:
+        with zf.open("weights.bin", "w", force_zip64=True) as fh:
             chunk = b"\0" * (1 << 20)
             for _ in range(1024):  # 1 GiB of zeros, about 1 MB compressed
                 fh.write(chunk)
