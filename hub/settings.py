@@ -253,7 +253,8 @@ def env_rate(name: str, default: str) -> str:
 # one counter. Login counts every attempt, failed ones included. The client address is
 # REMOTE_ADDR: the hub never reads X-Forwarded-For itself (see README, "Accounts and API tokens").
 LOGIN_RATE_PER_IP = env_rate("LOGIN_RATE_PER_IP", "30/m")
-LOGIN_RATE_PER_USERNAME = env_rate("LOGIN_RATE_PER_USERNAME", "10/m")
+LOGIN_RATE_PER_USERNAME = env_rate("LOGIN_RATE_PER_USERNAME", "10/m")   # not from the owner's known addresses
+LOGIN_RATE_PER_USERNAME_AND_IP = env_rate("LOGIN_RATE_PER_USERNAME_AND_IP", "5/m")
 SIGNUP_RATE_PER_IP = env_rate("SIGNUP_RATE_PER_IP", "5/10m")
 TOKEN_CREATE_RATE_PER_USER = env_rate("TOKEN_CREATE_RATE_PER_USER", "20/h")
 LOGIN_URL = "/accounts/login/"

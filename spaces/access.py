@@ -45,6 +45,21 @@ def space_access_changed(space_id: int) -> None:
     transaction.on_commit(lambda: _publish_route_task().delay(space_id))
 
 
+def user_access_ended(user_id: int) -> int:
+    """`user_id` lost access everywhere at once (deactivated, an API token revoked, a browser
+    session logged out): bump the epoch of every private space they could enter by a role, so
+    the proxy forgets its cached "allowed" answers for them now, not AUTH_CACHE_SECONDS later,
+    and the reload ends their open connections. Public spaces need nothing: anyone may enter.
+    Returns how many spaces were bumped."""
+    space_ids = set(Space.objects.filter(visibility="private")
+                    .filter(Q(owner_id=user_id) | Q(collaborators__user_id=user_id))
+                    .exclude(status="DELETING").values_list("pk", flat=True))
+    for space_id in space_ids:
+        with transaction.atomic():
+            space_access_changed(space_id)
+    return len(space_ids)
+
+
 # ----------------------------------------------------------------------------- collaborators
 def collaborator_set(*, space: Space, username: str, role: str) -> tuple[Collaborator, bool]:
     """Add `username` with `role`, or change their role. Returns (collaborator, created)."""

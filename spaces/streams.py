@@ -10,10 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from importlib import import_module
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils.crypto import constant_time_compare
 
 from . import logs
 from .auth import bearer_from_header
@@ -23,9 +28,14 @@ from .selectors import Action, can, space_get_for_viewer
 from .services import token_authenticate
 from .status import SERVING, SpaceStatus
 
+SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
+
 POLL_SECONDS = 0.3
 KEEPALIVE_SECONDS = 15
 MAX_STREAM_SECONDS = 3600
+# How often an open stream asks again whether its follower may still read the logs (a removed
+# editor, a revoked token, a deactivated or logged-out user): it ends within this long.
+ACCESS_RECHECK_SECONDS = 5
 
 
 async def _caller(request):
@@ -53,6 +63,35 @@ def _db_read(fn):
                 connection.close()
 
     return sync_to_async(read, thread_sensitive=False)
+
+
+def _still_allowed(*, raw_token: str | None, user_id: int | None, session_key: str | None,
+                   share_link_ids: list[int], space_id: int) -> bool:
+    """Whether the follower who opened a stream may still read its logs, from the database
+    and the session store now (not from what the request carried when it began)."""
+    if raw_token is not None:
+        token = token_authenticate(raw_token)              # revoked, or its user deactivated
+        if token is None:
+            return False
+        user = token.user
+    elif user_id is not None:
+        user = User.objects.filter(pk=user_id, is_active=True).first()
+        session = SessionStore(session_key) if session_key else None
+        # Logged out (the session is gone) or the password changed (its hash no longer matches).
+        if user is None or session is None or session.get(SESSION_KEY) != str(user_id) or \
+                not constant_time_compare(session.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
+            return False
+    else:
+        user = AnonymousUser()
+    space = Space.objects.select_related("owner").filter(pk=space_id).first()
+    if space is None:
+        return False
+    try:
+        space, role = space_get_for_viewer(owner=space.owner.username, name=space.name, user=user,
+                                           share_link_ids=share_link_ids)
+    except Http404:
+        return False
+    return can(role, Action.READ_LOGS, user=user, space=space)
 
 
 def _error(status: int, detail: str, code: str) -> JsonResponse:
@@ -115,9 +154,16 @@ async def space_log_view(request, owner: str, name: str, kind: str):
     except ValueError:
         return _error(400, "Last-Event-ID must be a byte offset (a whole number).", "invalid")
 
+    # Who opened the stream, to ask again every ACCESS_RECHECK_SECONDS (_still_allowed).
+    raw_token = bearer_from_header(request.headers.get("Authorization", ""))
+    session = getattr(request, "session", None)
+    follower = dict(raw_token=raw_token, user_id=user.pk if user.is_authenticated and raw_token is None else None,
+                    session_key=session.session_key if session is not None else None,
+                    share_link_ids=await sync_to_async(share_links_in_session)(request), space_id=space.pk)
+
     async def events():
         offset = max(start, 0)
-        began = last_sent = time.monotonic()
+        began = last_sent = checked = time.monotonic()
         yield b"retry: 2000\n\n"
         if not key:
             yield _frame("end", json.dumps({"status": None, "space_status": space.status}))
@@ -131,6 +177,12 @@ async def space_log_view(request, owner: str, name: str, kind: str):
             yield _frame("end", json.dumps(info))
             return
         while time.monotonic() - began < MAX_STREAM_SECONDS:
+            if time.monotonic() - checked >= ACCESS_RECHECK_SECONDS:
+                checked = time.monotonic()
+                if not await _db_read(_still_allowed)(**follower):
+                    yield _frame("end", json.dumps({"code": "access_revoked",
+                                                    "detail": "You may no longer read this space's logs."}))
+                    return
             # Check for the end first, then drain: nothing written before the end is lost.
             if rev is not None:
                 done, info = await _db_read(_build_done)(rev.pk)
