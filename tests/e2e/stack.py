@@ -107,6 +107,7 @@ class Stack:
             # tests as one person (the limits themselves are tested in tests/unit).
             "SIGNUP_RATE_PER_IP": "1000/10m",
             "LOGIN_RATE_PER_IP": "1000/m",
+            "LOGIN_RATE_PER_USERNAME_AND_IP": "1000/m",
         })
         ca = "/etc/ssl/certs/ca-certificates.crt"
         if "BUILD_CA_BUNDLE" not in os.environ and Path(ca).is_file():
