@@ -42,8 +42,11 @@ def _logged_in(sender, request, user, **kwargs):
 
 
 @receiver(pre_save, sender=User, dispatch_uid="demohub-user-before-save")
-def _remember_old(sender, instance: User, **kwargs):
+def _remember_old(sender, instance: User, update_fields=None, **kwargs):
     instance._demohub_before = None
+    # A save of other fields only (every login saves last_login) cannot take access away.
+    if update_fields is not None and not {"is_active", "password"} & set(update_fields):
+        return
     if instance.pk:
         instance._demohub_before = (User.objects.filter(pk=instance.pk)
                                     .values_list("is_active", "password").first())
