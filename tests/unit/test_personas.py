@@ -638,6 +638,7 @@ ROUTES_OUTSIDE_THE_MATRIX: dict[str, str] = {
     "api/tokens/<int:token_id>": "the caller's own tokens (test_api_accounts.py)",
     "api/me": "the caller's own account",
     "api/schema": "the OpenAPI schema: public, no space",
+    "readyz": "the public readiness probe: no space",
     "s/<str:token>": "redeems a share link: the matrix's share and revoked personas enter through it "
                      "(World._link_holder); its own rules: test_private_access.py",
     f"{S}/comments/<int:comment_id>/<str:action>": "a comment's author or the space owner acts on it, by the "
