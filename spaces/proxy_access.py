@@ -17,6 +17,7 @@ the database on every cache miss, so revoking access never waits for the cookie 
 """
 from __future__ import annotations
 
+import logging
 import secrets
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -32,6 +33,8 @@ from .auth import bearer_from_header
 from .models import Space, Visibility
 from .selectors import Role, space_role
 from .services import token_authenticate
+
+logger = logging.getLogger(__name__)
 
 TICKET_MAX_AGE = 60
 TICKET_SALT = "demohub.space-ticket"
@@ -92,15 +95,18 @@ def session_grant(session, space: Space) -> str:
 def session_grants_end(session) -> None:
     """At logout: the space cookies of this session stop counting, and the proxy forgets what
     it cached for them (their spaces' epochs are bumped)."""
-    from .access import space_access_changed  # access imports this module's callers
+    from .access import space_access_changed_quietly  # access imports this module's callers
 
     grant_id = session.get(SESSION_GRANT)
     if not isinstance(grant_id, str):
         return
-    cache.set(_ended_key(grant_id), 1, settings.SPACE_COOKIE_MAX_AGE + TICKET_MAX_AGE)
+    try:
+        cache.set(_ended_key(grant_id), 1, settings.SPACE_COOKIE_MAX_AGE + TICKET_MAX_AGE)
+    except Exception:   # the cache is down: so is every check of a grant (_grant_ended refuses)
+        logger.warning("logout: could not record the end of space grant", exc_info=True)
     for space_id in session.get(SESSION_GRANTED_SPACES, []):
         if isinstance(space_id, int):
-            space_access_changed(space_id)
+            space_access_changed_quietly(space_id)
 
 
 def _grant_ended(grant_id) -> bool:

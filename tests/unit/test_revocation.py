@@ -173,3 +173,28 @@ def test_the_api_counts_per_name_and_address_too(settings, make_user, api):
     assert_error(client.post("/api/token", {"username": "olive", "password": PASSWORD}, format="json"),
                  429, "rate_limited")
     assert api().post("/api/token", {"username": "olive", "password": PASSWORD}, format="json").status_code == 201
+
+
+# Real autocommit (not a test transaction): after-commit work runs at once, as in production.
+@pytest.mark.django_db(transaction=True)
+def test_logout_and_revocation_succeed_while_the_broker_is_down(settings, people, spaces, make_token, api,
+                                                                 monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from spaces import tasks
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to the broker. Connection refused.")
+
+    browser = logged_in_browser("vera", "10.250.0.5")
+    cookie = enter(settings, browser, spaces["private"])
+    raw = make_token(people["viewer"])
+    token_id = api(token=raw).get("/api/tokens").json()["results"][0]["id"]
+    before = epochs(spaces)
+    monkeypatch.setattr(tasks.publish_route_task, "delay", broker_down)
+    assert browser.post("/accounts/logout/").status_code in (200, 302)
+    assert api(token=make_token(people["viewer"])).delete(f"/api/tokens/{token_id}").status_code == 204
+    # The epochs moved (reconciliation republishes the routes), and the credentials are refused.
+    assert epochs(spaces)["private"] == before["private"] + 2
+    assert auth(settings, spaces["private"], cookie=cookie) == 401
+    assert auth(settings, spaces["private"], headers={"Authorization": f"Bearer {raw}"}) == 401
