@@ -70,7 +70,7 @@ def _get(proxy, label, cookie_headers=(), headers=None):
 
 
 HUB_COPIES = ["demohub_space=forged1", "__Host-demohub_space=forged2", "__Secure-demohub_space=f3",
-              "DEMOHUB_SPACE=f4", "demohub%5Fspace=f5", " demohub_space =f6"]
+              "DEMOHUB_SPACE=f4", "demohub%5Fspace=f5", " demohub_space =f6", "%64emohub_space=f7"]
 
 
 @pytest.mark.parametrize("label", ["pub", "priv"])
@@ -78,6 +78,7 @@ def test_every_copy_of_the_space_cookie_is_cut_out(proxy, label):
     good = f"{proxy.cookie}=good"
     status, _, body = _get(proxy, label, [
         f"a=1; {good}; {HUB_COPIES[0]}", "; ".join(HUB_COPIES[1:4]), f"b=2; {HUB_COPIES[4]};{HUB_COPIES[5]}",
+        HUB_COPIES[6],
         f"{good}; c=3",
     ])
     assert status == 200, body
