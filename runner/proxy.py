@@ -29,7 +29,7 @@ A rendered file relies on names that the main config (the template) defines:
   ``$demohub_proxy_key`` -- where and how ``@fallback`` asks the hub;
 * ``$demohub_space_cookie`` -- the value of the hub's space cookie, and
   ``$demohub_app_cookie`` -- the Cookie header without any copy of it (what the app gets);
-* ``$demohub_auth_key`` -- a SHA-256 of the credentials (deploy/nginx/demohub.js);
+* ``set_sha1`` (nginx set-misc) -- the hashed credentials of the access-cache key;
 * ``proxy_cache`` zone ``demohub_auth`` -- the cached answers of the access check.
 
 Private spaces (``Route.private``): every request first passes ``auth_request`` to the hub's
@@ -319,8 +319,11 @@ def _hub_locations(route: Route) -> list[str]:
         *(f"    {line}" for line in _hub_headers("auth")),
         "    proxy_method GET;",
         "    proxy_cache demohub_auth;",
-        # The credential is part of the key: one visitor's answer is never another's.
-        # ($demohub_auth_key is a SHA-256 of them: nginx writes the key into each cache file.)
+        # The credential is part of the key: one visitor's answer is never another's. Hashed
+        # (set-misc's set_sha1, in C): nginx writes the key in clear into each cache file.
+        '    set $demohub_credentials "$demohub_space_cookie|$http_authorization|'
+        '$http_x_hf_authorization|$http_origin";',
+        "    set_sha1 $demohub_auth_key $demohub_credentials;",
         f'    proxy_cache_key "{key}|$demohub_auth_key";',
         f"    proxy_cache_valid 200 204 {AUTH_CACHE_SECONDS}s;",
         f"    proxy_cache_valid 401 403 {AUTH_DENY_CACHE_SECONDS}s;",

@@ -7,12 +7,11 @@
 // * On https only the "__Host-" cookie counts (SPACE_COOKIE_NAME): a sibling space can set a
 //   plain "demohub_space" cookie for the whole apps domain (cookie tossing), never a
 //   "__Host-" one (the browser keeps that one to the host that set it).
-// * The access check's cache key holds the credentials; nginx writes the key in clear into
-//   every cache file. authKey() is a SHA-256 of them, so no token or cookie lands on disk.
 //
+// (The access check's cache key, a hash of the credentials, is set_sha1 of set-misc in
+// runner/proxy.py: C, where a per-request njs call cost private spaces a third of their
+// proxy throughput.)
 // $http_cookie joins every Cookie header of the request with "; ".
-
-var crypto = require('crypto');
 
 // Every name under which a browser or a client could hand the hub's cookie to an app.
 var HUB_COOKIES = ['demohub_space', '__host-demohub_space', '__secure-demohub_space'];
@@ -56,14 +55,4 @@ function appCookie(r) {
                .filter(function (pair) { return pair !== ''; }).join('; ');
 }
 
-// What identifies a credential in the access-check cache, hashed (see the top of this file).
-function authKey(r) {
-    var h = crypto.createHash('sha256');
-    [spaceCookie(r), r.variables.http_authorization || '', r.variables.http_x_hf_authorization || '',
-     r.variables.http_origin || ''].forEach(function (part) {
-        h.update(part.length + ':' + part + '|');
-    });
-    return h.digest('hex');
-}
-
-export default {spaceCookie, appCookie, authKey};
+export default {spaceCookie, appCookie};

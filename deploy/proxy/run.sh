@@ -31,6 +31,8 @@
 #   NJS_MODULE           nginx's njs module (default
 #                        /usr/lib/nginx/modules/ngx_http_js_module.so, Debian's
 #                        libnginx-mod-http-js)
+#   NGINX_MODULES_DIR    where ndk_http_module.so and ngx_http_set_misc_module.so are
+#                        (default: NJS_MODULE's directory; libnginx-mod-http-set-misc)
 #   NJS_SCRIPT           the proxy's njs code (default: ../nginx/demohub.js next to this script)
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true   # '&' in a value must stay literal
@@ -53,6 +55,7 @@ PROXY_TEMPLATE=${PROXY_TEMPLATE:-$here/../nginx/nginx.conf.template}
 NGINX_MIME_TYPES=${NGINX_MIME_TYPES:-/etc/nginx/mime.types}
 SPACES_SCHEME=${SPACES_SCHEME:-http}
 NJS_MODULE=${NJS_MODULE:-/usr/lib/nginx/modules/ngx_http_js_module.so}
+NGINX_MODULES_DIR=${NGINX_MODULES_DIR:-$(dirname "$NJS_MODULE")}
 NJS_SCRIPT=${NJS_SCRIPT:-$(cd "$here/../nginx" && pwd)/demohub.js}
 if [[ -z ${NGINX_BIN:-} ]]; then
     NGINX_BIN=$(command -v nginx || true)
@@ -74,6 +77,10 @@ PROXY_RUN_DIR=${PROXY_RUN_DIR%/}
 [[ $NJS_MODULE =~ $safe_path && -f $NJS_MODULE ]] \
     || die "nginx's njs module not found at '$NJS_MODULE' (install libnginx-mod-http-js, or set NJS_MODULE)"
 [[ $NJS_SCRIPT =~ $safe_path && -f $NJS_SCRIPT ]] || die "njs script not found: '$NJS_SCRIPT'"
+for m in ndk_http_module.so ngx_http_set_misc_module.so; do
+    [[ $NGINX_MODULES_DIR =~ $safe_path && -f $NGINX_MODULES_DIR/$m ]] \
+        || die "nginx module $m not found in '$NGINX_MODULES_DIR' (install libnginx-mod-http-set-misc)"
+done
 case $SPACES_SCHEME in
     https) SPACE_COOKIE_NAME=__Host-demohub_space ;;
     http) SPACE_COOKIE_NAME=demohub_space ;;
@@ -135,7 +142,7 @@ chown --reference="$PROXY_STATE_DIR" "$PROXY_STATE_DIR/activity.log" 2>/dev/null
 chmod 0644 "$PROXY_STATE_DIR/activity.log" 2>/dev/null || true
 for name in USER_DIRECTIVE PROXY_WORKERS PROXY_RUN_DIR PROXY_ROUTES_DIR SPACES_DOMAIN \
             PROXY_MAX_BODY_SIZE HUB_UPSTREAM HUB_HOST PROXY_SHARED_SECRET DEFAULT_LISTEN \
-            NGINX_MIME_TYPES PROXY_STATE_DIR NJS_MODULE NJS_SCRIPT SPACE_COOKIE_NAME; do
+            NGINX_MIME_TYPES PROXY_STATE_DIR NJS_MODULE NGINX_MODULES_DIR NJS_SCRIPT SPACE_COOKIE_NAME; do
     conf=${conf//"\${$name}"/"${!name}"}
 done
 if [[ $conf == *'${'* ]]; then

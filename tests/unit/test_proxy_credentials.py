@@ -116,4 +116,4 @@ def test_the_access_cache_on_disk_holds_no_credential(proxy):
         data = f.read_bytes()
         assert b"dh_good" not in data and b"origin-marker" not in data
         key = re.search(rb"\nKEY: ([^\n]*)\n", data).group(1)
-        assert re.fullmatch(rb"priv\|0\|[0-9a-f]{64}", key), key        # label|epoch|sha256
+        assert re.fullmatch(rb"priv\|0\|[0-9a-f]{40}", key), key        # label|epoch|sha1
