@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from hub.sites import same_site, site_of
 from runner import egress
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -65,6 +66,17 @@ if _hub_host != "localhost" and (SPACES_DOMAIN == _hub_host or SPACES_DOMAIN.end
     raise ImproperlyConfigured(
         f"SPACES_DOMAIN={SPACES_DOMAIN!r} is equal to or under the hub's host {_hub_host!r}; "
         "spaces must be served from a separate domain"
+    )
+# Nor the same *site* (registrable domain, hub/sites.py): a space on hub.example.com's site
+# (say x.spaces.example.com) could set a cookie for example.com, a `sessionid` the hub would
+# take (session fixation). An operator who cannot give spaces their own domain may accept
+# that risk knowingly with SPACES_SAME_SITE_AS_HUB=true (README "Security").
+SPACES_SAME_SITE_AS_HUB = env.bool("SPACES_SAME_SITE_AS_HUB", default=False)
+if not SPACES_SAME_SITE_AS_HUB and same_site(_hub_host, "x." + SPACES_DOMAIN):
+    raise ImproperlyConfigured(
+        f"SPACES_DOMAIN={SPACES_DOMAIN!r} is on the same site ({site_of(_hub_host)!r}) as the hub's host "
+        f"{_hub_host!r}: a space could set cookies for the hub. Serve spaces from a separate registrable "
+        "domain (as hf.space is to huggingface.co), or set SPACES_SAME_SITE_AS_HUB=true to accept the risk"
     )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[_hub_host, "localhost", "127.0.0.1", "[::1]"])
@@ -290,7 +302,8 @@ def env_rate(name: str, default: str) -> str:
 # one counter. Login counts every attempt, failed ones included. The client address is
 # REMOTE_ADDR: the hub never reads X-Forwarded-For itself (see README, "Accounts and API tokens").
 LOGIN_RATE_PER_IP = env_rate("LOGIN_RATE_PER_IP", "30/m")
-LOGIN_RATE_PER_USERNAME = env_rate("LOGIN_RATE_PER_USERNAME", "10/m")
+LOGIN_RATE_PER_USERNAME = env_rate("LOGIN_RATE_PER_USERNAME", "10/m")   # not from the owner's known addresses
+LOGIN_RATE_PER_USERNAME_AND_IP = env_rate("LOGIN_RATE_PER_USERNAME_AND_IP", "5/m")
 SIGNUP_RATE_PER_IP = env_rate("SIGNUP_RATE_PER_IP", "5/10m")
 TOKEN_CREATE_RATE_PER_USER = env_rate("TOKEN_CREATE_RATE_PER_USER", "20/h")
 # Creating spaces, per user (spaces/ratelimits.py): every create reloads the proxy.

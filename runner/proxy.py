@@ -28,12 +28,13 @@ A rendered file relies on names that the main config (the template) defines:
 * upstream ``demohub_hub`` and ``$demohub_fallback_path``, ``$demohub_hub_host``,
   ``$demohub_proxy_key`` -- where and how ``@fallback`` asks the hub;
 * ``$demohub_space_cookie`` -- the value of the hub's space cookie, and
-  ``$demohub_app_cookie`` -- the Cookie header without it (what the app gets);
+  ``$demohub_app_cookie`` -- the Cookie header without any copy of it (what the app gets);
+* ``set_sha1`` (nginx set-misc) -- the hashed credentials of the access-cache key;
 * ``proxy_cache`` zone ``demohub_auth`` -- the cached answers of the access check.
 
 Private spaces (``Route.private``): every request first passes ``auth_request`` to the hub's
 ``/internal/proxy/auth``. nginx caches each answer for a short time keyed by the space, its
-``access_epoch`` and the credential (space cookie, API token headers, Origin), so the hub is
+``access_epoch`` and a hash of the credential (space cookie, API token headers, Origin), so the hub is
 asked once per credential per ``AUTH_CACHE_SECONDS``, not once per request; the hub bumps
 ``access_epoch`` (a new key, so an empty cache) whenever who may enter changes (visibility,
 collaborators, share links), which makes a revocation take effect at once.
@@ -318,9 +319,12 @@ def _hub_locations(route: Route) -> list[str]:
         *(f"    {line}" for line in _hub_headers("auth")),
         "    proxy_method GET;",
         "    proxy_cache demohub_auth;",
-        # The credential is part of the key: one visitor's answer is never another's.
-        f'    proxy_cache_key "{key}|$demohub_space_cookie|$http_authorization|'
+        # The credential is part of the key: one visitor's answer is never another's. Hashed
+        # (set-misc's set_sha1, in C): nginx writes the key in clear into each cache file.
+        '    set $demohub_credentials "$demohub_space_cookie|$http_authorization|'
         '$http_x_hf_authorization|$http_origin";',
+        "    set_sha1 $demohub_auth_key $demohub_credentials;",
+        f'    proxy_cache_key "{key}|$demohub_auth_key";',
         f"    proxy_cache_valid 200 204 {AUTH_CACHE_SECONDS}s;",
         f"    proxy_cache_valid 401 403 {AUTH_DENY_CACHE_SECONDS}s;",
         "    proxy_cache_lock on;",

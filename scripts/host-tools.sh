@@ -18,7 +18,7 @@ has_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok 
 # python3: scripts/isolate.sh validates EGRESS_ALLOW and records its state with it.
 wanted=(docker-compose:docker-compose iptables:iptables debootstrap:debootstrap curl:curl python3:python3)
 if [ "$group" = all ]; then
-  wanted+=(nginx-light:nginx chromium:chromium libnss-myhostname:pkg wrk:wrk python3-venv:pkg)
+  wanted+=(nginx-light:nginx libnginx-mod-http-js:pkg libnginx-mod-http-set-misc:pkg chromium:chromium libnss-myhostname:pkg wrk:wrk python3-venv:pkg)
 fi
 
 missing=()

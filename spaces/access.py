@@ -9,6 +9,7 @@ stop counting at once, and the reload it causes ends long-lived connections open
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from datetime import timedelta
 
@@ -22,6 +23,8 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from .models import Collaborator, ShareLink, Space
+
+logger = logging.getLogger(__name__)
 
 SHARE_TOKEN_PREFIX = "dhs_"
 SHARE_MAX_DAYS = 365
@@ -43,6 +46,32 @@ def space_access_changed(space_id: int) -> None:
     from .services import _publish_route_task  # services imports this module's callers
 
     transaction.on_commit(lambda: _publish_route_task().delay(space_id))
+
+
+def user_access_ended(user_id: int) -> int:
+    """`user_id` lost access everywhere at once (deactivated, an API token revoked, a browser
+    session logged out): bump the epoch of every private space they could enter by a role, so
+    the proxy forgets its cached "allowed" answers for them now, not AUTH_CACHE_SECONDS later,
+    and the reload ends their open connections. Public spaces need nothing: anyone may enter.
+    Returns how many spaces were bumped."""
+    space_ids = set(Space.objects.filter(visibility="private")
+                    .filter(Q(owner_id=user_id) | Q(collaborators__user_id=user_id))
+                    .exclude(status="DELETING").values_list("pk", flat=True))
+    for space_id in space_ids:
+        space_access_changed_quietly(space_id)
+    return len(space_ids)
+
+
+def space_access_changed_quietly(space_id: int) -> None:
+    """space_access_changed for a caller whose own work is done (a logout, a revoked token):
+    if the broker cannot take the route republication now, the epoch is bumped all the same and
+    reconciliation republishes the route (RECONCILE_INTERVAL); the caller does not fail."""
+    try:
+        with transaction.atomic():
+            space_access_changed(space_id)
+    except Exception:
+        logger.warning("space %s: access changed, route republication left to reconciliation",
+                       space_id, exc_info=True)
 
 
 # ----------------------------------------------------------------------------- collaborators

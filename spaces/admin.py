@@ -1,5 +1,6 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from . import ratelimits
 from .models import ApiToken, Collaborator, Comment, Revision, ShareLink, Space
 
 
@@ -17,3 +18,27 @@ class RevisionAdmin(admin.ModelAdmin):
 
 
 admin.site.register([ApiToken, Collaborator, Comment, ShareLink])
+
+
+# The admin's login page checks passwords too: it counts against the same login rate limits as
+# the hub's login page and /api/token (spaces/ratelimits.py), or it would be a way around them.
+_admin_login = admin.site.login
+
+
+def _rate_limited_admin_login(request, extra_context=None):
+    if request.method == "POST":
+        try:
+            ratelimits.check_login(request, request.POST.get("username", ""))
+        except ratelimits.RateLimited as exc:
+            # The form again, unbound (binding it would check the password after all), with
+            # the reason above it, as a 429 with Retry-After.
+            messages.error(request, str(exc))
+            request.method = "GET"
+            response = _admin_login(request, extra_context)
+            response.status_code = 429
+            response["Retry-After"] = str(exc.retry_after)
+            return response
+    return _admin_login(request, extra_context)
+
+
+admin.site.login = _rate_limited_admin_login

@@ -59,6 +59,7 @@ class TokenCreateApi(BaseApi):
                             password=data.validated_data["password"])
         if user is None:
             raise NotAuthenticated("Wrong username or password.")
+        ratelimits.remember_login_address(request, user.username)
         ratelimits.check_token_create(request, user)
         token, raw = services.token_create(user=user, name=data.validated_data.get("name", ""),
                                            scope=data.validated_data.get("scope", ApiToken.Scope.WRITE))

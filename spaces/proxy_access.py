@@ -17,6 +17,7 @@ the database on every cache miss, so revoking access never waits for the cookie 
 """
 from __future__ import annotations
 
+import logging
 import secrets
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -32,6 +33,8 @@ from .auth import bearer_from_header
 from .models import Space, Visibility
 from .selectors import Role, space_role
 from .services import token_authenticate
+
+logger = logging.getLogger(__name__)
 
 TICKET_MAX_AGE = 60
 TICKET_SALT = "demohub.space-ticket"
@@ -67,15 +70,67 @@ def space_cookie_header(value: str, *, max_age: int) -> str:
 
 
 # ----------------------------------------------------------------------------- grants
-def _grant_for(*, user: User | None = None, share_link_id: int | None = None) -> dict:
+# A user's grant names the hub browser session it came from (a random id kept in that
+# session), so that logging out ends the space cookies minted in it: the id goes on a list
+# of ended grants (in the cache, for as long as such a cookie lives) and the epochs of the
+# spaces the session entered are bumped (spaces/signals.py).
+SESSION_GRANT = "demohub_space_grant"
+SESSION_GRANTED_SPACES = "demohub_space_grants"
+
+
+def _ended_key(grant_id: str) -> str:
+    return f"demohub:space-grant-ended:{grant_id}"
+
+
+def session_grant(session, space: Space) -> str:
+    """The grant id of this hub session (made on first use); remembers that it entered `space`."""
+    grant_id = session.get(SESSION_GRANT)
+    if not isinstance(grant_id, str):
+        grant_id = session[SESSION_GRANT] = secrets.token_urlsafe(16)
+    spaces = [i for i in session.get(SESSION_GRANTED_SPACES, []) if isinstance(i, int) and i != space.pk]
+    session[SESSION_GRANTED_SPACES] = (spaces + [space.pk])[-200:]
+    return grant_id
+
+
+def session_grants_end(session) -> None:
+    """At logout: the space cookies of this session stop counting, and the proxy forgets what
+    it cached for them (their spaces' epochs are bumped)."""
+    from .access import space_access_changed_quietly  # access imports this module's callers
+
+    grant_id = session.get(SESSION_GRANT)
+    if not isinstance(grant_id, str):
+        return
+    try:
+        cache.set(_ended_key(grant_id), 1, settings.SPACE_COOKIE_MAX_AGE + TICKET_MAX_AGE)
+    except Exception:   # the cache is down: so is every check of a grant (_grant_ended refuses)
+        logger.warning("logout: could not record the end of space grant", exc_info=True)
+    for space_id in session.get(SESSION_GRANTED_SPACES, []):
+        if isinstance(space_id, int):
+            space_access_changed_quietly(space_id)
+
+
+def _grant_ended(grant_id) -> bool:
+    if not isinstance(grant_id, str):
+        return True            # a user grant without a session (minted before grant ids): refused
+    try:
+        return cache.get(_ended_key(grant_id)) is not None
+    except Exception:          # the cache is down: refuse rather than let a logged-out cookie in
+        return True
+
+
+def _grant_for(*, user: User | None = None, share_link_id: int | None = None, grant_id: str | None = None) -> dict:
     if user is not None:
         # The session hash ties the grant to the password: changing it ends every grant.
-        return {"u": user.pk, "h": user.get_session_auth_hash()[:20]}
+        return {"u": user.pk, "h": user.get_session_auth_hash()[:20], "g": grant_id}
     return {"s": int(share_link_id)}
 
 
-def ticket_mint(space: Space, *, user: User | None = None, share_link_id: int | None = None) -> str:
-    payload = {"l": space.label, "n": secrets.token_urlsafe(12), **_grant_for(user=user, share_link_id=share_link_id)}
+def ticket_mint(space: Space, *, user: User | None = None, share_link_id: int | None = None,
+                session=None) -> str:
+    """A ticket into `space`: for `user` (from their hub `session`), or for a share link."""
+    grant_id = session_grant(session, space) if user is not None else None
+    payload = {"l": space.label, "n": secrets.token_urlsafe(12),
+               **_grant_for(user=user, share_link_id=share_link_id, grant_id=grant_id)}
     return signing.dumps(payload, salt=TICKET_SALT, compress=True)
 
 
@@ -96,6 +151,8 @@ def _grant_role(space: Space, grant: dict) -> Role:
     if grant.get("l") != space.label:
         return Role.NONE
     if "u" in grant:
+        if _grant_ended(grant.get("g")):
+            return Role.NONE
         user = User.objects.filter(pk=grant["u"], is_active=True).first()
         if user is None or not constant_time_compare(user.get_session_auth_hash()[:20], str(grant.get("h", ""))):
             return Role.NONE

@@ -13,7 +13,10 @@ Both send Retry-After.
 """
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
+from django.core.cache import cache
 from django_ratelimit.core import get_usage
 
 
@@ -37,13 +40,55 @@ def hit(request, *, group: str, rate: str, key) -> None:
 
 
 def check_login(request, username: str) -> None:
-    """Per client address, and per username (any case) so that many addresses cannot take
-    turns guessing one account's password."""
+    """Three counters (issue 15, #12), so that guessing is bounded and a stranger cannot lock
+    the owner out:
+
+    * per client address (LOGIN_RATE_PER_IP), whatever the user name;
+    * per user name and address (LOGIN_RATE_PER_USERNAME_AND_IP);
+    * per user name (any case) across addresses (LOGIN_RATE_PER_USERNAME), so that many
+      addresses cannot take turns guessing one password -- except from an address this
+      account logged in from before (remember_login_address): a stranger who exhausts this
+      counter locks out only addresses the owner has never used.
+    """
     hit(request, group="login:ip", rate=settings.LOGIN_RATE_PER_IP, key="ip")
     username = (username or "").strip().lower()
-    if username:
+    if not username:
+        return
+    hit(request, group="login:username-ip", rate=settings.LOGIN_RATE_PER_USERNAME_AND_IP,
+        key=lambda group, request: _name_and_address(request, username))
+    if not _known_address(request, username):
         hit(request, group="login:username", rate=settings.LOGIN_RATE_PER_USERNAME,
             key=lambda group, request: username)
+
+
+KNOWN_ADDRESS_SECONDS = 30 * 24 * 3600
+
+
+def _name_and_address(request, username: str) -> str:
+    # Hashed: the cache key holds neither the name nor the address in clear.
+    raw = f"{username.strip().lower()}|{request.META.get('REMOTE_ADDR', '')}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _known_key(request, username: str) -> str:
+    # Next to django-ratelimit's counters (same prefix): one family of keys to inspect or clear.
+    prefix = getattr(settings, "RATELIMIT_CACHE_PREFIX", "rl:")
+    return f"{prefix}login-known:{_name_and_address(request, username)}"
+
+
+def remember_login_address(request, username: str) -> None:
+    """After a successful login: this address is the account owner's for KNOWN_ADDRESS_SECONDS."""
+    try:
+        cache.set(_known_key(request, username), 1, KNOWN_ADDRESS_SECONDS)
+    except Exception:  # the login itself has succeeded; this only loosens a limit later
+        pass
+
+
+def _known_address(request, username: str) -> bool:
+    try:
+        return cache.get(_known_key(request, username)) is not None
+    except Exception:
+        return False
 
 
 def check_signup(request) -> None:

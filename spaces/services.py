@@ -34,7 +34,7 @@ from runner.archive import ArchiveLimits, snapshot_archive
 from runner.backends import BuildSpec, RunSpec, get_backend
 from runner.exceptions import BackendUnavailable, BuildCancelled, BuildError, NotIsolated
 
-from . import logs, quotas, redeploy, variables
+from . import access, logs, quotas, redeploy, variables
 from .frontmatter import ConfigError, MissingAppFile, read_config
 from .models import ApiToken, HostLabel, Revision, Sdk, Space, Visibility
 from .search import SEARCHED_FIELDS, space_search_vector_refresh
@@ -111,7 +111,9 @@ def token_revoke(*, user: User, token_id: int) -> ApiToken:
     if token is None:
         raise Http404("No such token.")
     # Conditional: a second revoke (or a concurrent one) keeps the first time.
-    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+        # The proxy may hold "allowed" answers for this token: end them now (issue 15, #10).
+        access.user_access_ended(user.pk)
     token.refresh_from_db(fields=["revoked_at"])
     return token
 

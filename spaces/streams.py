@@ -12,10 +12,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from importlib import import_module
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth.models import AnonymousUser, User
+from django.db import connection
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils.crypto import constant_time_compare
 
 from . import logs, waits
 from .auth import bearer_from_header
@@ -25,9 +30,17 @@ from .selectors import Action, can, space_get_for_viewer
 from .services import token_authenticate
 from .status import SERVING, SpaceStatus
 
+SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
+
 POLL_SECONDS = 0.3
 KEEPALIVE_SECONDS = 15
 MAX_STREAM_SECONDS = 3600
+# How often an open stream asks again whether its follower may still read the logs (a removed
+# editor, a revoked token, a deactivated or logged-out user): it ends within this long.
+ACCESS_RECHECK_SECONDS = 5
+# How often an open stream asks again whether its follower may still read the logs (a removed
+# editor, a revoked token, a deactivated or logged-out user): it ends within this long.
+ACCESS_RECHECK_SECONDS = 5
 
 
 async def _caller(request):
@@ -36,6 +49,54 @@ async def _caller(request):
         token = await sync_to_async(token_authenticate)(raw)
         return token.user if token else False
     return await request.auser()
+
+
+def _db_read(fn):
+    """`fn` as a coroutine on the shared thread pool, closing the connection it opened there.
+
+    A follower's polls run off the request's thread so that it holds none; but Django closes
+    connections only when a request ends, on the request's thread, so each pool thread would
+    keep its own Postgres connection open for good (Channels' database_sync_to_async closes
+    them the same way).
+    """
+    def read(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            # Never end a caller's transaction (tests run the reads inside theirs).
+            if not connection.in_atomic_block:
+                connection.close()
+
+    return sync_to_async(read, thread_sensitive=False)
+
+
+def _still_allowed(*, raw_token: str | None, user_id: int | None, session_key: str | None,
+                   share_link_ids: list[int], space_id: int) -> bool:
+    """Whether the follower who opened a stream may still read its logs, from the database
+    and the session store now (not from what the request carried when it began)."""
+    if raw_token is not None:
+        token = token_authenticate(raw_token)              # revoked, or its user deactivated
+        if token is None:
+            return False
+        user = token.user
+    elif user_id is not None:
+        user = User.objects.filter(pk=user_id, is_active=True).first()
+        session = SessionStore(session_key) if session_key else None
+        # Logged out (the session is gone) or the password changed (its hash no longer matches).
+        if user is None or session is None or session.get(SESSION_KEY) != str(user_id) or \
+                not constant_time_compare(session.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
+            return False
+    else:
+        user = AnonymousUser()
+    space = Space.objects.select_related("owner").filter(pk=space_id).first()
+    if space is None:
+        return False
+    try:
+        space, role = space_get_for_viewer(owner=space.owner.username, name=space.name, user=user,
+                                           share_link_ids=share_link_ids)
+    except Http404:
+        return False
+    return can(role, Action.READ_LOGS, user=user, space=space)
 
 
 def _error(status: int, detail: str, code: str) -> JsonResponse:
@@ -103,6 +164,13 @@ async def space_log_view(request, owner: str, name: str, kind: str):
         stored = rev.build_log.encode()  # the live copy has expired: the stored log, read now
     else:
         stored = None
+    # Who opened the stream, to ask again every ACCESS_RECHECK_SECONDS (_still_allowed).
+    raw_token = bearer_from_header(request.headers.get("Authorization", ""))
+    session = getattr(request, "session", None)
+    follower = dict(raw_token=raw_token, user_id=user.pk if user.is_authenticated and raw_token is None else None,
+                    session_key=session.session_key if session is not None else None,
+                    share_link_ids=await sync_to_async(share_links_in_session)(request), space_id=space.pk)
+
     # Everything the stream needs from the database is read: the connection goes back now,
     # not when the stream ends (up to an hour later).
     await waits.release_connection()
@@ -119,7 +187,7 @@ async def space_log_view(request, owner: str, name: str, kind: str):
 
     async def events():
         offset = max(start, 0)
-        began = last_sent = time.monotonic()
+        began = last_sent = checked = time.monotonic()
         try:
             yield b"retry: 2000\n\n"
             if not key:
@@ -136,6 +204,12 @@ async def space_log_view(request, owner: str, name: str, kind: str):
             ended = _build_done if rev is not None else _run_done
             async with waits.board().watching(*watched) as fresh:
                 while time.monotonic() - began < MAX_STREAM_SECONDS:
+                    if time.monotonic() - checked >= ACCESS_RECHECK_SECONDS:
+                        checked = time.monotonic()
+                        if not await _db_read(_still_allowed)(**follower):
+                            yield _frame("end", json.dumps({"code": "access_revoked",
+                                                            "detail": "You may no longer read this space's logs."}))
+                            return
                     # Check for the end first, then drain: nothing written before the end is lost.
                     try:
                         done, info = ended(await asyncio.wait_for(fresh(), timeout=KEEPALIVE_SECONDS))

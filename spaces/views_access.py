@@ -59,7 +59,7 @@ def go_to_space(request, label: str):
         link = access.share_link_valid_for(space.pk, access.share_links_in_session(request))
         ticket = ticket_mint(space, share_link_id=link.pk)
     else:
-        ticket = ticket_mint(space, user=request.user)
+        ticket = ticket_mint(space, user=request.user, session=request.session)
     response = HttpResponseRedirect(ticket_url(space, ticket, next_path))
     response["Referrer-Policy"] = "no-referrer"
     response["Cache-Control"] = "no-store"

@@ -13,6 +13,7 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from . import services, variables
+from .access import share_links_in_session
 from .models import Space
 from .selectors import Action, can, space_get_for_viewer
 
@@ -41,7 +42,10 @@ def settings_context(space: Space) -> dict:
 
 
 def _space_to_edit(request, owner: str, name: str) -> Space:
-    space, role = space_get_for_viewer(owner=owner, name=name, user=request.user)
+    # With the session's share links: a link holder sees the space and is refused (403), as on
+    # the settings page, rather than told it does not exist.
+    space, role = space_get_for_viewer(owner=owner, name=name, user=request.user,
+                                       share_link_ids=share_links_in_session(request))
     if not can(role, Action.EDIT, user=request.user, space=space):
         raise PermissionDenied
     return space

@@ -26,6 +26,14 @@
 #   NGINX_BIN            nginx binary (default: nginx on PATH, else /usr/sbin/nginx)
 #   PROXY_TEMPLATE       template (default: ../nginx/nginx.conf.template next to this script)
 #   NGINX_MIME_TYPES     mime.types to include (default /etc/nginx/mime.types)
+#   SPACES_SCHEME        http or https, as the hub's (default http): on https only the
+#                        __Host- space cookie is read
+#   NJS_MODULE           nginx's njs module (default
+#                        /usr/lib/nginx/modules/ngx_http_js_module.so, Debian's
+#                        libnginx-mod-http-js)
+#   NGINX_MODULES_DIR    where ndk_http_module.so and ngx_http_set_misc_module.so are
+#                        (default: NJS_MODULE's directory; libnginx-mod-http-set-misc)
+#   NJS_SCRIPT           the proxy's njs code (default: ../nginx/demohub.js next to this script)
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true   # '&' in a value must stay literal
 
@@ -45,6 +53,10 @@ PROXY_WORKERS=${PROXY_WORKERS:-auto}
 PROXY_POLL_INTERVAL=${PROXY_POLL_INTERVAL:-0.2}
 PROXY_TEMPLATE=${PROXY_TEMPLATE:-$here/../nginx/nginx.conf.template}
 NGINX_MIME_TYPES=${NGINX_MIME_TYPES:-/etc/nginx/mime.types}
+SPACES_SCHEME=${SPACES_SCHEME:-http}
+NJS_MODULE=${NJS_MODULE:-/usr/lib/nginx/modules/ngx_http_js_module.so}
+NGINX_MODULES_DIR=${NGINX_MODULES_DIR:-$(dirname "$NJS_MODULE")}
+NJS_SCRIPT=${NJS_SCRIPT:-$(cd "$here/../nginx" && pwd)/demohub.js}
 if [[ -z ${NGINX_BIN:-} ]]; then
     NGINX_BIN=$(command -v nginx || true)
     NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
@@ -62,6 +74,18 @@ PROXY_RUN_DIR=${PROXY_RUN_DIR%/}
 [[ $NGINX_MIME_TYPES =~ $safe_path ]] || die "bad NGINX_MIME_TYPES '$NGINX_MIME_TYPES'"
 [[ -f $PROXY_TEMPLATE ]] || die "template not found: $PROXY_TEMPLATE"
 [[ -x $NGINX_BIN ]] || die "nginx not found (set NGINX_BIN)"
+[[ $NJS_MODULE =~ $safe_path && -f $NJS_MODULE ]] \
+    || die "nginx's njs module not found at '$NJS_MODULE' (install libnginx-mod-http-js, or set NJS_MODULE)"
+[[ $NJS_SCRIPT =~ $safe_path && -f $NJS_SCRIPT ]] || die "njs script not found: '$NJS_SCRIPT'"
+for m in ndk_http_module.so ngx_http_set_misc_module.so; do
+    [[ $NGINX_MODULES_DIR =~ $safe_path && -f $NGINX_MODULES_DIR/$m ]] \
+        || die "nginx module $m not found in '$NGINX_MODULES_DIR' (install libnginx-mod-http-set-misc)"
+done
+case $SPACES_SCHEME in
+    https) SPACE_COOKIE_NAME=__Host-demohub_space ;;
+    http) SPACE_COOKIE_NAME=demohub_space ;;
+    *) die "bad SPACES_SCHEME '$SPACES_SCHEME' (expected http or https)" ;;
+esac
 
 addr_re='^([0-9]{1,5}|[A-Za-z0-9.*-]+:[0-9]{1,5}|\[[0-9A-Fa-f:.]+\]:[0-9]{1,5})$'
 read -r -a listen_addrs <<<"$PROXY_LISTEN"
@@ -118,7 +142,7 @@ chown --reference="$PROXY_STATE_DIR" "$PROXY_STATE_DIR/activity.log" 2>/dev/null
 chmod 0644 "$PROXY_STATE_DIR/activity.log" 2>/dev/null || true
 for name in USER_DIRECTIVE PROXY_WORKERS PROXY_RUN_DIR PROXY_ROUTES_DIR SPACES_DOMAIN \
             PROXY_MAX_BODY_SIZE HUB_UPSTREAM HUB_HOST PROXY_SHARED_SECRET DEFAULT_LISTEN \
-            NGINX_MIME_TYPES PROXY_STATE_DIR; do
+            NGINX_MIME_TYPES PROXY_STATE_DIR NJS_MODULE NGINX_MODULES_DIR NJS_SCRIPT SPACE_COOKIE_NAME; do
     conf=${conf//"\${$name}"/"${!name}"}
 done
 if [[ $conf == *'${'* ]]; then

@@ -121,6 +121,7 @@ class Stack:
             "QUOTA_RUNNING_SPACES_PER_USER": "0",
             "QUOTA_QUEUED_BUILDS_PER_USER": "0",
             "QUOTA_STORAGE_PER_USER": "0",
+            "LOGIN_RATE_PER_USERNAME_AND_IP": "1000/m",
         })
         ca = "/etc/ssl/certs/ca-certificates.crt"
         if "BUILD_CA_BUNDLE" not in os.environ and Path(ca).is_file():

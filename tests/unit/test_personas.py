@@ -36,8 +36,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.test import APIClient
 
-from spaces import comments, proxy_access
-from spaces.models import Space
+from spaces import access, comments, proxy_access
+from spaces.models import Comment, Space
 from tests.archives import make_archive
 
 from .conftest import _next_ip
@@ -48,6 +48,7 @@ PERSONAS = ("owner", "editor", "viewer", "stranger", "anonymous", "share", "revo
 VISIBILITIES = ("public", "private")
 LISTED, UNLISTED = "listed", "unlisted"
 SHOWN, HIDDEN = "shown", "hidden"
+DONE, LOGIN = "done", "login"
 
 
 def cells(*answers) -> dict:
@@ -100,6 +101,14 @@ EXPECTED: dict[str, dict[str, dict]] = {
                          "private": cells(201,      201,      201,      404,      404,      401,      404)},
     "api_like":         {"public":  cells(200,      200,      200,      200,      401,      401,      401),
                          "private": cells(200,      200,      200,      404,      404,      401,      404)},
+    # the hub's forms: DONE (redirected back to the space), LOGIN (sent to log in first)
+    "page_comment_add": {"public":  cells(DONE,     DONE,     DONE,     DONE,     LOGIN,    LOGIN,    LOGIN),
+                         "private": cells(DONE,     DONE,     DONE,     404,      LOGIN,    LOGIN,    LOGIN)},
+    "page_like":        {"public":  cells(DONE,     DONE,     DONE,     DONE,     LOGIN,    LOGIN,    LOGIN),
+                         "private": cells(DONE,     DONE,     DONE,     404,      LOGIN,    LOGIN,    LOGIN)},
+    # editing a comment is its author's (the viewer wrote the first one), within what one may see
+    "api_comment_edit": {"public":  cells(403,      403,      200,      403,      401,      401,      401),
+                         "private": cells(403,      403,      200,      404,      404,      401,      404)},
     # ---------------------------------------------------------------- build/run logs, revisions
     # (the status stays in the detail above: "public: build status only")
     "logs_page":        {"public":  cells(200,      200,      403,      403,      403,      403,      403),
@@ -123,6 +132,16 @@ EXPECTED: dict[str, dict[str, dict]] = {
                          "private": cells(200,      200,      403,      404,      404,      401,      404)},
     "api_secrets":      {"public":  cells(200,      200,      403,      403,      401,      401,      401),
                          "private": cells(200,      200,      403,      404,      404,      401,      404)},
+    "api_variable_put": {"public":  cells(201,      201,      403,      403,      401,      401,      401),
+                         "private": cells(201,      201,      403,      404,      404,      401,      404)},
+    "api_secret_put":   {"public":  cells(201,      201,      403,      403,      401,      401,      401),
+                         "private": cells(201,      201,      403,      404,      404,      401,      404)},
+    "page_variable_set": {"public": cells(DONE,     DONE,     403,      403,      403,      403,      403),
+                         "private": cells(DONE,     DONE,     403,      404,      404,      403,      404)},
+    "page_variable_delete": {"public": cells(DONE,  DONE,     403,      403,      403,      403,      403),
+                         "private": cells(DONE,     DONE,     403,      404,      404,      403,      404)},
+    "page_restart":     {"public":  cells(DONE,     DONE,     403,      403,      403,      403,      403),
+                         "private": cells(DONE,     DONE,     403,      404,      404,      403,      404)},
     # ---------------------------------------------------------------- visibility, access, pause, delete
     "access_page":      {"public":  cells(200,      403,      403,      403,      403,      403,      403),
                          "private": cells(200,      403,      403,      404,      404,      403,      404)},
@@ -136,6 +155,10 @@ EXPECTED: dict[str, dict[str, dict]] = {
                          "private": cells(202,      403,      403,      404,      404,      401,      404)},
     "api_delete":       {"public":  cells(202,      403,      403,      403,      401,      401,      401),
                          "private": cells(202,      403,      403,      404,      404,      401,      404)},
+    "api_collaborator_remove": {"public": cells(204, 403,     403,      403,      401,      401,      401),
+                         "private": cells(204,      403,      403,      404,      404,      401,      404)},
+    "api_share_link_revoke": {"public": cells(204,  403,      403,      403,      401,      401,      401),
+                         "private": cells(204,      403,      403,      404,      404,      401,      404)},
 }
 
 
@@ -190,6 +213,25 @@ class Surface:
 
 def hub_get(path: Callable[[Target], str], query: Callable[[Target], dict] = lambda t: {}) -> Call:
     return lambda c, t, s: c.browser.get(path(t), query(t))
+
+
+def hub_post(path: Callable[[Target], str], data: Callable[[Target], dict] = lambda t: {}) -> Call:
+    return lambda c, t, s: c.browser.post(path(t), data(t))
+
+
+def first_comment_id(t: Target) -> int:
+    """The target's first comment (the viewer's, see `world`); a missing space has none."""
+    found = Comment.objects.filter(space__owner__username=t.owner, space__name=t.name).order_by("pk").first()
+    return found.pk if found else 999_999
+
+
+def new_share_link_id(t: Target) -> int:
+    """A fresh link of the target's, made by its owner (a missing space has none)."""
+    space = Space.objects.filter(owner__username=t.owner, name=t.name).first()
+    if space is None:
+        return 999_999
+    link, _ = access.share_link_create(space=space, by=space.owner, note="to revoke")
+    return link.pk
 
 
 def api_call(method: str, suffix: str = "", body: Callable[[Target], dict] | None = None, fmt: str = "json") -> Call:
@@ -247,6 +289,22 @@ SURFACES: dict[str, Surface] = {
     "api_collaborators": Surface("api", ADMIN, api_call("get", "/collaborators")),
     "api_pause": Surface("api", ADMIN, api_call("post", "/pause")),
     "api_delete": Surface("api", ADMIN, api_call("delete")),
+    "page_comment_add": Surface("form", INTERACT, hub_post(lambda t: f"/spaces/{t.path}/comments",
+                                                           lambda t: {"body": "Nice."})),
+    "page_like": Surface("form", INTERACT, hub_post(lambda t: f"/spaces/{t.path}/like", lambda t: {"like": "1"})),
+    "api_comment_edit": Surface("api", INTERACT, lambda c, t, s: c.api.patch(
+        f"/api/spaces/{t.path}/comments/{first_comment_id(t)}", {"body": "Edited."}, format="json")),
+    "api_variable_put": Surface("api", EDIT, api_call("put", "/variables/COLOR", lambda t: {"value": "red"})),
+    "api_secret_put": Surface("api", EDIT, api_call("put", "/secrets/TOKEN", lambda t: {"value": "s3cret"})),
+    "page_variable_set": Surface("form", EDIT, hub_post(lambda t: f"/spaces/{t.path}/settings/variables",
+                                                        lambda t: {"kind": "variable", "key": "COLOR", "value": "red"})),
+    "page_variable_delete": Surface("form", EDIT, hub_post(lambda t: f"/spaces/{t.path}/settings/variables/delete",
+                                                           lambda t: {"kind": "variable", "key": "COLOR"})),
+    "page_restart": Surface("form", EDIT, hub_post(lambda t: f"/spaces/{t.path}/actions/restart")),
+    "api_collaborator_remove": Surface("api", ADMIN, lambda c, t, s: c.api.delete(
+        f"/api/spaces/{t.path}/collaborators/{VIEWER_NAME}")),
+    "api_share_link_revoke": Surface("api", ADMIN, lambda c, t, s: c.api.delete(
+        f"/api/spaces/{t.path}/share-links/{new_share_link_id(t)}")),
 }
 PROXY_KINDS = ("proxy_auth", "proxy_fallback")
 
@@ -273,6 +331,12 @@ def observe(kind: str, resp, target: Target) -> str | int:
     """The answer in EXPECTED's terms."""
     if kind in ("html", "api", "proxy_auth"):
         return resp.status_code
+    if kind == "form":
+        # A form post that was taken redirects back to the space's pages; one that needs a
+        # login first redirects there.
+        if resp.status_code == 302:
+            return LOGIN if urlsplit(resp["Location"]).path == "/accounts/login/" else DONE
+        return resp.status_code
     if kind == "html_list":
         assert resp.status_code == 200, resp.status_code
         return LISTED if f'data-space="{target.path}"' in resp.content.decode() else UNLISTED
@@ -295,7 +359,7 @@ def observe(kind: str, resp, target: Target) -> str | int:
 
 def answers_as_missing(kind: str, expected) -> bool:
     """Whether the cell is "no (404)": the answer must be the one for a missing space."""
-    return ((kind in ("html", "api") and expected == 404)
+    return ((kind in ("html", "api", "form") and expected == 404)
             or (kind == "proxy_auth" and expected == 401)
             or (kind in ("go", "proxy_fallback") and expected == HIDDEN))
 
@@ -510,3 +574,112 @@ def test_error_shown_below_editor_never_quotes_the_run_log(world, failing_world,
     shown["proxy API answer"] = SURFACES["proxy_api"].call(caller, target, settings).content.decode()
     leaks = {where: line for where, text in shown.items() for line in run_log_lines if line in text}
     assert not leaks, f"{who} on the {visibility} space ({scenario}) reads run-log text: {leaks}"
+
+
+# ------------------------------------------------------------------------------ every route is classified
+# Every URL pattern of hub.urls is either checked by surfaces of the matrix above or listed,
+# with the reason, among the routes no persona row applies to. A new route fails
+# test_every_route_is_in_the_matrix_or_explained until it is one or the other.
+S = "spaces/<str:owner>/<str:name>"
+A = f"api/{S}"
+VIEWER_NAME = "vera"  # the viewer of `people` (conftest.py)
+
+ROUTE_SURFACES: dict[str, tuple[str, ...]] = {
+    "": ("browse", "browse_search"),
+    "users/<str:username>": ("owner_profile",),
+    "go/<str:label>": ("go",),
+    S: ("page", "page_comments"),
+    f"{S}/logs": ("logs_page",),
+    f"{S}/settings": ("settings_page",),
+    f"{S}/settings/variables": ("page_variable_set",),
+    f"{S}/settings/variables/delete": ("page_variable_delete",),
+    f"{S}/actions/<str:action>": ("page_restart",),
+    f"{S}/access": ("access_page",),
+    f"{S}/comments": ("page_comment_add",),
+    f"{S}/like": ("page_like",),
+    "api/spaces": ("api_list", "api_search"),
+    A: ("api_detail", "api_visibility", "api_delete"),
+    f"{A}/revisions": ("api_revisions", "api_upload"),
+    f"{A}/revisions/<int:number>": ("api_revision",),
+    f"{A}/logs/<str:kind>": ("api_build_log", "api_run_log"),
+    f"{A}/restart": ("api_restart",),
+    f"{A}/pause": ("api_pause",),
+    f"{A}/variables": ("api_variables",),
+    f"{A}/variables/<str:key>": ("api_variable_put",),
+    f"{A}/secrets": ("api_secrets",),
+    f"{A}/secrets/<str:key>": ("api_secret_put",),
+    f"{A}/comments": ("api_comments", "api_comment_add"),
+    f"{A}/comments/<int:comment_id>": ("api_comment_edit",),
+    f"{A}/like": ("api_like",),
+    f"{A}/collaborators": ("api_collaborators",),
+    f"{A}/collaborators/<str:username>": ("api_collaborator_remove",),
+    f"{A}/share-links": ("api_share_links",),
+    f"{A}/share-links/<int:link_id>": ("api_share_link_revoke",),
+    "internal/proxy/auth": ("proxy_auth",),
+    "internal/proxy/fallback": ("proxy_html", "proxy_api"),
+    # Every "cookie" case of the proxy surfaces gets its cookie here (space_cookie above).
+    "internal/proxy/session": ("proxy_auth", "proxy_html", "proxy_api"),
+}
+
+ROUTES_OUTSIDE_THE_MATRIX: dict[str, str] = {
+    "new": "creates a space of the caller's own: no existing space, no role",
+    "accounts/signup/": "the caller's own account",
+    "accounts/login/": "the caller's own account (rate limits: test_accounts_pages.py, test_revocation.py)",
+    "accounts/logout/": "the caller's own session (its space cookies end: test_revocation.py)",
+    "accounts/password/": "the caller's own account",
+    "accounts/password/done/": "the caller's own account",
+    "settings/": "the caller's own account",
+    "settings/tokens": "the caller's own tokens",
+    "settings/tokens/<int:token_id>/revoke": "the caller's own tokens (test_accounts_pages.py)",
+    "api/users": "sign-up: the caller's own account",
+    "api/users/<str:username>": "a user's public profile: no space (test_discovery.py)",
+    "api/token": "the caller's own tokens",
+    "api/tokens": "the caller's own tokens",
+    "api/tokens/<int:token_id>": "the caller's own tokens (test_api_accounts.py)",
+    "api/me": "the caller's own account",
+    "api/schema": "the OpenAPI schema: public, no space",
+    "readyz": "the public readiness probe: no space",
+    "s/<str:token>": "redeems a share link: the matrix's share and revoked personas enter through it "
+                     "(World._link_holder); its own rules: test_private_access.py",
+    f"{S}/comments/<int:comment_id>/<str:action>": "a comment's author or the space owner acts on it, by the "
+                                                   "services api_comment_edit checks; the page answers by a "
+                                                   "redirect with a message (test_comments.py)",
+    "internal/proxy/wake": "a sleeping space's hold: the proxy's key and the same proxy_role as "
+                           "internal/proxy/auth (test_sleep.py)",
+}
+# Django's admin: staff only, behind its own login (rate limited like the hub's).
+ADMIN_PREFIX = "admin/"
+
+
+def hub_routes() -> list[str]:
+    """Every pattern of hub.urls, nested includes joined (`api/` + `spaces/<str:owner>/...`)."""
+    from django.urls import URLResolver, get_resolver
+
+    def walk(resolver, prefix: str):
+        for pattern in resolver.url_patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern, route)
+            else:
+                yield route
+
+    return list(walk(get_resolver("hub.urls"), ""))
+
+
+def test_every_route_is_in_the_matrix_or_explained():
+    routes = hub_routes()
+    assert any(r.startswith(ADMIN_PREFIX) for r in routes)            # the walk reaches includes
+    unclassified = [r for r in routes if not r.startswith(ADMIN_PREFIX)
+                    and r not in ROUTE_SURFACES and r not in ROUTES_OUTSIDE_THE_MATRIX]
+    assert not unclassified, (
+        "routes the persona matrix does not cover: add surfaces and EXPECTED rows for them, or "
+        f"(for a route no space role applies to) a reason in ROUTES_OUTSIDE_THE_MATRIX: {unclassified}")
+    stale = (set(ROUTE_SURFACES) | set(ROUTES_OUTSIDE_THE_MATRIX)) - set(routes)
+    assert not stale, f"classified routes that hub.urls no longer has: {sorted(stale)}"
+    assert not set(ROUTE_SURFACES) & set(ROUTES_OUTSIDE_THE_MATRIX)
+
+
+def test_every_surface_is_filed_under_its_route():
+    named = {surface for surfaces in ROUTE_SURFACES.values() for surface in surfaces}
+    assert named <= set(SURFACES), sorted(named - set(SURFACES))
+    assert set(SURFACES) <= named, f"surfaces filed under no route: {sorted(set(SURFACES) - named)}"
