@@ -474,6 +474,20 @@ def stop_http(srv: _Server) -> None:
             pass
 
 
+def proxy_settings(base: Path, port: int, hub, **extra: str) -> dict[str, str]:
+    """The settings of a one-worker test proxy under `base`, in front of the test hub `hub`."""
+    return {
+        "PROXY_ROUTES_DIR": str(base / "proxy" / "routes"),
+        "PROXY_RUN_DIR": str(base / "run"),
+        "PROXY_LISTEN": f"127.0.0.1:{port}",
+        "HUB_UPSTREAM": f"127.0.0.1:{hub.server_address[1]}",
+        "PROXY_SHARED_SECRET": SECRET,
+        "PROXY_WORKERS": "1",
+        "SPACES_DOMAIN": "spaces.localhost",
+        **extra,
+    }
+
+
 class Proxy:
     def __init__(self, base: Path, port: int, env: dict):
         self.base, self.port, self.env = base, port, env
@@ -580,15 +594,7 @@ def stack():
     os.symlink(site, base / "sites" / "site")
 
     port = free_port()
-    proxy = Proxy(base, port, {
-        "PROXY_ROUTES_DIR": str(base / "proxy" / "routes"),
-        "PROXY_RUN_DIR": str(base / "run"),
-        "PROXY_LISTEN": f"127.0.0.1:{port}",
-        "HUB_UPSTREAM": f"127.0.0.1:{hub.server_address[1]}",
-        "PROXY_SHARED_SECRET": SECRET,
-        "PROXY_WORKERS": "1",
-        "SPACES_DOMAIN": "spaces.localhost",
-    })
+    proxy = Proxy(base, port, proxy_settings(base, port, hub))
     hub.auth_calls = []
     proxy.routes = {
         "app": container("app", f"127.0.0.1:{app.server_address[1]}"),

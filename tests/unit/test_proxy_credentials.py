@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from runner.proxy import sync_routes
-from tests.unit.test_proxy import (SECRET, AppHandler, HubHandler, Proxy, container, echo, free_port,
-                                   require_nginx, start_http, stop_http)
+from tests.unit.test_proxy import (AppHandler, HubHandler, Proxy, container, echo, free_port,
+                                   proxy_settings, require_nginx, start_http, stop_http)
 
 
 @pytest.fixture(scope="module", params=["http", "https"])
@@ -27,16 +27,8 @@ def proxy(request):
     app, hub = start_http(AppHandler, "app"), start_http(HubHandler, "hub")
     hub.auth_calls = []
     port = free_port()
-    p = Proxy(base, port, {
-        "PROXY_ROUTES_DIR": str(base / "proxy" / "routes"),
-        "PROXY_RUN_DIR": str(base / "run"),
-        "PROXY_LISTEN": f"127.0.0.1:{port}",
-        "HUB_UPSTREAM": f"127.0.0.1:{hub.server_address[1]}",
-        "PROXY_SHARED_SECRET": SECRET,
-        "PROXY_WORKERS": "1",
-        "SPACES_DOMAIN": "spaces.localhost",
-        "SPACES_SCHEME": request.param,   # the proxy itself listens on plain http either way
-    })
+    # SPACES_SCHEME: the proxy itself listens on plain http either way.
+    p = Proxy(base, port, proxy_settings(base, port, hub, SPACES_SCHEME=request.param))
     upstream = f"127.0.0.1:{app.server_address[1]}"
     sync_routes([container("pub", upstream), container("priv", upstream, private=True)], p.cfg)
     p.start()

@@ -13,21 +13,16 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
-from django.db import connection
 from django.test import AsyncClient
 from django.utils import timezone
 
 from spaces import services, sleep, waits
 from spaces.models import Space
+from tests.unit.test_stream_connections import other_connections
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("hub")]
 
 
-def other_connections() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        return cursor.fetchone()[0]
 
 
 @pytest.fixture
