@@ -324,8 +324,16 @@ def foreign_containers(stack) -> list[str]:
     """Running containers on the engine that no stack of this test run started (someone else's
     spaces, builds, or anything else on the machine)."""
     found = docker.from_env().containers.list()
+    # The compose stack that `make up` started from this same checkout (and its spaces) is the
+    # developer's own, and comes back by itself (restart: unless-stopped): the README promises
+    # `make up` then `make test` in one checkout.
+    def from_here(c) -> bool:
+        return c.labels.get("com.docker.compose.project.working_dir") == str(ROOT)
+
+    ours = set(STARTED_INSTANCES) | {c.labels["demohub.instance"] for c in found
+                                     if from_here(c) and "demohub.instance" in c.labels}
     return [f"{c.name} ({c.labels.get('demohub.instance', 'no demohub label')})" for c in found
-            if c.labels.get("demohub.instance") not in STARTED_INSTANCES]
+            if not from_here(c) and c.labels.get("demohub.instance") not in ours]
 
 
 def engine_restart(stack) -> float:
