@@ -300,6 +300,13 @@ def wake_requested(space_id: int) -> bool:
     return True
 
 
+def _sleeping_space(space_id: int) -> Space | None:
+    """The space, locked by the caller, if it still sleeps with a revision to wake into."""
+    space = (Space.objects.select_related("owner", "running_revision")
+             .filter(pk=space_id, status=S.SLEEPING).first())
+    return space if space is not None and space.running_revision is not None else None
+
+
 def space_wake(space_id: int) -> None:
     """Frozen: unfreeze (fast, on the lifecycle queue). Stopped (or a frozen container that is
     gone): hand the start to the starts queue (space_wake_start), whose waits hold up nothing
@@ -307,9 +314,8 @@ def space_wake(space_id: int) -> None:
     handed_over = False
     try:
         with space_lock(space_id):
-            space = (Space.objects.select_related("owner", "running_revision")
-                     .filter(pk=space_id, status=S.SLEEPING).first())
-            if space is None or space.running_revision is None:
+            space = _sleeping_space(space_id)
+            if space is None:
                 return
             name = services.container_name(space, space.active_slot)
             if space.sleep_mode == FROZEN and services.get_backend().unfreeze(name):
@@ -330,9 +336,8 @@ def space_wake_start(space_id: int) -> None:
     (the starts queue)."""
     try:
         with space_lock(space_id):
-            space = (Space.objects.select_related("owner", "running_revision")
-                     .filter(pk=space_id, status=S.SLEEPING).first())
-            if space is None or space.running_revision is None:
+            space = _sleeping_space(space_id)
+            if space is None:
                 return
             try:
                 make_room(space.pk)
