@@ -15,6 +15,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from hub.sites import same_site, site_of
+from spaces.operations import logconfig as operations_logconfig
 from runner import egress
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -460,11 +461,24 @@ CELERY_BEAT_SCHEDULE = {
     "housekeeping": {"task": "spaces.tasks.housekeeping_task", "schedule": HOUSEKEEPING_INTERVAL},
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# --- Operations (README "Operations: metrics, health, logs, backups"; spaces/operations/) ---
+# Log lines as JSON objects with the request id ("json"), or structlog's console rendering
+# for a person at a terminal ("console"; the unit tests use it).
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+try:
+    LOGGING = operations_logconfig.logging_config(LOG_FORMAT, LOG_LEVEL)
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from exc
+operations_logconfig.configure_structlog()
+# Celery leaves the root logger to LOGGING above, so worker lines are JSON too.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# The request id and the hub's HTTP metrics: outermost, so they see every answer.
+MIDDLEWARE.insert(0, "spaces.operations.middleware.RequestMiddleware")
+# GET /metrics answers only with "Authorization: Bearer <METRICS_TOKEN>"; empty: /metrics is off
+# (404). `make up` generates one into .env.
+METRICS_TOKEN = env_secret("METRICS_TOKEN", "").strip()
+# Where every hub process (web, workers, beat) keeps its counters for the web process to merge
+# at a scrape (prometheus_client's multiprocess mode): a folder all of them share. Empty: each
+# process counts alone and /metrics shows the web process's only.
+METRICS_MULTIPROC_DIR = env.str("METRICS_MULTIPROC_DIR", default=str(DATA_DIR / "metrics"))

@@ -24,7 +24,7 @@ done <"$ENV_FILE"
 
 # Secrets: generated once into the env file, never into an image.
 # SECRETS_ENCRYPTION_KEY is a Fernet key: 32 random bytes in URL-safe base64.
-for key in DJANGO_SECRET_KEY PROXY_SHARED_SECRET SECRETS_ENCRYPTION_KEY; do
+for key in DJANGO_SECRET_KEY PROXY_SHARED_SECRET SECRETS_ENCRYPTION_KEY METRICS_TOKEN; do
   if [ -z "${!key:-}" ]; then
     if [ "$key" = SECRETS_ENCRYPTION_KEY ]; then
       value=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_')
@@ -74,7 +74,7 @@ fi
 
 compose() { docker-compose -p "$COMPOSE_PROJECT_NAME" --env-file "$ENV_FILE" "$@"; }
 local_host() { case $1 in 0.0.0.0 | '' | '[::]' | '::') echo 127.0.0.1 ;; *) echo "$1" ;; esac; }
-hub_url="http://$(local_host "${HUB_BIND:-127.0.0.1}"):$HUB_PORT/"
+hub_url="http://$(local_host "${HUB_BIND:-127.0.0.1}"):$HUB_PORT/healthz"
 proxy_url="http://$(local_host "${PROXY_LISTEN%:*}"):${PROXY_LISTEN##*:}/"
 status() { curl -s -o /dev/null -w '%{http_code}' --noproxy '*' --max-time 3 "$1" || true; }
 hub_ok() { [ "$hub" -ge 100 ] && [ "$hub" -lt 500 ]; }

@@ -1,0 +1,18 @@
+"""Operations: what an operator runs the hub with (issue 13, items 2-5).
+
+This room owns:
+
+* `/metrics` (metrics.py, api.py): the Prometheus text format, counters shared by the web
+  process and every Celery worker through prometheus_client's multiprocess mode
+  (METRICS_MULTIPROC_DIR on the data volume), plus figures read at scrape time (queue depths from
+  Redis, spaces by status from Postgres). Protected by METRICS_TOKEN.
+* `/healthz` (process up, touches nothing) and, beside the readiness probe of
+  spaces/readiness.py, the 503 rules of both.
+* Request ids and structured logs (requestids.py, logconfig.py, middleware.py, celery_hooks.py): a
+  request id from the proxy's X-Request-ID (or a fresh one) in every JSON log line of the
+  request, carried into Celery tasks as a message header and into the build log.
+* Backups (scripts/backup.sh, scripts/restore.sh; README "Backups and restores").
+
+It reads every room below it and nothing imports it but the URL roots, the settings (logging)
+and the app's ready() hook.
+"""
