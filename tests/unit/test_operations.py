@@ -242,3 +242,13 @@ def test_restore_rebuilds_the_revision_each_space_ran_under_its_own_number(peopl
     rev = fresh(built).latest_revision
     assert (rev.number, rev.status) == (1, "succeeded") and rev.image
     assert fresh(empty).status == "NO_APP_FILE"
+
+
+def test_the_openapi_schema_lists_the_probes_and_metrics(client):
+    r = client.get("/api/schema", HTTP_ACCEPT="application/json")
+    assert r.status_code == 200
+    paths = json.loads(r.content)["paths"]
+    assert set(paths["/healthz"]["get"]["responses"]) == {"200"}
+    assert set(paths["/readyz"]["get"]["responses"]) == {"200", "503"}
+    assert set(paths["/metrics"]["get"]["responses"]) == {"200", "401", "404", "503"}
+    assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
