@@ -21,6 +21,12 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ENV_FILE=$(realpath -m "${DEMOHUB_ENV_FILE:-$ROOT/.env}")
 cd "$ROOT"
 log() { echo "[restore] $*" >&2; }
+# Keys the caller's environment sets win over the env file (as in `make up`): noted before
+# stack-env.sh exports the env file's.
+preset=" "
+for key in DJANGO_SECRET_KEY PROXY_SHARED_SECRET SECRETS_ENCRYPTION_KEY METRICS_TOKEN; do
+  if [ -n "${!key+set}" ]; then preset+="$key "; fi
+done
 # shellcheck source=scripts/stack-env.sh
 . "$ROOT/scripts/stack-env.sh"
 
@@ -69,10 +75,11 @@ if [ -f "$work/env" ] && [ "$(setting RESTORE_ENV true)" = true ]; then
     grep -v "^$key=" "$ENV_FILE" >"$work/env.new" || true
     printf '%s\n' "$line" >>"$work/env.new"
     cat "$work/env.new" >"$ENV_FILE"
-    if [ -n "${!key+set}" ] && [ "${!key}" != "${line#*=}" ]; then
-      log "warning: $key is set in the environment and wins over the restored one; unset it"
+    if [[ $preset == *" $key "* ]] && [ "${!key}" != "${line#*=}" ]; then
+      log "warning: $key is set in the environment and wins over the restored one; unset it and run make up"
+    else
+      unset "$key"
     fi
-    unset "$key"
   done
   log "took the keys of the archived env file into $ENV_FILE"
 fi

@@ -252,3 +252,25 @@ def test_the_openapi_schema_lists_the_probes_and_metrics(client):
     assert set(paths["/readyz"]["get"]["responses"]) == {"200", "503"}
     assert set(paths["/metrics"]["get"]["responses"]) == {"200", "401", "404", "503"}
     assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
+
+
+def test_a_wake_that_brought_the_space_back_is_counted(people, make_space, metrics_on, client):
+    from spaces.models import Space
+    from spaces.operations import celery_hooks
+
+    space = make_space(people["owner"], "sleeper", sdk="gradio")
+    before = scrape(client)
+    for status, task_name in (("RUNNING", "spaces.tasks.wake_space_task"),
+                              ("APP_STARTING", "spaces.tasks.wake_space_task"),  # handed on to a start
+                              ("RUNNING", "spaces.tasks.wake_start_space_task")):
+        Space.objects.filter(pk=space.pk).update(status=status)
+        task = mock.Mock(request=mock.Mock(demohub_request_id=None, headers=None, is_eager=True))
+        task.name = task_name
+        task_id = uuid.uuid4().hex
+        celery_hooks.task_started(task_id=task_id, task=task)
+        celery_hooks.task_ended(task_id=task_id, task=task, args=[space.pk], kwargs={}, state="SUCCESS")
+    after = scrape(client)
+    for kind in ("unfreeze", "start"):
+        key = (("kind", kind),)
+        assert after["demohub_wakes_total"][key] - before.get("demohub_wakes_total", {}).get(key, 0) == 1
+        assert after["demohub_wake_duration_seconds_count"][key] >= 1
