@@ -15,8 +15,11 @@ log() { echo "[up] $*" >&2; }
 
 # The env file fills in only what the environment leaves unset (the precedence compose uses).
 (umask 077 && touch "$ENV_FILE")
-while IFS='=' read -r key value || [ -n "$key" ]; do
-  [[ $key =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+# Split at the first "=" by hand: `IFS='=' read key value` drops one trailing "=" of the value,
+# which every generated SECRETS_ENCRYPTION_KEY (base64 of 32 bytes) ends with.
+while IFS= read -r line || [ -n "$line" ]; do
+  key=${line%%=*} value=${line#*=}
+  [[ $line == *=* && $key =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
   value=${value%$'\r'}
   if [[ $value =~ ^\"(.*)\"$ || $value =~ ^\'(.*)\'$ ]]; then value=${BASH_REMATCH[1]}; fi
   [ -n "${!key+set}" ] || export "$key=$value"
