@@ -11,7 +11,10 @@ This room owns:
 * Request ids and structured logs (requestids.py, logconfig.py, middleware.py, celery_hooks.py): a
   request id from the proxy's X-Request-ID (or a fresh one) in every JSON log line of the
   request, carried into Celery tasks as a message header and into the build log.
-* Backups (scripts/backup.sh, scripts/restore.sh; README "Backups and restores").
+* Backups (scripts/backup.sh, scripts/restore.sh; README "Backups and restores"); after a
+  restore, services.py builds again the revision each space ran.
+
+selectors.py holds the reads a scrape makes; api.py the probe and scrape views.
 
 It reads every room below it and nothing imports it but the URL roots, the settings (logging)
 and the app's ready() hook.

@@ -39,7 +39,7 @@ def carry_request_id(headers=None, **_kwargs) -> None:
         headers.setdefault(requestids.CELERY_HEADER, rid)
 
 
-def _request_id_of(task) -> str:
+def request_id_of(task) -> str:
     request = task.request
     rid = getattr(request, requestids.CELERY_HEADER, None)
     if not rid:
@@ -51,7 +51,7 @@ def _request_id_of(task) -> str:
 
 @task_prerun.connect(weak=False)
 def task_started(task_id=None, task=None, **_kwargs) -> None:
-    tokens = structlog.contextvars.bind_contextvars(request_id=_request_id_of(task), task=task.name,
+    tokens = structlog.contextvars.bind_contextvars(request_id=request_id_of(task), task=task.name,
                                                     task_id=task_id)
     _running[task_id] = (tokens, time.monotonic(), datetime.now(timezone.utc))
 

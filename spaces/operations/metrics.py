@@ -24,6 +24,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY
 
+from . import selectors
+
 # One id per process tree, inherited by forks (whose pids differ): unique across containers.
 _TREE = secrets.token_hex(4)
 
@@ -78,18 +80,6 @@ def method_label(method: str) -> str:
     return method if method in METHODS else "other"
 
 
-def queue_names() -> list[str]:
-    names = {settings.CELERY_TASK_DEFAULT_QUEUE, "builds", "lifecycle", "starts", "routes"}
-    names.update(route["queue"] for route in settings.CELERY_TASK_ROUTES.values() if "queue" in route)
-    return sorted(names)
-
-
-def queue_key(queue: str) -> str:
-    """The Redis list Celery's Redis transport keeps a queue in (global_keyprefix + name)."""
-    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
-    return prefix + queue
-
-
 class ScrapeCollector:
     """State read at scrape time. Raises what the database or Redis raise: the view answers 503."""
 
@@ -97,27 +87,12 @@ class ScrapeCollector:
         self.redis = redis_client
 
     def collect(self):
-        from spaces.models import Space
-        from spaces.status import SpaceStatus
-        from django.db.models import Count
-
         depth = GaugeMetricFamily("demohub_queue_depth", "Tasks waiting in a Celery queue (Redis list length)",
                                   labels=["queue"])
-        pipe = self.redis.pipeline()
-        names = queue_names()
-        for name in names:
-            pipe.llen(queue_key(name))
-        for name, length in zip(names, pipe.execute()):
+        for name, length in selectors.queue_depths(self.redis).items():
             depth.add_metric([name], length)
         yield depth
-
-        counts = {s: 0 for s in SpaceStatus.values}
-        tiers = {"frozen": 0, "stopped": 0}
-        for row in Space.objects.values("status", "sleep_mode").annotate(n=Count("id")):
-            counts[row["status"]] = counts.get(row["status"], 0) + row["n"]
-            if row["status"] == SpaceStatus.SLEEPING:
-                tier = row["sleep_mode"] if row["sleep_mode"] in tiers else "stopped"
-                tiers[tier] += row["n"]
+        counts, tiers = selectors.spaces_by_status()
         spaces = GaugeMetricFamily("demohub_spaces", "Spaces by status", labels=["status"])
         for name, n in sorted(counts.items()):
             spaces.add_metric([name], n)

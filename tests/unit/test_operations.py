@@ -181,7 +181,7 @@ def test_celery_messages_carry_the_request_id():
         demohub_request_id = "abcdef0123456789"
         is_eager = False
 
-    assert celery_hooks._request_id_of(mock.Mock(request=Request())) == "abcdef0123456789"
+    assert celery_hooks.request_id_of(mock.Mock(request=Request())) == "abcdef0123456789"
 
 
 def test_json_log_lines_carry_the_request_id():
@@ -215,7 +215,7 @@ def test_restore_rebuilds_the_revision_each_space_ran_under_its_own_number(peopl
                                                                            run_on_commit):
     from spaces import services
     from spaces.models import Revision
-    from spaces.operations import restore
+    from spaces.operations import services as operations
     from tests.unit.helpers import fresh
 
     owner = people["owner"]
@@ -231,7 +231,7 @@ def test_restore_rebuilds_the_revision_each_space_ran_under_its_own_number(peopl
     revisions_before = Revision.objects.count()
 
     with run_on_commit():
-        outcome = restore.spaces_rebuild()
+        outcome = operations.spaces_rebuild_after_restore()
 
     assert outcome.rebuilding == [f"{owner.username}/built r1"]
     assert outcome.static == [f"{owner.username}/site"]

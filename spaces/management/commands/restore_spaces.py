@@ -1,16 +1,16 @@
-"""Rebuild the images of restored spaces (run by scripts/restore.sh; spaces/operations/restore.py)."""
+"""Rebuild the images of restored spaces (run by scripts/restore.sh; spaces/operations/services.py)."""
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from spaces.operations import restore
+from spaces.operations import services
 
 
 class Command(BaseCommand):
     help = "After `make restore`: build again the revision every space ran, so it starts."
 
     def handle(self, *args, **options):
-        outcome = restore.spaces_rebuild()
+        outcome = services.spaces_rebuild_after_restore()
         for line in outcome.rebuilding:
             self.stdout.write(f"rebuilding {line}")
         for name in outcome.static:

@@ -1,4 +1,5 @@
-"""After a restore (scripts/restore.sh): bring back what the archive cannot hold.
+"""Writes of the operations room: after a restore (scripts/restore.sh), bring back what the
+archive cannot hold.
 
 An archive holds the database, the snapshots and the static sites; not the images and
 containers of the machine it came from. Every space that ran, slept or was starting gets the
@@ -39,7 +40,7 @@ def _target(space: Space) -> Revision | None:
     return latest if latest is not None and latest.status == Revision.Status.SUCCEEDED else None
 
 
-def spaces_rebuild() -> Outcome:
+def spaces_rebuild_after_restore() -> Outcome:
     outcome = Outcome()
     spaces = Space.objects.select_related("owner", "running_revision", "latest_revision").order_by("pk")
     for space in spaces:
