@@ -17,9 +17,11 @@ FAILED = (("outcome", "failed"), ("sdk", "docker"))
 
 
 def scrape(stack) -> dict[str, dict]:
+    started = time.monotonic()
     r = requests.get(f"{stack.hub_url}/metrics", headers={"Authorization": f"Bearer {stack.env['METRICS_TOKEN']}"},
                      timeout=30)
     assert r.status_code == 200, r.text
+    print(f"/metrics: {len(r.content)} bytes in {1000 * (time.monotonic() - started):.1f} ms")
     found: dict[str, dict] = {}
     for family in text_string_to_metric_families(r.text):
         for sample in family.samples:
