@@ -253,8 +253,7 @@ def _hub_headers(reason: str) -> list[str]:
         "proxy_set_header X-Demohub-Uri $request_uri;",
         "proxy_set_header X-Demohub-Method $request_method;",
         f"proxy_set_header X-Demohub-Reason {reason};",
-        "proxy_set_header X-Demohub-Proxy-Key $demohub_proxy_key;",
-        "proxy_set_header X-Request-ID $demohub_request_id;",
+        "proxy_set_header X-Demohub-Proxy-Key $demohub_proxy_key; proxy_set_header X-Request-ID $demohub_request_id;",
         "proxy_set_header X-Demohub-Space-Cookie $demohub_space_cookie;",
         "proxy_set_header X-Forwarded-For $remote_addr;",
         "proxy_set_header X-Forwarded-Proto $scheme;",
@@ -418,8 +417,7 @@ def _render_container(route: Route, upstream: str, config: ProxyConfig, *,
         '        proxy_set_header X-HF-Authorization "";',
         "        proxy_set_header Authorization $demohub_app_authorization;",
         "        proxy_set_header Cookie $demohub_app_cookie;",
-        '        proxy_set_header X-Demohub-Proxy-Key "";',
-        "        proxy_set_header X-Request-ID $demohub_request_id;",
+        '        proxy_set_header X-Demohub-Proxy-Key ""; proxy_set_header X-Request-ID $demohub_request_id;',
         '        proxy_set_header X-Demohub-Space-Cookie "";',
         '        proxy_set_header Proxy "";',
         "        proxy_buffering off;",
@@ -714,7 +712,7 @@ def _remove_others(keep, config: ProxyConfig) -> bool:
                     entry.unlink()
     # Flags of routes that are gone. The flags of live routes are left alone: reconciliation
     # reads its rows unlocked, and a stale row must not move a slot a switch just moved
-    # (spaces/redeploy.py repairs a wrong flag under the row's lock).
+    # (spaces/lifecycle/redeploy.py repairs a wrong flag under the row's lock).
     slots_dir = config.slots_dir
     if slots_dir.is_dir():
         for entry in slots_dir.iterdir():

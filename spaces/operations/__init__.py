@@ -16,6 +16,8 @@ This room owns:
 
 selectors.py holds the reads a scrape makes; api.py the probe and scrape views.
 
-It reads every room below it and nothing imports it but the URL roots, the settings (logging)
-and the app's ready() hook.
+May call every other room (it reads them all: rows for the scrape, the readiness checks, the
+build and wake rows its task hooks count); nothing imports it but the URL roots, the settings
+(logconfig.py) and the app's ready() hook, and lower rooms read the request id it binds only
+through structlog's context variables.
 """

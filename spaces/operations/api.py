@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from spaces import readiness
+from spaces.lifecycle import readiness
 
 from . import metrics
 

@@ -84,7 +84,7 @@ def _first_arg(args, kwargs, name):
 
 def _count_build(revision_id, since: datetime) -> None:
     """Count the build this task ended; a duplicate that found it done counts nothing."""
-    from spaces.models import Revision
+    from spaces.records.models import Revision
 
     rev = (Revision.objects.filter(pk=revision_id, status__in=Revision.FINAL_STATES, finished_at__gte=since)
            .select_related("space").first())
@@ -96,8 +96,8 @@ def _count_build(revision_id, since: datetime) -> None:
 
 
 def _count_wake(space_id, kind: str, took: float) -> None:
-    from spaces.models import Space
-    from spaces.status import SERVING
+    from spaces.records.models import Space
+    from spaces.records.status import SERVING
 
     if Space.objects.filter(pk=space_id, status__in=SERVING).exists():
         metrics.wakes.labels(kind).inc()

@@ -3,12 +3,13 @@ reading a terminal or a test's output, structlog's console rendering), with the 
 
 The hub's code keeps using the standard `logging` module; structlog's ProcessorFormatter turns
 each record into JSON and adds the context variables bound for the request or the Celery task
-(request_id, task, task_id). hub/settings.py builds LOGGING from `logging_config()`; this module
-imports nothing of Django, since the settings import it.
+(request_id, task, task_id). hub/settings.py takes LOGGING from `from_env()`; this module
+reads no Django settings, since the settings import it.
 """
 from __future__ import annotations
 
 import structlog
+from django.core.exceptions import ImproperlyConfigured
 
 FORMATS = ("json", "console")
 
@@ -49,6 +50,18 @@ def logging_config(fmt: str, level: str) -> dict:
                     # Named so that it stays off (a child of a named logger would be reset to propagate).
                     "uvicorn.access": {"handlers": [], "propagate": False}},
     }
+
+
+def from_env(env) -> tuple[str, str, dict]:
+    """(LOG_FORMAT, LOG_LEVEL, LOGGING) from the environment (django-environ's Env); sets up
+    structlog's own loggers too. A bad LOG_FORMAT stops the hub, naming it."""
+    fmt, level = env.str("LOG_FORMAT", default="json"), env.str("LOG_LEVEL", default="INFO")
+    try:
+        config = logging_config(fmt, level)
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
+    configure_structlog()
+    return fmt, level, config
 
 
 def configure_structlog() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models import Count
 
-from spaces.models import Space
-from spaces.status import SpaceStatus
+from spaces.records.models import Space
+from spaces.records.status import SpaceStatus
 
 SLEEP_TIERS = ("frozen", "stopped")
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from celery import current_app
 from django.db import transaction
 
-from spaces.models import Revision, Sdk, Space
-from spaces.status import SpaceStatus
+from spaces.records.models import Revision, Sdk, Space
+from spaces.records.status import SpaceStatus
 
 log = logging.getLogger(__name__)
 BUILD_TASK = "spaces.tasks.build_revision_task"

@@ -213,7 +213,7 @@ def test_json_log_lines_carry_the_request_id():
 # ----------------------------------------------------------------------------- after a restore
 def test_restore_rebuilds_the_revision_each_space_ran_under_its_own_number(people, make_space, push, repo, hub,
                                                                            run_on_commit):
-    from spaces import services
+    from spaces.lifecycle import services
     from spaces.models import Revision
     from spaces.operations import services as operations
     from tests.unit.helpers import fresh
