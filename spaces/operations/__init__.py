@@ -7,7 +7,7 @@ This room owns:
   (METRICS_MULTIPROC_DIR on the data volume), plus figures read at scrape time (queue depths from
   Redis, spaces by status from Postgres). Protected by METRICS_TOKEN.
 * `/healthz` (process up, touches nothing) and, beside the readiness probe of
-  spaces/readiness.py, the 503 rules of both.
+  spaces/lifecycle/readiness.py, the 503 rules of both.
 * Request ids and structured logs (requestids.py, logconfig.py, middleware.py, celery_hooks.py): a
   request id from the proxy's X-Request-ID (or a fresh one) in every JSON log line of the
   request, carried into Celery tasks as a message header and into the build log.
