@@ -284,6 +284,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 2**20
 
 # --- Accounts ------------------------------------------------------------------------------
 SIGNUP_OPEN = env.bool("SIGNUP_OPEN", default=True)
+# Cards per page of the browse and profile pages (the API's page size is its ?page_size).
+BROWSE_PAGE_SIZE = env.int("BROWSE_PAGE_SIZE", default=24)
+if not 1 <= BROWSE_PAGE_SIZE <= 500:
+    raise ImproperlyConfigured(f"BROWSE_PAGE_SIZE={BROWSE_PAGE_SIZE} is not between 1 and 500")
 # How long the cookie that lets a hub user or a share-link holder into a private space's host
 # lasts (seconds). Access is re-checked against the database far more often than this (see
 # runner/proxy.py AUTH_CACHE_SECONDS); this only bounds how often the hub login is re-carried.
@@ -353,6 +357,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# Benchmarks only (bench/browse_search.py): every response carries the hub's own time and its
+# number of SQL queries (hub/bench_headers.py). Never in production.
+BENCH_HEADERS = env.bool("BENCH_HEADERS", default=False)
+if BENCH_HEADERS:
+    MIDDLEWARE.insert(0, "hub.bench_headers.BenchHeadersMiddleware")
 
 ROOT_URLCONF = "hub.urls"
 TEMPLATES = [
