@@ -46,7 +46,7 @@ TARGETS = {"static": 2.0, "gradio_warm": 10.0, "gradio_redeploy": 5.0}
 
 # The SDK versions of the stack this bench starts: it passes them as DEFAULT_<SDK>_VERSION, so
 # it knows which SDK image a new space builds on. The hub's defaults (hub/settings.py; a unit
-# test, tests/unit/test_bench_setup.py, keeps them equal), or what this environment sets.
+# test, tests/unit/test_bench_support.py, keeps them equal), or what this environment sets.
 SDK_VERSIONS = {"gradio": os.environ.get("DEFAULT_GRADIO_VERSION") or "6.31.0",
                 "streamlit": os.environ.get("DEFAULT_STREAMLIT_VERSION") or "1.67.0"}
 
