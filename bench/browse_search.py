@@ -24,8 +24,14 @@ ASGI hop and the socket). SQL queries of page 1 are counted at page size 10 and 
 process restarted with BROWSE_PAGE_SIZE=10, then 100, for the pages; ?page_size for the API):
 they must be equal (no per-row queries).
 
+With --server wsgi the web process is Django's own WSGI server (runserver --noreload) instead
+of uvicorn: each request runs through the synchronous handler in one thread, the path the
+in-process version timed. Under uvicorn a sync view and every sync middleware hook hop
+between the event loop and a worker thread; on a quiet machine that costs little, on a
+loaded one each hop waits for a CPU, and the hub's time grows with the load.
+
 Usage:  .venv/bin/python bench/browse_search.py [--requests N] [--spaces N] [--comments N]
-                                                [--only SUBSTRING]
+                                                [--only SUBSTRING] [--server asgi|wsgi]
 Prints one line per case, then one JSON line. Exits 0 whatever the figures are (a
 measurement, not a test); 1 only when the database or the hub could not be used.
 """
@@ -48,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import requests  # noqa: E402
 
 from bench._common import ROOT, final_json, log, machine, sigterm_raises, start_stack  # noqa: E402
+from tests.e2e.stack import wait_http  # noqa: E402
 
 BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/demohub_bench")
 TARGET_P95_MS = 50.0
@@ -212,6 +219,22 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
+def start_web(stack, server: str, extra_env: dict[str, str] | None = None) -> None:
+    """The hub's web process (again), with `extra_env` over the bench settings: uvicorn as the
+    stack runs it (asgi), or Django's own WSGI server (wsgi: `runserver --noreload`, each
+    request through the synchronous handler in one thread, as the in-process bench ran it)."""
+    if server == "asgi":
+        stack.restart_web(extra_env)
+        return
+    stack.stop("web")
+    stack.log_dir.mkdir(parents=True, exist_ok=True)
+    out = open(stack.log_dir / "web.log", "ab")
+    stack.procs["web"] = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{stack.hub_port}", "--noreload"], cwd=ROOT,
+        env={**stack.env, **(extra_env or {})}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_http(stack.hub_url + "/api/spaces", timeout=60)
+
+
 def stop(stack) -> None:
     """The web process, this instance's Redis keys and its data dir (nothing else was started)."""
     for name in list(stack.procs):
@@ -229,6 +252,8 @@ def main() -> int:
     parser.add_argument("--spaces", type=int, default=10_000)
     parser.add_argument("--comments", type=int, default=100_000)
     parser.add_argument("--only", default="", help="run the cases whose name contains this")
+    parser.add_argument("--server", choices=("asgi", "wsgi"), default="asgi",
+                        help="asgi: uvicorn, as the hub runs (default); wsgi: runserver, the in-process bench's path")
     args = parser.parse_args()
     sigterm_raises()
 
@@ -239,7 +264,7 @@ def main() -> int:
     try:
         ensure_database(BENCH_DATABASE_URL)
         seeded = seed(stack, args.spaces, args.comments)
-        stack.restart_web()
+        start_web(stack, args.server)
         browser, api = sign_in(hub, seeded["member"], seeded["password"])
     except BaseException:  # noqa: BLE001
         traceback.print_exc()
@@ -250,21 +275,21 @@ def main() -> int:
     member, owner, facts = seeded["member"], seeded["owner"], seeded["facts"]
     by_who = {"anon": http(), "session": browser, "token": api}
     chosen = [c for c in cases(member, owner) if not args.only or args.only in c[0]]
-    log(f"data: {facts}")
+    log(f"data: {facts}; web server: {args.server}")
     log(f"target: p95 <= {TARGET_P95_MS:.0f} ms per request in the hub; {args.requests} requests per case\n")
     results: dict[str, dict] = {}
     queries: dict[str, dict[int, int]] = {}
     try:
         # Queries per page at two page sizes first: the web process with each size for the pages.
         for size in (10, 100):
-            stack.restart_web({"BROWSE_PAGE_SIZE": str(size)})
+            start_web(stack, args.server, {"BROWSE_PAGE_SIZE": str(size)})
             for name, who, path in chosen:
                 try:
                     queries.setdefault(name, {})[size] = count_queries(by_who[who], hub, path, size)
                 except RuntimeError as exc:
                     queries.setdefault(name, {})[size] = -1
                     log(f"{name}: queries at page size {size} not counted: {exc}")
-        stack.restart_web()  # the pages as served: BROWSE_PAGE_SIZE's default
+        start_web(stack, args.server)  # the pages as served: BROWSE_PAGE_SIZE's default
         log(f"{'case':<36} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'http p50':>8} {'http p95':>8}"
             f"  queries@10/100  met")
         for name, who, path in chosen:
@@ -296,6 +321,7 @@ def main() -> int:
     log(f"\nworst p95: {worst['p95_ms'] if worst else '-'} ms; all met: {'yes' if all_met else 'NO'}")
     final_json({"benchmark": "browse_search", "target_p95_ms": TARGET_P95_MS, "requests_per_case": args.requests,
                 "data": facts, "machine": machine(), "cases": results, "all_met": all_met,
+                "server": args.server,
                 "timing": "hub time from Server-Timing (p*_ms) and HTTP round trip on loopback (http_p*_ms)"})
     return 0
 
