@@ -284,8 +284,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 2**20
 
 # --- Accounts ------------------------------------------------------------------------------
 SIGNUP_OPEN = env.bool("SIGNUP_OPEN", default=True)
-# Cards per page of the browse and profile pages (the API's page size is its ?page_size).
-BROWSE_PAGE_SIZE = env.int("BROWSE_PAGE_SIZE", default=24)
+BROWSE_PAGE_SIZE = env.int("BROWSE_PAGE_SIZE", default=24)  # cards per page of browse and profiles (API: ?page_size)
 if not 1 <= BROWSE_PAGE_SIZE <= 500:
     raise ImproperlyConfigured(f"BROWSE_PAGE_SIZE={BROWSE_PAGE_SIZE} is not between 1 and 500")
 # How long the cookie that lets a hub user or a share-link holder into a private space's host
@@ -357,10 +356,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
-# Benchmarks only (bench/browse_search.py): every response carries the hub's own time and its
-# number of SQL queries (hub/bench_headers.py). Never in production.
-BENCH_HEADERS = env.bool("BENCH_HEADERS", default=False)
-if BENCH_HEADERS:
+# Benchmarks only, never in production: the hub's time and SQL query count on every response.
+if env.bool("BENCH_HEADERS", default=False):
     MIDDLEWARE.insert(0, "hub.bench_headers.BenchHeadersMiddleware")
 
 ROOT_URLCONF = "hub.urls"
