@@ -17,10 +17,10 @@ signs in like a user: the login page for the browser cases, POST /api/token for 
 Cases: the browse page (anonymous, and a user who owns and collaborates on private spaces),
 a profile page, GET /api/spaces with realistic searches, each sort, filters, page 1 and deep
 pages. Each case is requested --requests times (default 200) after a warm-up. Reported: p50,
-p95 and max of the hub's time (the figure the target p95 <= 50 ms is judged on, comparable
-with this bench's figures from before it went over HTTP, which timed the same span in-process)
-and p50 and p95 of the whole HTTP round trip on loopback (the hub's time plus uvicorn, the
-ASGI hop and the socket). SQL queries of page 1 are counted at page size 10 and 100 (the web
+p95 and max of the hub's time (the figure the target p95 <= 50 ms is judged on: the span the
+in-process version timed with Django's test Client, exactly so with --server wsgi) and p50
+and p95 of the whole HTTP round trip on loopback (the hub's time plus the web server and the
+socket). SQL queries of page 1 are counted at page size 10 and 100 (the web
 process restarted with BROWSE_PAGE_SIZE=10, then 100, for the pages; ?page_size for the API):
 they must be equal (no per-row queries).
 
