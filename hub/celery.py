@@ -7,6 +7,7 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
 
-app = Celery("hub")
+# HubTask: a send during a request while the broker is down is deferred, not a 500 (hub/dependencies.py).
+app = Celery("hub", task_cls="hub.dependencies:HubTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

@@ -344,6 +344,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a lost Postgres/Redis connection is a 503 with Retry-After, and a change saved while
+    # the broker is down answers 202 (hub/dependencies.py).
+    "hub.dependencies.DependencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "hub.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable (hub/middleware.py)
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -375,6 +378,10 @@ ASGI_APPLICATION = "hub.asgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/demohub")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+# A pooled connection that a database restart broke is noticed before a request uses it.
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# Seconds a client is told to wait (Retry-After) when Postgres or Redis does not answer.
+DEPENDENCY_RETRY_AFTER = env.int("DEPENDENCY_RETRY_AFTER", default=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
