@@ -433,7 +433,13 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Demohub API", "VERSION": "1.0.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Demohub API",
+    "VERSION": "1.0.0",
+    # The log streams are a plain async view: described by a hook (spaces/streams_schema.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "spaces.streams_schema.add_log_streams"],
+}
 
 # --- Celery (design.md §1) -----------------------------------------------------------------
 CELERY_BROKER_URL = _celery_redis_url(env.str("CELERY_BROKER_URL", default=REDIS_URL))
