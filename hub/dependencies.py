@@ -160,6 +160,8 @@ class DependencyMiddleware:
             if isinstance(body, dict):
                 body["deferred"] = DEFERRED_NOTE
                 response.content = json.dumps(body).encode()
+                if response.has_header("Content-Length"):   # set further in (CommonMiddleware)
+                    response["Content-Length"] = str(len(response.content))
         response["X-Demohub-Deferred"] = "broker"
         return response
 

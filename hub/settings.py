@@ -458,6 +458,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _LONGEST_TASK + 600,
                                    "global_keyprefix": f"demohub:{DEMOHUB_INSTANCE}:"}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"demohub:{DEMOHUB_INSTANCE}:"}
 CELERY_RESULT_EXPIRES = timedelta(hours=1)
+# Nothing reads a task's result. Without this, every send subscribes the sender to the result
+# store, and after a Redis restart the web process's subscriber gives up for good ("Retry limit
+# exceeded ... must be restarted"): every later send failed until the web was restarted (issue 9).
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULE = {

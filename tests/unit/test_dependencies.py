@@ -89,6 +89,7 @@ def test_a_change_saved_while_the_broker_is_down_answers_202_and_reconcile_sends
     assert resp.status_code == 202 and resp["X-Demohub-Deferred"] == "broker"
     body = resp.json()
     assert body["name"] == "demo" and "reconciliation" in body["deferred"]
+    assert int(resp["Content-Length"]) == len(resp.content)   # the body grew: so did its length
     space = Space.objects.get(name="demo")
     resp = api(olive).patch("/api/spaces/olive/demo", {"visibility": "private"}, format="json")
     assert resp.status_code == 202 and resp.json()["visibility"] == "private"
