@@ -10,7 +10,7 @@ Three parts, used by the hub's settings, middleware, Celery app and error handle
   (``templates/503.html``, which needs neither the database nor the session) for browsers.
 * A task sent while the broker is down, during a request that already saved its change, is
   not an error: the change is in the database, and reconciliation sends the task again
-  (spaces/build_leases.py sweeps queued revisions; spaces/reconcile.py lost starts, stops and
+  (spaces/builds/leases.py sweeps queued revisions; spaces/lifecycle/reconcile.py lost starts, stops and
   deletes; every route each round). :class:`HubTask` records the miss on the request, and
   :class:`DependencyMiddleware` turns the request's 2xx answer into 202 Accepted with a
   ``deferred`` note saying so. Outside a request (workers, beat) a send fails as before.
@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+
+import environ
 
 from django.conf import settings
 from django.db import InterfaceError as DbInterfaceError, OperationalError as DbOperationalError
@@ -56,8 +58,12 @@ def dependency_down(exc: BaseException | None) -> str | None:
     return None
 
 
+# Seconds a client is told to wait (Retry-After); settings.DEPENDENCY_RETRY_AFTER overrides it.
+RETRY_AFTER = environ.Env().int("DEPENDENCY_RETRY_AFTER", default=5)
+
+
 def retry_after() -> int:
-    return int(getattr(settings, "DEPENDENCY_RETRY_AFTER", 5))
+    return int(getattr(settings, "DEPENDENCY_RETRY_AFTER", RETRY_AFTER))
 
 
 def _wants_json(request) -> bool:
@@ -91,7 +97,7 @@ def server_error(request, *args, **kwargs) -> HttpResponse:
 
     from django.views.defaults import server_error as default_server_error
 
-    part = getattr(request, "_demohub_dependency_down", None) or dependency_down(sys.exc_info()[1])
+    part = request.META.get("demohub.dependency_down") or dependency_down(sys.exc_info()[1])
     if part:
         return unavailable_response(request, part)
     return default_server_error(request, *args, **kwargs)
@@ -142,7 +148,7 @@ class DependencyMiddleware:
     def process_exception(self, request, exception):
         part = dependency_down(exception)
         if part:
-            request._demohub_dependency_down = part
+            request.META["demohub.dependency_down"] = part
             return unavailable_response(request, part)
         return None
 

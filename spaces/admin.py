@@ -1,7 +1,12 @@
 from django.contrib import admin, messages
 
-from . import access, ratelimits, services
-from .models import ApiToken, Collaborator, Comment, Revision, ShareLink, Space
+from spaces.access import services as access
+from spaces.access.models import Collaborator, ShareLink
+from spaces.accounts import ratelimits
+from spaces.accounts.models import ApiToken
+from spaces.catalog import services
+from spaces.community.models import Comment
+from spaces.records.models import Revision, Space
 
 
 # ----------------------------------------------------------------------------- issue 9, item 3
@@ -87,7 +92,7 @@ admin.site.register([ApiToken, Comment])
 
 
 # The admin's login page checks passwords too: it counts against the same login rate limits as
-# the hub's login page and /api/token (spaces/ratelimits.py), or it would be a way around them.
+# the hub's login page and /api/token (spaces/accounts/ratelimits.py), or it would be a way around them.
 _admin_login = admin.site.login
 
 

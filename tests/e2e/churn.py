@@ -72,7 +72,14 @@ def deploy_many(stack: Stack, token: str, owner: str, names: list[str], *, sleep
 def proxy_counters(stack: Stack) -> tuple[int, int]:
     """(reloads the proxy did, routes generation): deploy/proxy/run.sh and runner/proxy.py."""
     base = Path(stack.data_dir) / "proxy"
-    return int((base / "reloads").read_text() or 0), int((base / "generation").read_text() or 0)
+
+    def read(name: str) -> int:
+        try:
+            return int((base / name).read_text() or 0)
+        except FileNotFoundError:
+            return 0                       # no route written yet
+
+    return read("reloads"), read("generation")
 
 
 class KeepAliveLoad:

@@ -30,10 +30,10 @@ def _db_down(*args, **kwargs):
 
 
 def test_api_answers_503_with_retry_after_when_the_database_is_lost(api, olive, monkeypatch, settings):
-    import spaces.api
+    from spaces.catalog import api as catalog_api
 
     settings.DEPENDENCY_RETRY_AFTER = 7
-    monkeypatch.setattr(spaces.api, "space_filter", _db_down)
+    monkeypatch.setattr(catalog_api, "space_filter", _db_down)
     resp = api(olive).get("/api/spaces")
     assert resp.status_code == 503 and resp["Retry-After"] == "7"
     body = resp.json()
@@ -41,10 +41,10 @@ def test_api_answers_503_with_retry_after_when_the_database_is_lost(api, olive, 
 
 
 def test_a_page_answers_the_styled_try_again_page(olive, monkeypatch, settings):
-    import spaces.views
+    from spaces.catalog import pages
 
     settings.DEPENDENCY_RETRY_AFTER = 5
-    monkeypatch.setattr(spaces.views, "space_list_context", _db_down)
+    monkeypatch.setattr(pages, "space_list_context", _db_down)
     client = Client(raise_request_exception=False)
     resp = client.get("/", HTTP_ACCEPT="text/html")
     assert resp.status_code == 503 and resp["Retry-After"] == "5"
@@ -53,12 +53,12 @@ def test_a_page_answers_the_styled_try_again_page(olive, monkeypatch, settings):
 
 
 def test_other_errors_stay_500(olive, monkeypatch):
-    import spaces.views
+    from spaces.catalog import pages
 
     def bug(*args, **kwargs):
         raise ValueError("a bug")
 
-    monkeypatch.setattr(spaces.views, "space_list_context", bug)
+    monkeypatch.setattr(pages, "space_list_context", bug)
     resp = Client(raise_request_exception=False).get("/", HTTP_ACCEPT="text/html")
     assert resp.status_code == 500
 
@@ -99,16 +99,16 @@ def test_a_change_saved_while_the_broker_is_down_answers_202_and_reconcile_sends
     assert not flag.exists()                                  # its route task was not sent
     # The broker answers again: reconciliation converges the proxy on the database.
     broker_down.conf.task_always_eager = True
-    from spaces import services
+    from spaces.lifecycle.converge import reconcile
 
-    services.reconcile()
+    reconcile()
     assert flag.exists()
 
 
 def test_outside_a_request_a_failed_send_still_raises(broker_down):
     import kombu.exceptions
 
-    from spaces.tasks import publish_route_task
+    from spaces.lifecycle.tasks import publish_route_task
 
     with pytest.raises(kombu.exceptions.OperationalError):
         publish_route_task.delay(1)
