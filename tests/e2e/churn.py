@@ -164,7 +164,8 @@ def churn(stack: Stack, token: str, owner: str, names: list[str], spaces: dict[s
             counts["visibility_changes"] += len(names)
             # Public again: anyone reads it (the flag may stay for a worker's second).
             time.sleep(1.2)
-            list(pool.map(lambda name: get_app(name, {}), names))
+            # A space idle again since its wake may be frozen again: this read wakes it too.
+            list(wakers.map(lambda name: get_app(name, {}), names))
             log(f"round {n}: all public again")
     finally:
         pool.shutdown(wait=True)
