@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from runner.exceptions import RouteError
-from runner.proxy_gate import (AUTH_CACHE_SECONDS, AUTH_DENY_CACHE_SECONDS, STATE_FLAG_CACHE_SECONDS,  # noqa: F401
+from runner.proxy_state import (AUTH_CACHE_SECONDS, AUTH_DENY_CACHE_SECONDS, STATE_FLAG_CACHE_SECONDS,  # noqa: F401
                                WAKE_TIMEOUT, access_gate, hub_fallback_location, hub_locations, state_lines)
 
 __all__ = [
@@ -117,7 +117,7 @@ class Route:
     kind: str                       # "container" | "static"
     upstream: str | None = None     # "10.213.0.12:7860": fixed per space; container may be stopped
     static_root: str | None = None  # absolute dir served for kind=static (a symlink swapped by others)
-    private: bool = False           # access check at the proxy: runner/proxy_gate.py
+    private: bool = False           # access check at the proxy: runner/proxy_state.py
     access_epoch: int = 0           # part of the access-cache key; bumped when access changes
     sleeping: bool = False          # the app is frozen or stopped: each request wakes it first
     # Blue/green: with `upstream_b`, `upstream` is slot a's address and `upstream_b` slot b's,
