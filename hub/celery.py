@@ -7,7 +7,12 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
 
-app = Celery("hub")
+# HubTask: a send during a request while the broker is down is deferred, not a 500 (hub/dependencies.py).
+app = Celery("hub", task_cls="hub.dependencies:HubTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Nothing reads a task's result. Subscribing to results made every send depend on the result
+# store's subscriber, which gives up for good after a Redis restart: the web process could then
+# send no task until it was restarted (issue 9).
+app.conf.task_ignore_result = True
 # Tasks live in the rooms' tasks.py; spaces.apps.SpacesConfig.ready imports them in every process.
 app.autodiscover_tasks()

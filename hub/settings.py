@@ -347,7 +347,7 @@ INSTALLED_APPS = [
     "spaces",
 ]
 
-MIDDLEWARE = [
+MIDDLEWARE = ["hub.dependencies.DependencyMiddleware",  # first: 503/202 when Postgres or Redis blinks
     "django.middleware.security.SecurityMiddleware",
     "hub.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable (hub/middleware.py)
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -3,6 +3,9 @@ from django.urls import include, path
 
 from spaces.operations.api import HealthzView, MetricsView, ReadyzView
 
+# A lost database or broker connection answers 503 with Retry-After, not 500 (hub/dependencies.py).
+handler500 = "hub.dependencies.server_error"
+
 urlpatterns = [
     # Probes and the scrape endpoint (spaces/operations/api.py).
     path("healthz", HealthzView.as_view(), name="healthz"),

@@ -10,6 +10,14 @@ request, so a redeploy's switch reloads nothing. A reload is not free: nginx's o
 close their idle keep-alive client connections at once, and a client whose next request
 crosses that close gets a connection reset (nginx 1.22; 1.31 added keepalive_min_timeout).
 
+Per-space state is data, never config (issue 9): whether a space is private, its access epoch
+and whether it sleeps live in flag files under ``<routes_dir>/../state`` (``<label>.private``,
+holding the epoch, and ``<label>.sleeping``), which nginx checks per request like the slot flag
+(njs reads the epoch for the access-cache key). So sleeping, waking, starting, stopping and
+every visibility or access change rewrite a flag and reload nothing; only a route's file
+(created, removed, or given a new upstream address) bumps the generation, and the proxy
+reloads at most once a second for any number of bumps (deploy/proxy/run.sh).
+
 Plain Python, no Django: ``spaces/`` hands over plain :class:`Route` values (from the
 database) and reconciliation calls :func:`sync_routes` with the full desired set.
 
@@ -54,6 +62,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from runner.exceptions import RouteError
+from runner.proxy_state import (AUTH_CACHE_SECONDS, AUTH_DENY_CACHE_SECONDS, STATE_FLAG_CACHE_SECONDS,  # noqa: F401
+                               WAKE_TIMEOUT, access_gate, hub_fallback_location, hub_locations, state_lines)
 
 __all__ = [
     "Route",
@@ -69,6 +79,8 @@ __all__ = [
     "current_generation",
     "active_slot",
     "set_active_slot",
+    "set_route_state",
+    "route_state_differs",
 ]
 
 KIND_CONTAINER = "container"
@@ -93,15 +105,6 @@ UPSTREAM_KEEPALIVE = 32
 UPSTREAM_KEEPALIVE_TIMEOUT = "4s"
 CONNECT_TIMEOUT = "2s"
 STREAM_TIMEOUT = "3600s"
-# How long nginx reuses the hub's answer to an access check. Allowed answers bound how long a
-# credential the hub no longer accepts for reasons that do not bump the epoch (a logged-out
-# session, an expired share link between two expiry sweeps) keeps working; denials are kept
-# briefly so a burst of anonymous requests costs one check.
-AUTH_CACHE_SECONDS = 30
-AUTH_DENY_CACHE_SECONDS = 2
-# How long the proxy lets the hub hold a request to a sleeping space while it wakes (the hub
-# gives up after SPACE_WAKE_HOLD seconds, ~30 s, and sends the client to @waking).
-WAKE_TIMEOUT = "45s"
 # Paths under this prefix belong to the proxy and the hub on every space host, never to the app.
 RESERVED_PREFIX = "/.demohub/"
 _ORIGIN_RE = re.compile(r"https?://[a-z0-9.-]+(?::[0-9]{1,5})?")
@@ -114,7 +117,7 @@ class Route:
     kind: str                       # "container" | "static"
     upstream: str | None = None     # "10.213.0.12:7860": fixed per space; container may be stopped
     static_root: str | None = None  # absolute dir served for kind=static (a symlink swapped by others)
-    private: bool = False           # access check at the proxy: see _access_gate()
+    private: bool = False           # access check at the proxy: runner/proxy_state.py
     access_epoch: int = 0           # part of the access-cache key; bumped when access changes
     sleeping: bool = False          # the app is frozen or stopped: each request wakes it first
     # Blue/green: with `upstream_b`, `upstream` is slot a's address and `upstream_b` slot b's,
@@ -137,6 +140,12 @@ class ProxyConfig:
     @property
     def lock_file(self) -> Path:
         return Path(self.routes_dir).parent / "generation.lock"
+
+    @property
+    def states_dir(self) -> Path:
+        """Where the state flags live: ``<label>.private`` (its content: the access epoch)
+        exists while the space is private, ``<label>.sleeping`` while it sleeps."""
+        return Path(self.routes_dir).parent / "state"
 
     @property
     def slots_dir(self) -> Path:
@@ -213,147 +222,8 @@ def _space_comment(space: str) -> str:
 # --------------------------------------------------------------------------- rendering
 
 
-def _access_gate(route: Route, config: ProxyConfig) -> list[str]:
-    """Lines placed first in every location that serves the space.
-
-    A public, awake space needs nothing. A private space asks ``/.demohub/auth`` (the cached
-    check, below) before anything reaches the app; a refusal goes to ``@denied``, where the hub
-    answers exactly as for a host that does not exist. Other sites can neither read the app
-    with a visitor's cookie (the app's CORS answer is dropped: Gradio reflects any Origin
-    with credentials) nor frame it (only the app itself and the hub may).
-
-    A sleeping space asks ``/.demohub/wake`` instead (uncached, and doing the access check of a
-    private space too): the hub wakes the app and holds the request until it answers, so the
-    request then goes on to the app with its method and body intact; a browser that would
-    wait long, or a client past the hold, goes to ``@waking`` (the hub's waking page or 503).
-    """
-    lines = []
-    if route.sleeping:
-        lines += ["auth_request /.demohub/wake;", "error_page 401 = @denied;", "error_page 403 = @waking;"]
-    elif route.private:
-        lines += ["auth_request /.demohub/auth;", "error_page 401 403 = @denied;"]
-    if route.private:
-        hub_origin = validate_origin(config.hub_origin)
-        lines += [
-            "proxy_hide_header Access-Control-Allow-Origin;",
-            "proxy_hide_header Access-Control-Allow-Credentials;",
-            "proxy_hide_header X-Frame-Options;",
-            f'add_header Content-Security-Policy "frame-ancestors \'self\' {hub_origin}" always;',
-        ]
-    return lines
-
-
-def _hub_headers(reason: str) -> list[str]:
-    """What every call from a space host to the hub carries: who asks, for what, and the
-    credentials the hub checks (never the app's own cookies)."""
-    return [
-        "proxy_set_header Host $demohub_hub_host;",
-        'proxy_set_header Connection "";',
-        "proxy_set_header X-Demohub-Host $host;",
-        "proxy_set_header X-Demohub-Uri $request_uri;",
-        "proxy_set_header X-Demohub-Method $request_method;",
-        f"proxy_set_header X-Demohub-Reason {reason};",
-        "proxy_set_header X-Demohub-Proxy-Key $demohub_proxy_key; proxy_set_header X-Request-ID $demohub_request_id;",
-        "proxy_set_header X-Demohub-Space-Cookie $demohub_space_cookie;",
-        "proxy_set_header X-Forwarded-For $remote_addr;",
-        "proxy_set_header X-Forwarded-Proto $scheme;",
-        "proxy_set_header Accept $http_accept;",
-        "proxy_set_header Accept-Language $http_accept_language;",
-        "proxy_set_header User-Agent $http_user_agent;",
-        "proxy_set_header Origin $http_origin;",
-        "proxy_set_header Sec-Fetch-Site $http_sec_fetch_site;",
-        "proxy_set_header Authorization $http_authorization;",
-        "proxy_set_header X-HF-Authorization $http_x_hf_authorization;",
-        "proxy_http_version 1.1;",
-        "proxy_pass_request_body off;",
-        "proxy_pass_request_headers off;",
-        'proxy_set_header Content-Length "";',
-    ]
-
-
-def _hub_locations(route: Route) -> list[str]:
-    """Locations every space host has: the ticket exchange (hub login -> space cookie, share
-    links) under /.demohub/, and for private spaces the cached access check and @denied."""
-    lines = [
-        # /.demohub/session?ticket=...&next=/path: the hub checks the ticket, sets the
-        # space cookie for this host only and redirects to `next` without the ticket.
-        "location ^~ /.demohub/ {",
-        # The whole URI (with the ticket) travels in X-Demohub-Uri; the hub's own URL is fixed.
-        "    rewrite ^ /internal/proxy/session? break;",
-        "    proxy_pass http://demohub_hub;",
-        *(f"    {line}" for line in _hub_headers("session")),
-        "    proxy_method GET;",
-        "    proxy_intercept_errors off;",
-        "    proxy_buffering off;",
-        "    proxy_connect_timeout 5s;",
-        "    proxy_read_timeout 30s;",
-        "    add_header Referrer-Policy no-referrer always;",
-        "    add_header Cache-Control no-store always;",
-        "}",
-    ]
-    if route.sleeping:
-        lines += [
-            "",
-            "location = /.demohub/wake {",
-            "    internal;",
-            "    proxy_pass http://demohub_hub/internal/proxy/wake;",
-            *(f"    {line}" for line in _hub_headers("wake")),
-            "    proxy_method GET;",
-            "    proxy_connect_timeout 5s;",
-            f"    proxy_read_timeout {WAKE_TIMEOUT};",
-            "}",
-            "",
-            *_hub_fallback_location("@waking", "waking"),
-        ]
-    if not (route.private or route.sleeping):
-        return lines
-    lines += ["", *_hub_fallback_location("@denied", "denied")]
-    if not route.private:
-        return lines
-    key = f"{route.label}|{int(route.access_epoch)}"
-    return lines + [
-        "",
-        "location = /.demohub/auth {",
-        "    internal;",
-        "    proxy_pass http://demohub_hub/internal/proxy/auth;",
-        *(f"    {line}" for line in _hub_headers("auth")),
-        "    proxy_method GET;",
-        "    proxy_cache demohub_auth;",
-        # The credential is part of the key: one visitor's answer is never another's. Hashed
-        # (set-misc's set_sha1, in C): nginx writes the key in clear into each cache file.
-        '    set $demohub_credentials "$demohub_space_cookie|$http_authorization|'
-        '$http_x_hf_authorization|$http_origin";',
-        "    set_sha1 $demohub_auth_key $demohub_credentials;",
-        f'    proxy_cache_key "{key}|$demohub_auth_key";',
-        f"    proxy_cache_valid 200 204 {AUTH_CACHE_SECONDS}s;",
-        f"    proxy_cache_valid 401 403 {AUTH_DENY_CACHE_SECONDS}s;",
-        "    proxy_cache_lock on;",
-        "    proxy_cache_lock_timeout 5s;",
-        "    proxy_ignore_headers Cache-Control Expires Set-Cookie Vary X-Accel-Expires;",
-        "    proxy_connect_timeout 5s;",
-        "    proxy_read_timeout 15s;",
-        "}",
-    ]
-
-
-def _hub_fallback_location(name: str, reason: str) -> list[str]:
-    """A named location where the hub answers for the space (as GET, without the body):
-    ``@fallback`` when nginx cannot reach the app (status page, 503), ``@denied`` when the
-    access check refused (as for a missing host: login, 401 or 404), ``@waking`` when a
-    sleeping app is not awake yet (waking page, or 503 with Retry-After). The default server
-    of the main template does the same for unknown hosts (reason "unknown")."""
-    return [
-        f"location {name} {{",
-        "    proxy_pass http://demohub_hub$demohub_fallback_path;",
-        *(f"    {line}" for line in _hub_headers(reason)),
-        "    proxy_set_header Cookie $http_cookie;",
-        "    proxy_method GET;",
-        "    proxy_intercept_errors off;",
-        "    proxy_buffering off;",
-        "    proxy_connect_timeout 5s;",
-        "    proxy_read_timeout 120s;",
-        "}",
-    ]
+def _state(route: Route, config: ProxyConfig) -> list[str]:
+    return state_lines(route.label, validate_static_root(str(config.states_dir)), validate_origin(config.hub_origin))
 
 
 # The values of $demohub_slot. A two-slot upstream balances with `hash $demohub_slot`, which
@@ -368,7 +238,8 @@ SLOT_FLAG_CACHE_SECONDS = 1
 def _render_container(route: Route, upstream: str, config: ProxyConfig, *,
                       upstream_b: str | None = None) -> list[str]:
     name = f"sp_{route.label}"
-    gate = [f"        {line}" for line in _access_gate(route, config)]
+    gate = [f"        {line}" for line in access_gate(app=True)]
+    state = [f"    {line}" if line else "" for line in _state(route, config)]
     servers = [f"    server {upstream} max_fails=0;"]
     slot_lines: list[str] = []
     if upstream_b is not None:
@@ -380,10 +251,7 @@ def _render_container(route: Route, upstream: str, config: ProxyConfig, *,
         servers = ["    hash $demohub_slot;", *servers, f"    server {upstream_b} max_fails=0;"]
         slot_lines = [
             # The flag's existence is cached per worker for at most SLOT_FLAG_CACHE_SECONDS
-            # (a stat per request would cost about 6 % of the proxy's CPU per request).
-            "    open_file_cache max=16 inactive=60s;",
-            f"    open_file_cache_valid {SLOT_FLAG_CACHE_SECONDS}s;",
-            "    open_file_cache_errors on;",
+            # (the open_file_cache of the state lines).
             f"    set $demohub_slot {SLOT_KEYS['a']};",
             f"    if (-f {flag}) {{",
             f"        set $demohub_slot {SLOT_KEYS['b']};",
@@ -401,6 +269,7 @@ def _render_container(route: Route, upstream: str, config: ProxyConfig, *,
         f"    include {LISTEN_INCLUDE};",
         "    server_name {server_name};",
         "",
+        *state,
         *slot_lines,
         "    location / {",
         *gate,
@@ -435,19 +304,21 @@ def _render_container(route: Route, upstream: str, config: ProxyConfig, *,
         "        error_page 502 504 = @fallback;",
         "    }",
         "",
-        *(f"    {line}" for line in _hub_locations(route)),
+        *(f"    {line}" for line in hub_locations(route.label)),
         "",
-        *(f"    {line}" for line in _hub_fallback_location("@fallback", "unavailable")),
+        *(f"    {line}" for line in hub_fallback_location("@fallback", "unavailable")),
         "}",
     ]
 
 
 def _render_static(route: Route, root: str, config: ProxyConfig) -> list[str]:
-    gate = [f"        {line}" for line in _access_gate(route, config)]
+    gate = [f"        {line}" for line in access_gate(app=False)]
+    state = [f"    {line}" if line else "" for line in _state(route, config)]
     return [
         "server {",
         f"    include {LISTEN_INCLUDE};",
         "    server_name {server_name};",
+        *state,
         f"    root {root};",
         "    index index.html;",
         "    autoindex off;",
@@ -455,6 +326,8 @@ def _render_static(route: Route, root: str, config: ProxyConfig) -> list[str]:
         "    error_page 403 = @notfound;",    # a directory without index.html: no listing
         "",
         "    location / {",
+        # The site's files are swapped by a symlink: never served from the flags' file cache.
+        "        open_file_cache off;",
         *gate,
         "        try_files $uri $uri/ =404;",
         "        add_header Cache-Control $demohub_static_cache_control;",
@@ -467,7 +340,7 @@ def _render_static(route: Route, root: str, config: ProxyConfig) -> list[str]:
         "        return 404;",
         "    }",
         "",
-        *(f"    {line}" for line in _hub_locations(route)),
+        *(f"    {line}" for line in hub_locations(route.label)),
         "}",
     ]
 
@@ -498,9 +371,9 @@ def render_route(route: Route, config: ProxyConfig) -> str:
         raise RouteError(f"route {label}: unknown kind {route.kind!r} (expected one of {KINDS})")
     server_name = f"{label}.{domain}"
     header = [
-        "# Generated by runner/proxy.py -- do not edit; rewritten on every change.",
-        f"# space: {_space_comment(route.space)}  kind: {route.kind}"
-        f"  access: {'private' if route.private else 'public'}{'  sleeping' if route.sleeping else ''}",
+        "# Generated by runner/proxy.py -- do not edit. Visibility, access and sleep are flag",
+        "# files read per request (state/), never part of this file: changing them reloads nothing.",
+        f"# space: {_space_comment(route.space)}  kind: {route.kind}",
     ]
     lines = header + [line.replace("{server_name}", server_name) for line in body]
     return "\n".join(lines) + "\n"
@@ -613,7 +486,52 @@ def publish_route(route: Route, config: ProxyConfig) -> bool:
     if changed and slot != active_slot(route.label, config):
         wait_applied(config)
     moved = set_active_slot(route.label, slot, config)
-    return changed or moved
+    state = set_route_state(route, config)
+    return changed or moved or state
+
+
+def _state_flags(label: str, config: ProxyConfig) -> tuple[Path, Path]:
+    label = validate_label(label)
+    return config.states_dir / f"{label}.private", config.states_dir / f"{label}.sleeping"
+
+
+def route_state_differs(route: Route, config: ProxyConfig) -> bool:
+    """Whether the state flags on disk differ from what ``route`` says."""
+    private, sleeping = _state_flags(route.label, config)
+    want = f"{int(route.access_epoch)}\n" if route.private else None
+    return _read_text(private) != want or sleeping.exists() != bool(route.sleeping)
+
+
+def set_route_state(route: Route, config: ProxyConfig) -> bool:
+    """Write ``route``'s state flags: ``<label>.private`` (holding the access epoch) while it
+    is private, ``<label>.sleeping`` while it sleeps. Nothing reloads: nginx checks the flags
+    per request (a worker may see a flag as it was for STATE_FLAG_CACHE_SECONDS; the epoch it
+    reads at once). A flag that appears narrows who reaches the app, so it is recorded as a
+    move and wait_applied() waits until every worker sees it. Returns whether anything changed."""
+    if not isinstance(route.private, bool) or not isinstance(route.sleeping, bool):
+        raise RouteError(f"route {route.label}: private and sleeping must be bools")
+    epoch = route.access_epoch
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise RouteError(f"route {route.label}: access_epoch must be a non-negative int")
+    private, sleeping = _state_flags(route.label, config)
+    config.states_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(PermissionError):   # the proxy's workers read it as another user
+        os.chmod(config.states_dir, 0o755)
+    changed = appeared = False
+    for flag, text in ((private, f"{epoch}\n" if route.private else None),
+                       (sleeping, "1\n" if route.sleeping else None)):
+        current = _read_text(flag)
+        if current == text:
+            continue
+        changed = True
+        if text is None:
+            flag.unlink(missing_ok=True)
+        else:
+            appeared = appeared or current is None
+            _write_atomic(flag, text)
+    if appeared:
+        _slot_moved(config)
+    return changed
 
 
 def _slot_flag(label: str, config: ProxyConfig) -> Path:
@@ -651,7 +569,9 @@ def set_active_slot(label: str, slot: str, config: ProxyConfig) -> bool:
 
 
 def _slot_moved(config: ProxyConfig) -> None:
-    """Record when a slot last moved: wait_applied() waits until every worker can see it."""
+    """Record when a slot last moved (or a state flag appeared): wait_applied() waits until
+    every worker can see it."""
+    config.slots_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(config.slots_dir / ".moved", f"{time.time():.3f}\n")
 
 
@@ -661,6 +581,8 @@ def remove_route(label: str, config: ProxyConfig) -> bool:
     path = _route_path(validate_label(label), config)
     with _locked(config):
         _slot_flag(label, config).unlink(missing_ok=True)
+        for flag in _state_flags(label, config):
+            flag.unlink(missing_ok=True)
         try:
             path.unlink()
         except FileNotFoundError:
@@ -677,7 +599,8 @@ def routes_out_of_date(routes: Iterable[Route], config: ProxyConfig) -> list[str
     than writing the possibly stale text it rendered here."""
     stale = []
     for route in routes:
-        if _read_text(_route_path(route.label, config)) != render_route(route, config):
+        if (_read_text(_route_path(route.label, config)) != render_route(route, config)
+                or route_state_differs(route, config)):
             stale.append(route.label)
     return stale
 
@@ -718,6 +641,12 @@ def _remove_others(keep, config: ProxyConfig) -> bool:
         for entry in slots_dir.iterdir():
             if entry.name.endswith(".b") and entry.name[: -len(".b")] not in keep:
                 entry.unlink(missing_ok=True)
+    states_dir = config.states_dir
+    if states_dir.is_dir():
+        for entry in states_dir.iterdir():
+            stem, dot, kind = entry.name.rpartition(".")
+            if dot and kind in ("private", "sleeping") and stem not in keep:
+                entry.unlink(missing_ok=True)
     return changed
 
 
@@ -727,6 +656,7 @@ def sync_routes(routes: Iterable[Route], config: ProxyConfig) -> bool:
     changed. All routes are rendered before anything is touched, so one invalid value
     (RouteError) leaves the directory as it was. Returns whether anything changed."""
     desired: dict[str, str] = {}
+    routes = list(routes)
     for route in routes:
         text = render_route(route, config)
         if route.label in desired:
@@ -743,4 +673,6 @@ def sync_routes(routes: Iterable[Route], config: ProxyConfig) -> bool:
         changed = _remove_others(desired, config) or changed
         if changed:
             _bump_generation(config)
+    for route in routes:
+        changed = set_route_state(route, config) or changed
     return changed

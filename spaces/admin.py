@@ -1,10 +1,19 @@
 from django.contrib import admin, messages
 
+from spaces.access import services as access
 from spaces.access.models import Collaborator, ShareLink
 from spaces.accounts import ratelimits
 from spaces.accounts.models import ApiToken
+from spaces.catalog import services
 from spaces.community.models import Comment
 from spaces.records.models import Revision, Space
+
+
+# ----------------------------------------------------------------------------- issue 9, item 3
+# Changes made here go through the same services as the hub's own pages and API, so the proxy
+# closes a space made private (or a removed collaborator's, a revoked link's access) at once,
+# not at the next reconciliation. Fields only the hub may write are read-only.
+SPACE_SERVICE_FIELDS = {"visibility", "title", "short_description", "tags", "sleep_after", "emoji"}
 
 
 @admin.register(Space)
@@ -12,6 +21,65 @@ class SpaceAdmin(admin.ModelAdmin):
     list_display = ("label", "owner", "name", "sdk", "visibility", "status", "updated_at")
     list_filter = ("sdk", "visibility", "status")
     search_fields = ("name", "owner__username", "label")
+    # status moves only through the state machine, label names the route and containers, and
+    # access_epoch is the proxy's cache key: the hub's to write.
+    readonly_fields = ("status", "label", "access_epoch")
+
+    def has_add_permission(self, request):
+        return False   # a space is created by the hub (its label, route and slots)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            return super().save_model(request, obj, form, change)
+        changed = list(form.changed_data)
+        through_services = {f: getattr(obj, f) for f in changed if f in SPACE_SERVICE_FIELDS}
+        others = [f for f in changed if f not in SPACE_SERVICE_FIELDS]
+        if others:   # only what changed: counters and the epoch are written concurrently
+            obj.save(update_fields=[*others, "updated_at"])
+        if through_services:
+            services.space_update(space=obj, **through_services)
+
+
+class _AccessChangesAdmin(admin.ModelAdmin):
+    """Collaborators and share links: every change or deletion here changes who may enter the
+    space, so it bumps the access epoch and republishes the route (access.space_access_changed)."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("space",) if obj is not None else ()
+
+    def save_model(self, request, obj, form, change):
+        if change:   # only what changed: a link's use count is written by every redemption
+            obj.save(update_fields=list(form.changed_data))
+        else:
+            obj.save()
+        access.space_access_changed(obj.space_id)
+
+    def delete_model(self, request, obj):
+        space_id = obj.space_id
+        super().delete_model(request, obj)
+        access.space_access_changed(space_id)
+
+    def delete_queryset(self, request, queryset):
+        space_ids = set(queryset.values_list("space_id", flat=True))
+        super().delete_queryset(request, queryset)
+        for space_id in space_ids:
+            access.space_access_changed(space_id)
+
+
+@admin.register(Collaborator)
+class CollaboratorAdmin(_AccessChangesAdmin):
+    list_display = ("space", "user", "role")
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(_AccessChangesAdmin):
+    list_display = ("space", "note", "created_by", "expires_at", "revoked_at")
+    def has_add_permission(self, request):
+        return False   # its token is shown once, to whoever creates it: create links in the hub
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("token_hash", "created_by", "use_count", "last_used_at",
+                *super().get_readonly_fields(request, obj))
 
 
 @admin.register(Revision)
@@ -20,7 +88,7 @@ class RevisionAdmin(admin.ModelAdmin):
     list_filter = ("status",)
 
 
-admin.site.register([ApiToken, Collaborator, Comment, ShareLink])
+admin.site.register([ApiToken, Comment])
 
 
 # The admin's login page checks passwords too: it counts against the same login rate limits as

@@ -36,5 +36,8 @@ urlpatterns = [
     path(f"{S}/collaborators/<str:username>", access_api.CollaboratorDetailApi.as_view()),
     path(f"{S}/share-links", access_api.ShareLinkListApi.as_view()),
     path(f"{S}/share-links/<int:link_id>", access_api.ShareLinkDetailApi.as_view()),
-    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    # The log streams are a plain async view: described by a hook (spaces/lifecycle/streams_schema.py).
+    path("schema", SpectacularAPIView.as_view(custom_settings={"POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums", "spaces.lifecycle.streams_schema.add_log_streams"]}),
+        name="schema"),
 ]

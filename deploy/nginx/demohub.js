@@ -13,6 +13,8 @@
 // proxy throughput.)
 // $http_cookie joins every Cookie header of the request with "; ".
 
+import fs from 'fs';
+
 // Every name under which a browser or a client could hand the hub's cookie to an app.
 var HUB_COOKIES = ['demohub_space', '__host-demohub_space', '__secure-demohub_space'];
 
@@ -55,4 +57,16 @@ function appCookie(r) {
                .filter(function (pair) { return pair !== ''; }).join('; ');
 }
 
-export default {spaceCookie, appCookie};
+// The access epoch of a private space: the content of its private flag file
+// ($demohub_private_file, written by runner/proxy.py), part of the access-cache key, so a
+// bumped epoch is a new key (an empty cache) for the very next request. Read on the access
+// check of private spaces only (a small file, in the page cache).
+function accessEpoch(r) {
+    try {
+        return fs.readFileSync(r.variables.demohub_private_file, 'utf8').trim();
+    } catch (e) {
+        return 'none';
+    }
+}
+
+export default {spaceCookie, appCookie, accessEpoch};

@@ -23,6 +23,8 @@
 #   PROXY_WORKERS        worker_processes (default auto)
 #   PROXY_USER           worker user when started as root (default www-data, else nobody)
 #   PROXY_POLL_INTERVAL  seconds between generation checks (default 0.2)
+#   PROXY_RELOAD_MIN_INTERVAL  least seconds between two reloads (default 1): any number of
+#                        route changes within it are applied by one reload
 #   NGINX_BIN            nginx binary (default: nginx on PATH, else /usr/sbin/nginx)
 #   PROXY_TEMPLATE       template (default: ../nginx/nginx.conf.template next to this script)
 #   NGINX_MIME_TYPES     mime.types to include (default /etc/nginx/mime.types)
@@ -51,6 +53,7 @@ PROXY_MAX_BODY_SIZE=${PROXY_MAX_BODY_SIZE:-100m}
 PROXY_SHARED_SECRET=${PROXY_SHARED_SECRET:-}
 PROXY_WORKERS=${PROXY_WORKERS:-auto}
 PROXY_POLL_INTERVAL=${PROXY_POLL_INTERVAL:-0.2}
+PROXY_RELOAD_MIN_INTERVAL=${PROXY_RELOAD_MIN_INTERVAL:-1}
 PROXY_TEMPLATE=${PROXY_TEMPLATE:-$here/../nginx/nginx.conf.template}
 NGINX_MIME_TYPES=${NGINX_MIME_TYPES:-/etc/nginx/mime.types}
 SPACES_SCHEME=${SPACES_SCHEME:-http}
@@ -102,6 +105,7 @@ done
 [[ $PROXY_SHARED_SECRET =~ ^[A-Za-z0-9._~+/=-]*$ ]] \
     || die "PROXY_SHARED_SECRET may only contain [A-Za-z0-9._~+/=-]"
 [[ $PROXY_POLL_INTERVAL =~ ^[0-9]*\.?[0-9]+$ ]] || die "bad PROXY_POLL_INTERVAL '$PROXY_POLL_INTERVAL'"
+[[ $PROXY_RELOAD_MIN_INTERVAL =~ ^[0-9]{1,3}$ ]] || die "bad PROXY_RELOAD_MIN_INTERVAL '$PROXY_RELOAD_MIN_INTERVAL' (whole seconds)"
 [[ -n $PROXY_SHARED_SECRET ]] || log "warning: PROXY_SHARED_SECRET is empty; the hub may refuse fallback requests"
 
 USER_DIRECTIVE=""
@@ -159,6 +163,12 @@ mv -f "$PROXY_RUN_DIR/demohub-listen.conf.new" "$PROXY_RUN_DIR/demohub-listen.co
 nginx_args=(-p "$PROXY_RUN_DIR/" -e stderr -c "$PROXY_RUN_DIR/nginx.conf")
 
 APPLIED_FILE=$proxy_dir/applied
+RELOADS_FILE=$proxy_dir/reloads      # how many reloads this proxy did (tests and bench/ read it)
+reloads=0
+printf '0\n' >"$RELOADS_FILE" 2>/dev/null || true
+# Microseconds since the epoch (bash 5; whatever the locale's decimal separator).
+now_us() { printf '%s' "${EPOCHREALTIME//[.,]/}"; }
+last_reload_us=0
 # Tell the hub which routes generation is live, so a space shows RUNNING only once the proxy
 # really routes to it (runner/proxy.py wait_applied).
 mark_applied() {
@@ -228,10 +238,16 @@ while kill -0 "$nginx_pid" 2>/dev/null; do
     [[ -z $stopping ]] || continue
     gen=$(read_generation)
     [[ $gen != "$last_gen" ]] || continue
+    # Batched: at most one reload per PROXY_RELOAD_MIN_INTERVAL; the bumps of a burst of route
+    # changes meanwhile are all applied by the next one.
+    (( $(now_us) - last_reload_us >= PROXY_RELOAD_MIN_INTERVAL * 1000000 )) || continue
+    last_reload_us=$(now_us)
     last_gen=$gen
     if "$NGINX_BIN" "${nginx_args[@]}" -t -q; then
         before=$(nginx_children)
         kill -s HUP "$nginx_pid" 2>/dev/null || true            # == nginx -s reload
+        reloads=$((reloads + 1))
+        printf '%s\n' "$reloads" >"$RELOADS_FILE.tmp" 2>/dev/null && mv -f "$RELOADS_FILE.tmp" "$RELOADS_FILE" 2>/dev/null || true
         [[ -n $before ]] || sleep 0.1                           # no /proc children list: a guess
         if reload_took "$before"; then
             mark_applied "$gen"

@@ -69,7 +69,9 @@ def reconcile() -> None:
         log.warning("reconcile: the engine does not answer; routes were synced, containers were not")
         return
     wanted = set()
-    for s in spaces:
+    # Rows read after the listing (issue 9): a space whose start began after the read at the
+    # top (BUILDING then, APP_STARTING now) has a container that is no orphan.
+    for s in Space.objects.exclude(status=S.DELETING).only("label", "status", "active_slot"):
         # A sleeping space's container (if the engine keeps it frozen) is its running revision.
         if s.status in SERVING or s.status == S.SLEEPING:
             wanted.add(container_name(s, s.active_slot))

@@ -24,6 +24,11 @@ def _first_message(detail) -> tuple[str, str]:
 
 
 def exception_handler(exc, context):
+    from hub.dependencies import dependency_down, unavailable_response
+
+    part = dependency_down(exc)
+    if part:   # Postgres or Redis is restarting: 503 + Retry-After, never 500 (issue 9)
+        return unavailable_response(context["request"], part)
     if isinstance(exc, ArchiveError):
         return Response({"detail": str(exc), "code": exc.code}, status=exc.http_status)
     if isinstance(exc, (ServiceError, AccessError)):

@@ -8,7 +8,9 @@ with that installation id.
 
 `new_stack(private_redis=True)` gives the stack a redis-server of its own (process "redis", on
 a free loopback port, no persistence) instead of the machine's shared one, so a test may kill
-and restart it (tests/e2e/test_restarts.py).
+and restart it (tests/e2e/test_restarts.py). `private_postgres=True` does the same for Postgres
+(process "postgres", a cluster of its own under the data dir, run as the postgres user):
+tests/e2e/test_dependency_restarts.py restarts and kills it.
 """
 from __future__ import annotations
 
@@ -66,6 +68,7 @@ class Stack:
     db_name: str
     redis_db: int
     redis_port: int | None = None  # a private redis-server on this port (None: the machine's)
+    pg_port: int | None = None     # a private Postgres on this port (None: the machine's, 5432)
     spaces_domain: str = "spaces.localhost"
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)  # hub settings of this stack only
@@ -89,7 +92,7 @@ class Stack:
             # Real keys: the hub refuses short or published ones (hub/settings.py).
             "DJANGO_SECRET_KEY": self.secret_key,
             "SECRETS_ENCRYPTION_KEY": self.secrets_key,
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{self.db_name}",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{self.pg_port or 5432}/{self.db_name}",
             "REDIS_URL": f"redis://127.0.0.1:{self.redis_port or 6379}/{self.redis_db}",
             "HUB_URL": self.hub_url,
             "SPACES_DOMAIN": self.spaces_domain,
@@ -157,6 +160,29 @@ class Stack:
                     raise RuntimeError(f"redis-server on port {self.redis_port} did not answer within 20 s")
                 time.sleep(0.1)
 
+    @property
+    def pg_dir(self) -> Path:
+        return self.data_dir / "pg"
+
+    def start_postgres(self) -> None:
+        """The stack's private Postgres (with pg_port): initialised on first start, then started
+        on the same cluster (a restart keeps the data, as a database server's does)."""
+        assert self.pg_port, "this stack uses the machine's Postgres"
+        as_pg = ["runuser", "-u", "postgres", "--"]
+        if not (self.pg_dir / "PG_VERSION").exists():
+            self.pg_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.data_dir, 0o755)
+            shutil.chown(self.pg_dir, "postgres", "postgres")
+            subprocess.run([*as_pg, "initdb", "-D", str(self.pg_dir), "-A", "trust", "-U", "postgres"],
+                           check=True, capture_output=True)
+        self._spawn("postgres", [*as_pg, "postgres", "-D", str(self.pg_dir), "-p", str(self.pg_port),
+                                 "-c", "listen_addresses=127.0.0.1", "-k", str(self.pg_dir), "-c", "fsync=off"])
+        deadline = time.monotonic() + 30
+        while subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.pg_port)]).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"postgres on port {self.pg_port} did not answer within 30 s")
+            time.sleep(0.1)
+
     def start_web(self, extra_env: dict[str, str] | None = None) -> None:
         self._spawn("web", [sys.executable, "-m", "uvicorn", "hub.asgi:application", "--host", "127.0.0.1",
                             "--port", str(self.hub_port), "--no-access-log"], extra_env)
@@ -216,7 +242,9 @@ class Stack:
                               capture_output=True, text=True, timeout=300).stdout
 
     def up(self) -> None:
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c",
+        if self.pg_port:
+            self.start_postgres()
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.pg_port or 5432), "-U", "postgres", "-q", "-c",
                         f'DROP DATABASE IF EXISTS "{self.db_name}"', "-c", f'CREATE DATABASE "{self.db_name}"'],
                        check=True, capture_output=True)
         STARTED_INSTANCES.add(self.instance)
@@ -251,7 +279,7 @@ class Stack:
         subprocess.run(["bash", str(ROOT / "scripts/isolate.sh"), *subnets], check=True, env=env)
 
     def down(self) -> None:
-        for name in [n for n in self.procs if n != "redis"]:
+        for name in [n for n in self.procs if n not in ("redis", "postgres")]:
             self.stop(name)
         self.purge_engine()
         for hierarchy in Path("/sys/fs/cgroup").glob(f"*/{self.build_cgroup}"):
@@ -259,8 +287,11 @@ class Stack:
                 hierarchy.rmdir()  # empty once no build runs
             except OSError:
                 pass
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c",
-                        f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'], capture_output=True)
+        if self.pg_port:
+            self.stop("postgres", signal.SIGINT)   # fast shutdown; its cluster goes with the data dir
+        else:
+            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c",
+                            f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'], capture_output=True)
         if self.redis_port:
             self.stop("redis")  # its keys go with it
         else:
@@ -356,7 +387,7 @@ class Stack:
         return requests.get(url.rstrip("/") + path, timeout=kwargs.pop("timeout", 10), **kwargs)
 
 
-def new_stack(*, private_redis: bool = False) -> Stack:
+def new_stack(*, private_redis: bool = False, private_postgres: bool = False) -> Stack:
     instance = "t" + uuid.uuid4().hex[:8]
     # A /20 per run out of 10.216.0.0/13, so parallel or leftover runs do not overlap.
     # The builds network gets another /20 of the same range.
@@ -366,4 +397,5 @@ def new_stack(*, private_redis: bool = False) -> Stack:
     return Stack(instance=instance, hub_port=free_port(), proxy_port=free_port(), subnet=subnet,
                  builds_subnet=builds_subnet,
                  data_dir=Path(f"/tmp/demohub-e2e-{instance}"), db_name=f"demohub_e2e_{instance}",
-                 redis_db=0 if private_redis else 9, redis_port=free_port() if private_redis else None)
+                 redis_db=0 if private_redis else 9, redis_port=free_port() if private_redis else None,
+                 pg_port=free_port() if private_postgres else None)

@@ -261,13 +261,13 @@ def test_patch_visibility(api, olive, make_user, run_on_commit, settings):
     with run_on_commit():
         api(olive).post("/api/spaces", {"name": "demo", "sdk": "static"}, format="json")
     space = Space.objects.get(name="demo")
-    route = settings.PROXY_ROUTES_DIR / f"{space.label}.conf"
-    assert "access: public" in route.read_text()
+    flag = settings.PROXY_ROUTES_DIR.parent / "state" / f"{space.label}.private"
+    assert not flag.exists()
     with run_on_commit():
         resp = api(olive).patch("/api/spaces/olive/demo", {"visibility": "private"}, format="json")
     assert resp.status_code == 200 and resp.json()["visibility"] == "private"
     # The route was published again, as a private one (the gate itself is test_proxy.py's business).
-    assert "access: private" in route.read_text()
+    assert flag.exists()
     stan = make_user("stan")
     assert_error(api(stan).get("/api/spaces/olive/demo"), 404)
     assert_error(api().get("/api/spaces/olive/demo"), 404)

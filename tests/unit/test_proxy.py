@@ -29,6 +29,7 @@ from runner.proxy import (
     publish_route,
     remove_route,
     render_route,
+    routes_out_of_date,
     sync_routes,
     validate_label,
 )
@@ -123,14 +124,37 @@ def test_render_static(cfg):
     assert "upstream sp_" not in text and "proxy_pass http://sp_" not in text   # files only
 
 
-def test_private_flag_adds_the_gate_to_every_serving_location(cfg):
+def test_state_is_not_part_of_the_route_file(cfg):
+    """Visibility, access epoch and sleep are flag files read per request (issue 9): the file,
+    and so the generation, never changes with them, and nothing reloads."""
     for make in (container, static):
         public = render_route(make(), cfg)
-        private = render_route(make(private=True), cfg)
-        assert "access: public" in public and "access: private" in private
-        assert "auth_request" not in public
+        for other in (make(private=True), make(private=True, access_epoch=9), make(sleeping=True)):
+            assert render_route(other, cfg) == public
         # one gate, in the one location that serves the app or the files
-        assert private.count("auth_request /.demohub/auth;") == 1
+        assert public.count("auth_request /.demohub/gate;") == 1
+        assert "location = /.demohub/gate-auth {" in public and "location = /.demohub/gate-wake {" in public
+
+
+def test_state_flags_change_without_a_generation_bump(cfg):
+    route = container()
+    assert publish_route(route, cfg) is True
+    gen = current_generation(cfg)
+    private = cfg.states_dir / f"{route.label}.private"
+    sleeping = cfg.states_dir / f"{route.label}.sleeping"
+    assert not private.exists() and not sleeping.exists()
+    assert publish_route(container(private=True, access_epoch=3), cfg) is True
+    assert private.read_text() == "3\n" and current_generation(cfg) == gen
+    assert publish_route(container(private=True, access_epoch=4, sleeping=True), cfg) is True
+    assert private.read_text() == "4\n" and sleeping.exists() and current_generation(cfg) == gen
+    assert publish_route(container(private=True, access_epoch=4, sleeping=True), cfg) is False
+    assert routes_out_of_date([container()], cfg) == [route.label]    # the state differs
+    assert publish_route(container(), cfg) is True
+    assert not private.exists() and not sleeping.exists() and current_generation(cfg) == gen
+    assert routes_out_of_date([container()], cfg) == []
+    publish_route(container(private=True), cfg)
+    remove_route(route.label, cfg)
+    assert not private.exists()
 
 
 @pytest.mark.parametrize("upstream", [
@@ -175,7 +199,7 @@ def test_bad_domain_refused(tmp_path, domain):
 def test_space_name_cannot_break_out_of_its_comment(cfg):
     route = Route("ok", "evil/x\n} server { listen 1; }", "container", upstream="10.0.0.1:80")
     text = render_route(route, cfg)
-    comment = text.splitlines()[1]
+    comment = text.splitlines()[2]
     assert comment.startswith("# space: evil/x?")
     assert "listen 1" not in text.replace(comment, "")
 
@@ -959,19 +983,21 @@ def test_run_sh_stops_with_nginx_on_sigterm(tmp_path):
 # ------------------------------------------------------------------ private spaces: the access gate
 
 
-def test_render_private_container_has_the_gate(cfg):
+def test_render_container_has_the_gate(cfg):
     text = render_route(container(private=True, access_epoch=7), cfg)
-    assert "auth_request /.demohub/auth;" in text
-    assert "error_page 401 403 = @denied;" in text
-    assert "location = /.demohub/auth {" in text and "internal;" in text
-    assert 'proxy_cache_key "alice-demo|7|$demohub_auth_key";' in text   # hashed credentials
+    assert "auth_request /.demohub/gate;" in text
+    assert "error_page 401 = @denied;" in text and "error_page 403 = @refused;" in text
+    assert "location = /.demohub/gate-auth {" in text and "internal;" in text
+    # the epoch is the private flag's content, read per request (demohub.js)
+    assert 'proxy_cache_key "alice-demo|$demohub_access_epoch|$demohub_auth_key";' in text
     assert "proxy_hide_header Access-Control-Allow-Origin;" in text
+    assert "add_header Access-Control-Allow-Origin $demohub_app_acao always;" in text
     assert "frame-ancestors 'self' http://localhost:8000" in text
-    assert "location @denied {" in text
+    assert f"if (-f {cfg.states_dir}/alice-demo.private) {{" in text
+    assert f"if (-f {cfg.states_dir}/alice-demo.sleeping) {{" in text
+    assert "location @denied {" in text and "location @refused {" in text
     assert text.count("{") == text.count("}")
-    public = render_route(container(), cfg)
-    assert "auth_request" not in public and "@denied" not in public
-    assert "location ^~ /.demohub/ {" in public      # the ticket exchange exists on every host
+    assert "location ^~ /.demohub/ {" in text      # the ticket exchange exists on every host
 
 
 def test_bad_hub_origin_or_epoch_refused(tmp_path):
@@ -1084,3 +1110,65 @@ def test_ticket_exchange_path_goes_to_the_hub_on_every_host(stack):
         assert got["headers"]["x-demohub-space-cookie"] == "good"
         assert got["headers"]["x-demohub-proxy-key"] == SECRET
         assert headers["referrer-policy"] == "no-referrer"
+
+
+@needs_nginx
+def test_state_changes_reload_nothing_and_keep_alive_connections_live(stack):
+    """Issue 9: private/public and asleep/awake are flag files read per request. Through a
+    burst of them a keep-alive connection to another space keeps working, the generation and
+    the proxy's reload count stay where they were, and each state takes effect for new requests
+    once wait_applied() returns."""
+    from runner.proxy import wait_applied
+
+    route = container("churn", stack.routes["app"].upstream)
+    publish_route(route, stack.cfg)
+    assert wait_applied(stack.cfg, timeout=10)
+    reloads_file = stack.cfg.routes_dir.parent / "reloads"
+    gen, reloads = current_generation(stack.cfg), reloads_file.read_text()
+    kept = stack.conn()
+    kept.request("GET", "/echo", headers={"Host": stack.host("app")})
+    assert kept.getresponse().read() and True
+    for private, sleeping in ((True, False), (False, True), (True, True), (False, False)):
+        n = len(stack.hub.requests)
+        publish_route(Route(**{**route.__dict__, "private": private, "sleeping": sleeping,
+                               "access_epoch": 5}), stack.cfg)
+        assert wait_applied(stack.cfg, timeout=5)
+        status, headers, _ = stack.request("churn", "/echo")
+        if not (private or sleeping):
+            # A flag that goes away opens the space: a worker may see it for one more second.
+            deadline = time.monotonic() + 1.5
+            while status != 200 and time.monotonic() < deadline:
+                time.sleep(0.1)
+                status, headers, _ = stack.request("churn", "/echo")
+            assert status == 200 and "x-hub-answer" not in headers
+        else:
+            assert status == 401 and headers["x-hub-answer"] == "yes"   # the stand-in hub refuses
+            paths = [r["path"] for r in stack.hub.requests[n:]]
+            # asleep: the hub was asked to wake it (and refused: @denied); private: the access check
+            assert ("/internal/proxy/wake" in paths) == sleeping, paths
+        kept.request("POST", "/echo", body=b"x" * 1000, headers={"Host": stack.host("app")})
+        r = kept.getresponse()
+        assert r.status == 200 and echo(r.read())["body_len"] == 1000    # same connection, body intact
+    kept.close()
+    assert current_generation(stack.cfg) == gen and reloads_file.read_text() == reloads
+    remove_route("churn", stack.cfg)
+
+
+@needs_nginx
+def test_route_changes_are_batched_into_one_reload_a_second(stack):
+    from runner.proxy import wait_applied
+
+    reloads_file = stack.cfg.routes_dir.parent / "reloads"
+    assert wait_applied(stack.cfg, timeout=10)
+    time.sleep(1.1)
+    before = int(reloads_file.read_text())
+    started = time.monotonic()
+    for i in range(10):
+        publish_route(container(f"batch{i}", stack.routes["app"].upstream), stack.cfg)
+        time.sleep(0.05)
+    for i in range(10):
+        remove_route(f"batch{i}", stack.cfg)
+    assert wait_applied(stack.cfg, timeout=10)
+    took = time.monotonic() - started
+    # 20 generation bumps within ~0.6 s: at most one reload per started second, plus one.
+    assert int(reloads_file.read_text()) - before <= int(took) + 2, (reloads_file.read_text(), before, took)
