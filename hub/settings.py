@@ -337,6 +337,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
@@ -347,6 +348,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "hub.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable (hub/middleware.py)
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The page language: the django_language cookie (set by /i18n/setlang/), else the browser's
+    # Accept-Language, else LANGUAGE_CODE. No language prefix in URLs (clone URLs stay stable).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -365,6 +369,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
                 "spaces.context.hub_context",
             ],
         },
@@ -397,7 +402,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+# --- Languages (README "Languages") -----------------------------------------------------------
+# Pages follow the browser (Accept-Language) or the choice made with the selector in the page
+# footer (a cookie); API error details stay English (clients read `code`). The catalogs are
+# locale/<lang>/LC_MESSAGES/django.po; the .mo files are compiled at image build and by
+# `make test` (manage.py compilemessages), never committed.
+LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
+LANGUAGES = [("en", "English"), ("ko", "한국어")]
+if LANGUAGE_CODE not in dict(LANGUAGES):
+    raise ImproperlyConfigured(f"LANGUAGE_CODE={LANGUAGE_CODE!r} is not one of the hub's languages: "
+                               f"{', '.join(dict(LANGUAGES))}")
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_NAME = "django_language"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

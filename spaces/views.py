@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_POST
 
 from runner.exceptions import ArchiveError
@@ -22,17 +23,20 @@ from .views_discovery import space_list_context
 
 
 class NewSpaceForm(forms.Form):
-    name = forms.CharField(max_length=96, help_text="Letters, digits, '.', '_' and '-'.")
+    name = forms.CharField(label=gettext_lazy("Name"), max_length=96,
+                           help_text=gettext_lazy("Letters, digits, '.', '_' and '-'."))
     sdk = forms.ChoiceField(choices=Sdk.choices, initial=Sdk.GRADIO)
-    visibility = forms.ChoiceField(choices=Visibility.choices, initial=Visibility.PUBLIC,
-                                   widget=forms.RadioSelect)
-    title = forms.CharField(max_length=96, required=False)
-    short_description = forms.CharField(max_length=200, required=False)
-    archive = forms.FileField(required=False, help_text="The repo as a .zip or .tar.gz (optional now).")
+    visibility = forms.ChoiceField(choices=[(Visibility.PUBLIC, gettext_lazy("Public")),
+                                            (Visibility.PRIVATE, gettext_lazy("Private"))],
+                                   initial=Visibility.PUBLIC, widget=forms.RadioSelect)
+    title = forms.CharField(label=gettext_lazy("Title"), max_length=96, required=False)
+    short_description = forms.CharField(label=gettext_lazy("Short description"), max_length=200, required=False)
+    archive = forms.FileField(label=gettext_lazy("Archive"), required=False,
+                              help_text=gettext_lazy("The repo as a .zip or .tar.gz (optional now)."))
 
 
 class UploadForm(forms.Form):
-    archive = forms.FileField(help_text="The repo as a .zip or .tar.gz.")
+    archive = forms.FileField(label=gettext_lazy("Archive"), help_text=gettext_lazy("The repo as a .zip or .tar.gz."))
 
 
 def _form_error(form: forms.Form, exc: ValidationError | services.ServiceError | ArchiveError) -> None:
@@ -126,7 +130,7 @@ def space_settings(request, owner, name):
             _form_error(upload, exc)
             status = _quota_status(exc)
         else:
-            messages.success(request, f"Revision {rev.number} uploaded.")
+            messages.success(request, gettext("Revision %(number)s uploaded.") % {"number": rev.number})
             return redirect(f"/spaces/{space.owner.username}/{space.name}")
     revisions = space.revisions.select_related("created_by")[:20]
     return render(request, "spaces/settings.html", {"space": space, "role": role, "upload": upload,
@@ -155,7 +159,7 @@ def space_action(request, owner, name, action):
             services.space_update(space=space, visibility=request.POST.get("visibility", ""))
         elif action == "delete":
             services.space_delete(space=space)
-            messages.success(request, f"{space.full_name} is being deleted.")
+            messages.success(request, gettext("%(space)s is being deleted.") % {"space": space.full_name})
             return redirect("/")
     except (services.ServiceError, ValidationError) as exc:
         messages.error(request, str(exc) if isinstance(exc, services.ServiceError) else "; ".join(exc.messages))

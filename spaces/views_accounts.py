@@ -14,6 +14,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -23,16 +24,18 @@ from .selectors import token_list_for_user
 
 
 class SignupForm(forms.Form):
-    username = forms.CharField(max_length=39)
-    email = forms.EmailField(required=False)
-    password = forms.CharField(widget=forms.PasswordInput, min_length=8)
+    username = forms.CharField(label=gettext_lazy("Username"), max_length=39)
+    email = forms.EmailField(label=gettext_lazy("Email"), required=False)
+    password = forms.CharField(label=gettext_lazy("Password"), widget=forms.PasswordInput, min_length=8)
 
 
 class TokenCreateForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="What it is for, e.g. laptop or CI.")
+    name = forms.CharField(label=gettext_lazy("Name"), max_length=100,
+                           help_text=gettext_lazy("What it is for, e.g. laptop or CI."))
     # Read by default on the page: the least a token can do (the API keeps its write default).
-    scope = forms.ChoiceField(choices=[(ApiToken.Scope.READ, "Read: see spaces, logs and revisions"),
-                                       (ApiToken.Scope.WRITE, "Write: also create, upload, change and delete")],
+    scope = forms.ChoiceField(choices=[(ApiToken.Scope.READ, gettext_lazy("Read: see spaces, logs and revisions")),
+                                       (ApiToken.Scope.WRITE,
+                                        gettext_lazy("Write: also create, upload, change and delete"))],
                               initial=ApiToken.Scope.READ, widget=forms.RadioSelect)
 
 
@@ -119,5 +122,6 @@ def tokens(request):
 @require_POST
 def token_revoke(request, token_id: int):
     token = services.token_revoke(user=request.user, token_id=token_id)  # not theirs: 404
-    messages.success(request, f"Token “{token.name}” ({token.hint}…) is revoked; it no longer works.")
+    messages.success(request, gettext("Token “%(name)s” (%(hint)s…) is revoked; it no longer works.")
+                     % {"name": token.name, "hint": token.hint})
     return redirect("tokens")

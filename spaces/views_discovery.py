@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404, render
+from django.utils.translation import gettext_lazy
 
 from .models import Sdk, Space
 from .search import DeferredJoinList
@@ -20,7 +21,8 @@ from .selectors import space_filter, space_list_visible_to
 
 PAGE_SIZE = 24
 LIST_PARAMS = ("search", "sdk", "tag", "sort")
-SORT_CHOICES = [("trending", "Trending"), ("likes", "Most liked"), ("recent", "Recently updated")]
+SORT_CHOICES = [("trending", gettext_lazy("Trending")), ("likes", gettext_lazy("Most liked")),
+                ("recent", gettext_lazy("Recently updated"))]
 
 
 def space_list_context(request, spaces: QuerySet[Space]) -> dict:

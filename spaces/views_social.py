@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from . import comments, ratelimits
@@ -109,7 +110,7 @@ def comment_action(request, owner, name, comment_id, action):
             comments.comment_set_hidden(comment=comment, by=request.user, hidden=request.POST.get("hidden") == "1")
         else:
             comments.comment_delete(comment=comment, by=request.user)
-            messages.success(request, "Comment deleted.")
+            messages.success(request, gettext("Comment deleted."))
             return _back(space, cpage=_posted_page(request))
     except (ValidationError, ServiceError) as exc:
         _error(request, exc)

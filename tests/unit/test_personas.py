@@ -639,6 +639,8 @@ ROUTES_OUTSIDE_THE_MATRIX: dict[str, str] = {
     "api/me": "the caller's own account",
     "api/schema": "the OpenAPI schema: public, no space",
     "readyz": "the public readiness probe: no space",
+    "i18n/setlang/": "the language selector: a cookie in the caller's own browser, no space, no database "
+                     "(test_i18n.py)",
     "s/<str:token>": "redeems a share link: the matrix's share and revoked personas enter through it "
                      "(World._link_holder); its own rules: test_private_access.py",
     f"{S}/comments/<int:comment_id>/<str:action>": "a comment's author or the space owner acts on it, by the "
