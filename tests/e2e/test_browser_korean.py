@@ -37,7 +37,8 @@ def english_left(page, data: set[str]) -> list[str]:
         return out.join("\\n");
     }""")
     names = {name.lower() for name in NAMES}
-    return [w for w in re.findall(r"[A-Za-z][A-Za-z']+", text) if w.lower() not in names and w.lower() not in data]
+    words = [w for w in re.findall(r"[A-Za-z0-9_']+", text) if re.search("[A-Za-z]{2}", w)]
+    return [w for w in words if w.lower() not in names and w.lower() not in data]
 
 
 def korean_context(browser):

@@ -120,7 +120,7 @@ def english_words(html: str, data: set[str]) -> list[str]:
     page.feed(html)
     found = []
     for text in page.texts:
-        for word in re.findall(r"[A-Za-z][A-Za-z']+", text):
+        for word in (w for w in re.findall(r"[A-Za-z0-9_']+", text) if re.search("[A-Za-z]{2}", w)):
             if word.lower() not in NAMES_LOWER and word.lower() not in data:
                 found.append(f"{word!r} in {text!r}")
     return found
