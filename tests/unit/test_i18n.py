@@ -275,3 +275,24 @@ def test_set_language_refuses_what_it_should():
     # The form carries a CSRF token, and the view checks it.
     strict = Client(enforce_csrf_checks=True)
     assert strict.post("/i18n/setlang/", {"language": "ko", "next": "/"}).status_code == 403
+
+
+# ------------------------------------------------------------------- every template, statically
+TEMPLATES = ROOT / "templates"
+_BLOCKTRANS = re.compile(r"{%\s*blocktranslate\b.*?{%\s*endblocktranslate\s*%}", re.S)
+_COMMENT = re.compile(r"{#.*?#}|{%\s*comment\s*%}.*?{%\s*endcomment\s*%}"
+                      r"|{%\s*block mainclass\s*%}.*?{%\s*endblock\s*%}", re.S)   # a CSS class, not text
+_TAG = re.compile(r"{%.*?%}|{{.*?}}", re.S)
+
+
+def test_no_template_has_text_outside_translate_tags():
+    """Text a person reads in any template (pages the journeys above do not reach included) is
+    inside {% translate %} or {% blocktranslate %}: what is left after removing those, template
+    tags, variables, comments, scripts, styles and code holds no English word."""
+    untranslated = {}
+    for path in sorted(TEMPLATES.rglob("*.html")):
+        source = _TAG.sub(" ", _COMMENT.sub(" ", _BLOCKTRANS.sub(" ", path.read_text())))
+        words = english_words(source, set())
+        if words:
+            untranslated[str(path.relative_to(ROOT))] = words
+    assert not untranslated, untranslated
