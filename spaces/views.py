@@ -19,6 +19,7 @@ from .models import Sdk, Space, Visibility
 from .selectors import Action, Role, can, space_get_for_viewer, space_list_visible_to
 from .space_errors import space_error_for
 from .status import SERVING
+from .views_accounts import rate_limit_message
 from .views_discovery import space_list_context
 
 
@@ -44,7 +45,15 @@ def _form_error(form: forms.Form, exc: ValidationError | services.ServiceError |
         for field, errors in exc.message_dict.items():
             form.add_error(field if field in form.fields else None, errors)
     else:
-        form.add_error(None, str(exc) if not isinstance(exc, ValidationError) else exc.messages)
+        form.add_error(None, _page_message(form, exc) if not isinstance(exc, ValidationError) else exc.messages)
+
+
+def _page_message(form: forms.Form, exc: services.ServiceError | ArchiveError) -> str:
+    """A service's refusal on the page: in the page's language where the page knows the case
+    (the message is shared with the API, which keeps it English), else as the service said it."""
+    if isinstance(exc, services.ServiceError) and exc.code == "exists":
+        return gettext("You already have a space named %(name)s.") % {"name": form.data.get("name", "")}
+    return str(exc)
 
 
 def _quota_status(exc: Exception) -> int:
@@ -73,7 +82,7 @@ def new_space(request):
                 if archive is not None:
                     services.revision_create(space=space, archive=archive, created_by=request.user)
         except ratelimits.RateLimited as exc:
-            form.add_error(None, str(exc))
+            form.add_error(None, rate_limit_message(exc))
             response = render(request, "spaces/new.html", {"form": form}, status=429)
             response["Retry-After"] = str(exc.retry_after)
             return response

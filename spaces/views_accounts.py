@@ -14,7 +14,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -39,6 +39,15 @@ class TokenCreateForm(forms.Form):
                               initial=ApiToken.Scope.READ, widget=forms.RadioSelect)
 
 
+def rate_limit_message(exc: ratelimits.RateLimited) -> str:
+    """The rate limit's message in the page's language (the API keeps str(exc), in English)."""
+    wait = exc.retry_after
+    if wait < 120:
+        return ngettext("Too many attempts; try again in %(count)s second.",
+                        "Too many attempts; try again in %(count)s seconds.", wait) % {"count": wait}
+    return gettext("Too many attempts; try again in %(count)s minutes.") % {"count": -(-wait // 60)}
+
+
 def _too_many(response, exc: ratelimits.RateLimited):
     response.status_code = 429
     response["Retry-After"] = str(exc.retry_after)
@@ -55,7 +64,7 @@ class LoginView(auth_views.LoginView):
         except ratelimits.RateLimited as exc:
             # An unbound form: validating the posted one would check the password after all.
             form = self.get_form_class()(request, initial={"username": username})
-            context = self.get_context_data(form=form, rate_limit_message=str(exc))
+            context = self.get_context_data(form=form, rate_limit_message=rate_limit_message(exc))
             return _too_many(self.render_to_response(context), exc)
         return super().post(request, *args, **kwargs)
 
@@ -72,7 +81,7 @@ def signup(request):
             form = SignupForm(initial={"username": request.POST.get("username", ""),
                                        "email": request.POST.get("email", "")})
             return _too_many(render(request, "registration/signup.html",
-                                    {"form": form, "rate_limit_message": str(exc)}), exc)
+                                    {"form": form, "rate_limit_message": rate_limit_message(exc)}), exc)
         if form.is_valid():
             try:
                 user = services.user_create(**form.cleaned_data)
@@ -110,7 +119,8 @@ def tokens(request):
         except ratelimits.RateLimited as exc:
             retry = TokenCreateForm(initial=form.cleaned_data)
             return _too_many(render(request, "accounts/tokens.html", {
-                "form": retry, "tokens": token_list_for_user(request.user), "rate_limit_message": str(exc)}), exc)
+                "form": retry, "tokens": token_list_for_user(request.user),
+                "rate_limit_message": rate_limit_message(exc)}), exc)
         token, raw = services.token_create(user=request.user, **form.cleaned_data)
         created = {"token": token, "raw": raw}
         form = TokenCreateForm()

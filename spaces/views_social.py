@@ -20,6 +20,7 @@ from . import comments, ratelimits
 from .models import Comment, Space
 from .selectors import Action, Role, can, space_get_for_viewer
 from .services import ServiceError
+from .views_accounts import rate_limit_message
 
 COMMENTS_PER_PAGE = 20
 
@@ -66,6 +67,9 @@ def _back_to_thread(request, space: Space, role: Role, comment: Comment):
 
 
 def _error(request, exc: ValidationError | ServiceError | ratelimits.RateLimited) -> None:
+    if isinstance(exc, ratelimits.RateLimited):
+        messages.error(request, rate_limit_message(exc))
+        return
     messages.error(request, "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
 
 

@@ -219,6 +219,27 @@ def test_messages_after_an_action_are_korean(world):
     assert not english_words(html, world | {"mood", "ok"})
 
 
+def test_refusals_a_page_knows_are_korean(hub, make_user, make_space, settings):
+    """A rate limit and a taken space name: the page says it in Korean, the API in English."""
+    settings.SIGNUP_RATE_PER_IP = "1/10h"
+    browser = Client(REMOTE_ADDR=_next_ip(), **KO)
+    assert browser.post("/accounts/signup/", {"username": "first1", "password": PASSWORD}).status_code == 302
+    browser.logout()
+    resp = browser.post("/accounts/signup/", {"username": "second2", "password": PASSWORD})
+    html = resp.content.decode()
+    assert resp.status_code == 429 and re.search(r"시도가 너무 많습니다\. \d+분 후에 다시 시도하세요\.", html), html
+    assert not english_words(html, {"second2"})
+    olive = make_user("olive")
+    make_space(olive, "demo")
+    owner = _client("olive", **KO)
+    html = owner.post("/new", {"name": "demo", "sdk": "static", "visibility": "public"}).content.decode()
+    assert "이미 이름이 demo인 스페이스가 있습니다." in html
+    assert not english_words(html, {"olive", "demo"})
+    api = _client("olive", **KO).post("/api/spaces", {"name": "demo", "sdk": "static"},
+                                      content_type="application/json")
+    assert api.json()["detail"] == "You already have a space named demo.", api.json()
+
+
 def test_dates_and_numbers_follow_the_language(world):
     from django.contrib.auth import get_user_model
     user = get_user_model().objects.get(username="olive")
