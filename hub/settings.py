@@ -349,8 +349,8 @@ MIDDLEWARE = [
     "hub.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable (hub/middleware.py)
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The page language: the django_language cookie (set by /i18n/setlang/), else the browser's
-    # Accept-Language, else LANGUAGE_CODE. No language prefix in URLs (clone URLs stay stable).
-    "django.middleware.locale.LocaleMiddleware",
+    # Accept-Language, else LANGUAGE_CODE; English for the API. No language prefix in URLs.
+    "hub.middleware.PageLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

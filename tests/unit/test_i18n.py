@@ -253,10 +253,16 @@ def test_dates_and_numbers_follow_the_language(world):
 
 
 def test_api_errors_stay_english_for_a_korean_client(world):
-    resp = _client(**KO).post("/api/spaces", {"name": "x", "sdk": "static"}, content_type="application/json")
-    assert resp.status_code == 401
+    """Django's and DRF's own messages have Korean catalogs: the API must not use them."""
+    korean = _client(**KO, HTTP_COOKIE="django_language=ko")
+    resp = korean.post("/api/users", {"username": "", "email": "bad"}, content_type="application/json")
+    assert resp.status_code == 400 and resp["Content-Language"] == "en"
     body = resp.json()
-    assert body["code"] and re.fullmatch(r"[\x00-\x7f]+", body["detail"]), body
+    assert body["code"] == "blank" and body["detail"] == "username: This field may not be blank.", body
+    assert body["errors"]["email"] == ["Enter a valid email address."], body
+    resp = korean.post("/api/spaces", {"name": "x", "sdk": "static"}, content_type="application/json")
+    assert resp.status_code == 401 and re.fullmatch(r"[\x00-\x7f]+", resp.json()["detail"]), resp.json()
+    assert korean.get("/").content.decode().count('<html lang="ko">') == 1   # pages stay Korean
 
 
 def test_the_unavailable_page_of_a_space_is_korean(hub, make_user, make_space, settings):
