@@ -9,4 +9,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
 
 app = Celery("hub")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Tasks live in the rooms' tasks.py; spaces.apps.SpacesConfig.ready imports them in every process.
 app.autodiscover_tasks()

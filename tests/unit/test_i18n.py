@@ -19,9 +19,12 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from spaces import access, comments, services
+from spaces.access import services as access
+from spaces.catalog.services import revision_create
+from spaces.community import services as comments
+from spaces.lifecycle import variables
 
-from .conftest import PASSWORD, _next_ip, readme, targz_bytes
+from .conftest import PASSWORD, next_ip, readme, targz_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 PO = ROOT / "locale" / "ko" / "LC_MESSAGES" / "django.po"
@@ -68,6 +71,14 @@ def test_the_compiled_catalog_is_current():
     mo = PO.with_suffix(".mo")
     assert mo.exists(), "run manage.py compilemessages (scripts/test.sh does)"
     assert mo.stat().st_mtime >= PO.stat().st_mtime, "the .mo is older than the .po: run compilemessages"
+
+
+def test_an_unknown_default_language_stops_the_hub(tmp_path):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "hub.settings", "DJANGO_DEBUG": "true",
+           "DEMOHUB_ENV_FILE": "/dev/null", "DATA_DIR": str(tmp_path), "LANGUAGE_CODE": "fr"}
+    run = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    assert run.returncode != 0 and "LANGUAGE_CODE='fr' is not one of the hub's languages: en, ko" in run.stderr
 
 
 # ------------------------------------------------------------------------- visible English
@@ -133,9 +144,8 @@ def world(hub, make_user, make_space, make_token, django_capture_on_commit_callb
     olive, vera = make_user("olive"), make_user("vera")
     space = make_space(olive, "demo", title="Demo")
     with django_capture_on_commit_callbacks(execute=True):
-        services.revision_create(space=space, created_by=olive, archive=SimpleUploadedFile(
+        revision_create(space=space, created_by=olive, archive=SimpleUploadedFile(
             "repo.tar.gz", targz_bytes({"README.md": readme(title="Demo", sdk="static"), "index.html": "hi"})))
-    from spaces import variables
     variables.variable_set(space=space, key="GREETING", value="annyeong", secret=False, by=olive)
     variables.variable_set(space=space, key="DB_PASSWORD", value="hunter2-long", secret=True, by=olive)
     access.collaborator_set(space=space, username="vera", role="viewer")
@@ -147,7 +157,7 @@ def world(hub, make_user, make_space, make_token, django_capture_on_commit_callb
 
 
 def _client(user: str | None = None, **headers) -> Client:
-    client = Client(REMOTE_ADDR=_next_ip(), **headers)
+    client = Client(REMOTE_ADDR=next_ip(), **headers)
     if user:
         assert client.login(username=user, password=PASSWORD)
     return client
@@ -222,7 +232,7 @@ def test_messages_after_an_action_are_korean(world):
 def test_refusals_a_page_knows_are_korean(hub, make_user, make_space, settings):
     """A rate limit and a taken space name: the page says it in Korean, the API in English."""
     settings.SIGNUP_RATE_PER_IP = "1/10h"
-    browser = Client(REMOTE_ADDR=_next_ip(), **KO)
+    browser = Client(REMOTE_ADDR=next_ip(), **KO)
     assert browser.post("/accounts/signup/", {"username": "first1", "password": PASSWORD}).status_code == 302
     browser.logout()
     resp = browser.post("/accounts/signup/", {"username": "second2", "password": PASSWORD})
