@@ -12,9 +12,16 @@ RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -q -r /tmp/deps/requirements.txt
 
 # --- src: the app files (.dockerignore lists what may enter), minus the build-only bits. ------
-FROM ${BASE_IMAGE} AS src
+# The message catalogs are compiled here (gettext's msgfmt, this stage only): .mo files are
+# generated, never committed (README "Languages").
+FROM deps AS src
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gettext >/dev/null \
+ && rm -rf /var/lib/apt/lists/*
 COPY . /src/
-RUN rm -rf /src/.build /src/requirements.txt
+RUN cd /src && rm -rf .build requirements.txt /tmp/deps \
+ && /opt/venv/bin/django-admin compilemessages >/dev/null \
+ && find /src -name '*.po' -path '*/LC_MESSAGES/*' | sed 's/\.po$/.mo/' | xargs ls >/dev/null
 
 # --- final -------------------------------------------------------------------------------------
 FROM ${BASE_IMAGE}

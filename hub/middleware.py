@@ -1,4 +1,6 @@
-"""WhiteNoise's static files, without taking every request off the event loop.
+"""The hub's own middleware: WhiteNoise without leaving the event loop, and the page language.
+
+WhiteNoise's static files, without taking every request off the event loop.
 
 WhiteNoise's middleware is synchronous only. One such middleware makes Django run the whole
 chain of every request, async views included, inside a thread of its own under uvicorn: a
@@ -10,6 +12,8 @@ everything else.
 from __future__ import annotations
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.middleware.locale import LocaleMiddleware
+from django.utils import translation
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 
@@ -40,3 +44,16 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
         if static_file is not None:
             return self.serve(static_file, request)
         return await self.get_response(request)
+
+
+class PageLocaleMiddleware(LocaleMiddleware):
+    """Django's LocaleMiddleware (the cookie, then Accept-Language) for pages; the API (/api/)
+    always answers in English, Django's and DRF's own messages included: clients read `code`,
+    and a `detail` does not change with the caller's browser (README "Languages")."""
+
+    def process_request(self, request):
+        if request.path_info.startswith("/api/"):
+            translation.activate("en")
+            request.LANGUAGE_CODE = "en"
+            return None
+        return super().process_request(request)

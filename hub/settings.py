@@ -341,6 +341,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
@@ -351,6 +352,7 @@ MIDDLEWARE = ["hub.dependencies.DependencyMiddleware",  # first: 503/202 when Po
     "django.middleware.security.SecurityMiddleware",
     "hub.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable (hub/middleware.py)
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "hub.middleware.PageLocaleMiddleware",  # the page language, English for the API (hub/languages.py)
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -372,6 +374,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
                 "spaces.web.context.hub_context",
             ],
         },
@@ -404,10 +407,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
-USE_I18N = True
-USE_TZ = True
+from hub.languages import *  # noqa: E402,F401,F403  LANGUAGE_CODE, LANGUAGES, TIME_ZONE, ... (README "Languages")
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))

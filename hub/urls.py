@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.i18n import set_language
 
 from spaces.operations.api import HealthzView, MetricsView, ReadyzView
 
@@ -12,6 +13,8 @@ urlpatterns = [
     path("readyz", ReadyzView.as_view(), name="readyz"),
     path("metrics", MetricsView.as_view(), name="metrics"),
     path("admin/", admin.site.urls),
+    # The language selector (templates/base.html) posts here; the choice is a cookie, no URL prefix.
+    path("i18n/setlang/", set_language, name="set_language"),
     path("api/", include("spaces.api_urls")),
     path("", include("spaces.urls")),
 ]

@@ -19,6 +19,9 @@ has_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok 
 wanted=(docker-compose:docker-compose iptables:iptables debootstrap:debootstrap curl:curl python3:python3)
 if [ "$group" = all ]; then
   wanted+=(nginx-light:nginx libnginx-mod-http-js:pkg libnginx-mod-http-set-misc:pkg chromium:chromium libnss-myhostname:pkg wrk:wrk python3-venv:pkg)
+  # gettext: manage.py makemessages/compilemessages (the Korean catalog, README "Languages").
+  # The fonts: Chromium's screenshots show Korean text and space emoji instead of boxes.
+  wanted+=(gettext:msgfmt fonts-noto-cjk:pkg fonts-noto-color-emoji:pkg)
 fi
 
 missing=()

@@ -50,6 +50,10 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.requirements-* && touch "$stamp"
 fi
 
+# The message catalogs (locale/*/LC_MESSAGES/django.po -> .mo): generated, never committed.
+log "compiling message catalogs"
+DJANGO_DEBUG=true DEMOHUB_ENV_FILE=/dev/null .venv/bin/python manage.py compilemessages --ignore .venv >/dev/null
+
 export CI="${CI:-}"
 log "running pytest"
 exec .venv/bin/python -m pytest -p no:cacheprovider "${@:-tests}"

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy, pgettext
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from spaces.access import services as access
@@ -69,16 +70,17 @@ def go_to_space(request, label: str):
 
 # ----------------------------------------------------------------------------- owner's page
 class CollaboratorForm(forms.Form):
-    username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=Collaborator.Role.choices)
+    username = forms.CharField(label=gettext_lazy("Username"), max_length=150)
+    role = forms.ChoiceField(label=gettext_lazy("Role"), choices=[(Collaborator.Role.VIEWER, gettext_lazy("Viewer")),
+                                                                  (Collaborator.Role.EDITOR, gettext_lazy("Editor"))])
 
 
 class ShareLinkForm(forms.Form):
     note = forms.CharField(max_length=200, required=False)
     expires_in_days = forms.IntegerField(min_value=1, max_value=access.SHARE_MAX_DAYS, required=False,
-                                         help_text="empty: never expires")
+                                         help_text=gettext_lazy("empty: never expires"))
     max_uses = forms.IntegerField(min_value=1, max_value=access.SHARE_MAX_USES, required=False,
-                                  help_text="empty: unlimited")
+                                  help_text=gettext_lazy("empty: unlimited"))
 
 
 def space_access_page(request, owner: str, name: str):
@@ -98,12 +100,14 @@ def space_access_page(request, owner: str, name: str):
                 except access.AccessError as exc:
                     collab_form.add_error(None, str(exc))
                 else:
-                    verb = "added as" if created else "now"
-                    messages.success(request, f"{collab.user.username} {verb} {collab.role}.")
+                    done = (gettext("%(user)s added as %(role)s.") if created else gettext("%(user)s is now %(role)s."))
+                    messages.success(request, done % {"user": collab.user.username,
+                                                      "role": pgettext("role", collab.role)})
                     return redirect(base)
         elif what == "remove-collaborator":
             access.collaborator_remove(space=space, username=request.POST.get("username", ""))
-            messages.success(request, f"{request.POST.get('username', '')} no longer has access.")
+            messages.success(request, gettext("%(user)s no longer has access.")
+                             % {"user": request.POST.get("username", "")})
             return redirect(base)
         elif what == "share-link":
             link_form = ShareLinkForm(request.POST, prefix="l")
@@ -122,7 +126,7 @@ def space_access_page(request, owner: str, name: str):
         elif what == "revoke":
             link = get_object_or_404(ShareLink, space=space, pk=request.POST.get("link_id") or 0)
             access.share_link_revoke(link=link)
-            messages.success(request, "The link is revoked: nobody can use it any more.")
+            messages.success(request, gettext("The link is revoked: nobody can use it any more."))
             return redirect(base)
     return render(request, "spaces/access.html", {
         "space": space, "role": role, "can_edit": True, "can_admin": True, "can_logs": True,

@@ -14,6 +14,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext, gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -26,17 +27,28 @@ from spaces.records.errors import ServiceError
 
 
 class SignupForm(forms.Form):
-    username = forms.CharField(max_length=39)
-    email = forms.EmailField(required=False)
-    password = forms.CharField(widget=forms.PasswordInput, min_length=8)
+    username = forms.CharField(label=gettext_lazy("Username"), max_length=39)
+    email = forms.EmailField(label=gettext_lazy("Email"), required=False)
+    password = forms.CharField(label=gettext_lazy("Password"), widget=forms.PasswordInput, min_length=8)
 
 
 class TokenCreateForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="What it is for, e.g. laptop or CI.")
+    name = forms.CharField(label=gettext_lazy("Name"), max_length=100,
+                           help_text=gettext_lazy("What it is for, e.g. laptop or CI."))
     # Read by default on the page: the least a token can do (the API keeps its write default).
-    scope = forms.ChoiceField(choices=[(ApiToken.Scope.READ, "Read: see spaces, logs and revisions"),
-                                       (ApiToken.Scope.WRITE, "Write: also create, upload, change and delete")],
+    scope = forms.ChoiceField(choices=[(ApiToken.Scope.READ, gettext_lazy("Read: see spaces, logs and revisions")),
+                                       (ApiToken.Scope.WRITE,
+                                        gettext_lazy("Write: also create, upload, change and delete"))],
                               initial=ApiToken.Scope.READ, widget=forms.RadioSelect)
+
+
+def rate_limit_message(exc: ratelimits.RateLimited) -> str:
+    """The rate limit's message in the page's language (the API keeps str(exc), in English)."""
+    wait = exc.retry_after
+    if wait < 120:
+        return ngettext("Too many attempts; try again in %(count)s second.",
+                        "Too many attempts; try again in %(count)s seconds.", wait) % {"count": wait}
+    return gettext("Too many attempts; try again in %(count)s minutes.") % {"count": -(-wait // 60)}
 
 
 def _too_many(response, exc: ratelimits.RateLimited):
@@ -55,7 +67,7 @@ class LoginView(auth_views.LoginView):
         except ratelimits.RateLimited as exc:
             # An unbound form: validating the posted one would check the password after all.
             form = self.get_form_class()(request, initial={"username": username})
-            context = self.get_context_data(form=form, rate_limit_message=str(exc))
+            context = self.get_context_data(form=form, rate_limit_message=rate_limit_message(exc))
             return _too_many(self.render_to_response(context), exc)
         return super().post(request, *args, **kwargs)
 
@@ -72,7 +84,7 @@ def signup(request):
             form = SignupForm(initial={"username": request.POST.get("username", ""),
                                        "email": request.POST.get("email", "")})
             return _too_many(render(request, "registration/signup.html",
-                                    {"form": form, "rate_limit_message": str(exc)}), exc)
+                                    {"form": form, "rate_limit_message": rate_limit_message(exc)}), exc)
         if form.is_valid():
             try:
                 user = user_create(**form.cleaned_data)
@@ -110,7 +122,8 @@ def tokens(request):
         except ratelimits.RateLimited as exc:
             retry = TokenCreateForm(initial=form.cleaned_data)
             return _too_many(render(request, "accounts/tokens.html", {
-                "form": retry, "tokens": token_list_for_user(request.user), "rate_limit_message": str(exc)}), exc)
+                "form": retry, "tokens": token_list_for_user(request.user),
+                "rate_limit_message": rate_limit_message(exc)}), exc)
         token, raw = token_create(user=request.user, **form.cleaned_data)
         created = {"token": token, "raw": raw}
         form = TokenCreateForm()
@@ -122,5 +135,6 @@ def tokens(request):
 @require_POST
 def token_revoke(request, token_id: int):
     token = accounts_services.token_revoke(user=request.user, token_id=token_id)  # not theirs: 404
-    messages.success(request, f"Token “{token.name}” ({token.hint}…) is revoked; it no longer works.")
+    messages.success(request, gettext("Token “%(name)s” (%(hint)s…) is revoked; it no longer works.")
+                     % {"name": token.name, "hint": token.hint})
     return redirect("tokens")

@@ -8,12 +8,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_POST
 
 from runner.exceptions import ArchiveError
 from spaces.access.selectors import Action, Role, space_list_visible_to
 from spaces.access.viewer import space_for_page
 from spaces.accounts import ratelimits
+from spaces.accounts.pages import rate_limit_message
 from spaces.builds.services import space_rebuild
 from spaces.catalog.pages_browse import space_list_context
 from spaces.catalog.services import revision_create, space_create, space_update
@@ -29,17 +31,20 @@ from spaces.records.status import SERVING
 
 
 class NewSpaceForm(forms.Form):
-    name = forms.CharField(max_length=96, help_text="Letters, digits, '.', '_' and '-'.")
+    name = forms.CharField(label=gettext_lazy("Name"), max_length=96,
+                           help_text=gettext_lazy("Letters, digits, '.', '_' and '-'."))
     sdk = forms.ChoiceField(choices=Sdk.choices, initial=Sdk.GRADIO)
-    visibility = forms.ChoiceField(choices=Visibility.choices, initial=Visibility.PUBLIC,
-                                   widget=forms.RadioSelect)
-    title = forms.CharField(max_length=96, required=False)
-    short_description = forms.CharField(max_length=200, required=False)
-    archive = forms.FileField(required=False, help_text="The repo as a .zip or .tar.gz (optional now).")
+    visibility = forms.ChoiceField(choices=[(Visibility.PUBLIC, gettext_lazy("Public")),
+                                            (Visibility.PRIVATE, gettext_lazy("Private"))],
+                                   initial=Visibility.PUBLIC, widget=forms.RadioSelect)
+    title = forms.CharField(label=gettext_lazy("Title"), max_length=96, required=False)
+    short_description = forms.CharField(label=gettext_lazy("Short description"), max_length=200, required=False)
+    archive = forms.FileField(label=gettext_lazy("Archive"), required=False,
+                              help_text=gettext_lazy("The repo as a .zip or .tar.gz (optional now)."))
 
 
 class UploadForm(forms.Form):
-    archive = forms.FileField(help_text="The repo as a .zip or .tar.gz.")
+    archive = forms.FileField(label=gettext_lazy("Archive"), help_text=gettext_lazy("The repo as a .zip or .tar.gz."))
 
 
 def _form_error(form: forms.Form, exc: ValidationError | ServiceError | ArchiveError) -> None:
@@ -47,7 +52,15 @@ def _form_error(form: forms.Form, exc: ValidationError | ServiceError | ArchiveE
         for field, errors in exc.message_dict.items():
             form.add_error(field if field in form.fields else None, errors)
     else:
-        form.add_error(None, str(exc) if not isinstance(exc, ValidationError) else exc.messages)
+        form.add_error(None, _page_message(form, exc) if not isinstance(exc, ValidationError) else exc.messages)
+
+
+def _page_message(form: forms.Form, exc: ServiceError | ArchiveError) -> str:
+    """A service's refusal on the page: in the page's language where the page knows the case
+    (the message is shared with the API, which keeps it English), else as the service said it."""
+    if isinstance(exc, ServiceError) and exc.code == "exists":
+        return gettext("You already have a space named %(name)s.") % {"name": form.data.get("name", "")}
+    return str(exc)
 
 
 def _quota_status(exc: Exception) -> int:
@@ -76,7 +89,7 @@ def new_space(request):
                 if archive is not None:
                     revision_create(space=space, archive=archive, created_by=request.user)
         except ratelimits.RateLimited as exc:
-            form.add_error(None, str(exc))
+            form.add_error(None, rate_limit_message(exc))
             response = render(request, "spaces/new.html", {"form": form}, status=429)
             response["Retry-After"] = str(exc.retry_after)
             return response
@@ -123,7 +136,7 @@ def space_settings(request, owner, name):
             _form_error(upload, exc)
             status = _quota_status(exc)
         else:
-            messages.success(request, f"Revision {rev.number} uploaded.")
+            messages.success(request, gettext("Revision %(number)s uploaded.") % {"number": rev.number})
             return redirect(f"/spaces/{space.owner.username}/{space.name}")
     revisions = space.revisions.select_related("created_by")[:20]
     return render(request, "spaces/settings.html", {"space": space, "role": role, "upload": upload,
@@ -152,7 +165,7 @@ def space_action(request, owner, name, action):
             space_update(space=space, visibility=request.POST.get("visibility", ""))
         elif action == "delete":
             space_delete(space=space)
-            messages.success(request, f"{space.full_name} is being deleted.")
+            messages.success(request, gettext("%(space)s is being deleted.") % {"space": space.full_name})
             return redirect("/")
     except (ServiceError, ValidationError) as exc:
         messages.error(request, str(exc) if isinstance(exc, ServiceError) else "; ".join(exc.messages))

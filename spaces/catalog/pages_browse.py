@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404, render
+from django.utils.translation import gettext_lazy
 
 from spaces.access.selectors import space_filter, space_list_visible_to
 from spaces.records.models import Sdk, Space
@@ -21,7 +22,8 @@ from spaces.records.search import DeferredJoinList
 
 PAGE_SIZE = settings.BROWSE_PAGE_SIZE  # 24 unless set
 LIST_PARAMS = ("search", "sdk", "tag", "sort")
-SORT_CHOICES = [("trending", "Trending"), ("likes", "Most liked"), ("recent", "Recently updated")]
+SORT_CHOICES = [("trending", gettext_lazy("Trending")), ("likes", gettext_lazy("Most liked")),
+                ("recent", gettext_lazy("Recently updated"))]
 
 
 def space_list_context(request, spaces: QuerySet[Space]) -> dict:

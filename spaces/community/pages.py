@@ -13,10 +13,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from spaces.access.selectors import Action, Role, can, space_get_for_viewer
 from spaces.accounts import ratelimits
+from spaces.accounts.pages import rate_limit_message
 from spaces.community import services as comments
 from spaces.community.models import Comment
 from spaces.records.errors import ServiceError
@@ -67,6 +69,9 @@ def _back_to_thread(request, space: Space, role: Role, comment: Comment):
 
 
 def _error(request, exc: ValidationError | ServiceError | ratelimits.RateLimited) -> None:
+    if isinstance(exc, ratelimits.RateLimited):
+        messages.error(request, rate_limit_message(exc))
+        return
     messages.error(request, "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
 
 
@@ -111,7 +116,7 @@ def comment_action(request, owner, name, comment_id, action):
             comments.comment_set_hidden(comment=comment, by=request.user, hidden=request.POST.get("hidden") == "1")
         else:
             comments.comment_delete(comment=comment, by=request.user)
-            messages.success(request, "Comment deleted.")
+            messages.success(request, gettext("Comment deleted."))
             return _back(space, cpage=_posted_page(request))
     except (ValidationError, ServiceError) as exc:
         _error(request, exc)

@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_POST
 
 from spaces.access.selectors import Action, can, space_get_for_viewer
@@ -18,12 +19,12 @@ from spaces.lifecycle import variables
 from spaces.records.errors import ServiceError
 from spaces.records.models import Space
 
-KINDS = [("variable", "Variable"), ("secret", "Secret")]
+KINDS = [("variable", gettext_lazy("Variable")), ("secret", gettext_lazy("Secret"))]
 
 
 class VariableForm(forms.Form):
     kind = forms.ChoiceField(choices=KINDS, initial="variable", widget=forms.RadioSelect)
-    key = forms.CharField(max_length=128, help_text="Letters, digits and '_', not starting with a digit.")
+    key = forms.CharField(max_length=128, help_text=gettext_lazy("Letters, digits and '_', not starting with a digit."))
     value = forms.CharField(required=False, strip=False,
                             widget=forms.Textarea(attrs={"rows": 2, "autocomplete": "off", "spellcheck": "false"}))
 
@@ -57,7 +58,7 @@ def _back(space: Space):
 
 
 def _applied(restarting: bool) -> str:
-    return " The app restarts to use it." if restarting else " It applies when the app next starts."
+    return gettext("The app restarts to use it.") if restarting else gettext("It applies when the app next starts.")
 
 
 @require_POST
@@ -76,10 +77,14 @@ def space_variable_set(request, owner, name):
         messages.error(request, str(exc))
         return _back(space)
     if not change.changed:
-        done = "unchanged."
+        done = gettext("Secret %(key)s unchanged.") if secret else gettext("Variable %(key)s unchanged.")
+    elif change.created:
+        done = gettext("Secret %(key)s added.") if secret else gettext("Variable %(key)s added.")
     else:
-        done = ("added." if change.created else "updated.") + _applied(change.restarting)
-    messages.success(request, f"{'Secret' if secret else 'Variable'} {key} {done}")
+        done = gettext("Secret %(key)s updated.") if secret else gettext("Variable %(key)s updated.")
+    if change.changed:
+        done = f"{done} {_applied(change.restarting)}"
+    messages.success(request, done % {"key": key})
     return _back(space)
 
 
@@ -88,7 +93,7 @@ def space_variable_delete(request, owner, name):
     space = _space_to_edit(request, owner, name)
     form = VariableDeleteForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose a variable or secret to delete.")
+        messages.error(request, gettext("Choose a variable or secret to delete."))
         return _back(space)
     secret = form.cleaned_data["kind"] == "secret"
     key = form.cleaned_data["key"]
@@ -97,5 +102,6 @@ def space_variable_delete(request, owner, name):
     except ServiceError as exc:
         messages.error(request, str(exc))
         return _back(space)
-    messages.success(request, f"{'Secret' if secret else 'Variable'} {key} deleted.{_applied(restarting)}")
+    done = gettext("Secret %(key)s deleted.") if secret else gettext("Variable %(key)s deleted.")
+    messages.success(request, f"{done % {'key': key}} {_applied(restarting)}")
     return _back(space)

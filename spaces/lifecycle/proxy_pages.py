@@ -13,6 +13,7 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
+from django.utils.translation import gettext_noop  # page text, translated in spaces/unavailable.html
 
 from spaces.access.proxy_gate import (
     hidden_answer,
@@ -56,24 +57,24 @@ def proxy_fallback(request):
     if waking and space.status == S.SLEEPING and not sleep.has_room(space.pk):
         # The running-space cap is reached and every running space is in use right now.
         return _answer(request, uri, space, status=429, retry_after="30", code="busy",
-                       message="cannot wake up right now: the hub runs as many apps as it may and all "
-                               "of them are in use. Try again in a minute.")
+                       message=gettext_noop("cannot wake up right now: the hub runs as many apps as it may and all "
+                                  "of them are in use. Try again in a minute."))
     retry_after = "5" if space.status in (S.BUILDING, S.RUNNING_BUILDING) else "2"
     messages = {
-        S.NO_APP_FILE: "has no app yet: upload a repo with an app file.",
-        S.CONFIG_ERROR: "has a configuration error.",
-        S.BUILDING: "is building.",
-        S.BUILD_ERROR: "failed to build.",
-        S.APP_STARTING: "is starting.",
-        S.RUNTIME_ERROR: "stopped with an error.",
-        S.SLEEPING: "is asleep.",
-        S.PAUSED: "is paused by its owner.",
+        S.NO_APP_FILE: gettext_noop("has no app yet: upload a repo with an app file."),
+        S.CONFIG_ERROR: gettext_noop("has a configuration error."),
+        S.BUILDING: gettext_noop("is building."),
+        S.BUILD_ERROR: gettext_noop("failed to build."),
+        S.APP_STARTING: gettext_noop("is starting."),
+        S.RUNTIME_ERROR: gettext_noop("stopped with an error."),
+        S.SLEEPING: gettext_noop("is asleep."),
+        S.PAUSED: gettext_noop("is paused by its owner."),
     }
-    message = messages.get(space.status, "is not answering right now.")
+    message = messages.get(space.status, gettext_noop("is not answering right now."))
     if space.error.startswith(health.RESTARTING):  # APP_STARTING or RUNNING_BUILDING (spaces/lifecycle/health.py)
-        message = "is restarting after a crash."
+        message = gettext_noop("is restarting after a crash.")
     if waking and space.status in (S.SLEEPING, S.APP_STARTING):
-        message = "is waking up."
+        message = gettext_noop("is waking up.")
     return _answer(request, uri, space, status=503, retry_after=retry_after,
                    code="waking" if waking else "unavailable", message=message)
 

@@ -642,6 +642,8 @@ ROUTES_OUTSIDE_THE_MATRIX: dict[str, str] = {
     "api/me": "the caller's own account",
     "api/schema": "the OpenAPI schema: public, no space",
     "readyz": "the public readiness probe: no space",
+    "i18n/setlang/": "the language selector: a cookie in the caller's own browser, no space, no database "
+                     "(test_i18n.py)",
     "healthz": "the public liveness probe: no space, touches nothing (test_operations.py)",
     "metrics": "operators only, by METRICS_TOKEN alone: every persona's session or API token without it gets 401, "
                "and the figures name no space (test_operations.py)",
