@@ -348,7 +348,8 @@ INSTALLED_APPS = [
     "spaces",
 ]
 
-MIDDLEWARE = ["hub.dependencies.DependencyMiddleware",  # first: 503/202 when Postgres or Redis blinks
+MIDDLEWARE = ["spaces.operations.middleware.RequestMiddleware",  # request ids, HTTP metrics (spaces/operations)
+    "hub.dependencies.DependencyMiddleware",  # then: 503/202 when Postgres or Redis blinks
     "django.middleware.security.SecurityMiddleware",
     "hub.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable (hub/middleware.py)
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -470,7 +471,6 @@ CELERY_BEAT_SCHEDULE = {
 # --- Operations (README "Operations"): LOG_FORMAT json or console, LOG_LEVEL (operations/logconfig.py)
 LOG_FORMAT, LOG_LEVEL, LOGGING = operations_logconfig.from_env(env)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING (JSON lines) too
-MIDDLEWARE.insert(0, "spaces.operations.middleware.RequestMiddleware")  # request ids, HTTP metrics
 METRICS_TOKEN = env_secret("METRICS_TOKEN", "").strip()  # bearer token of GET /metrics; empty: 404
 # Every hub process counts into this shared folder; a scrape of the web process merges them.
 METRICS_MULTIPROC_DIR = env.str("METRICS_MULTIPROC_DIR", default=str(DATA_DIR / "metrics"))

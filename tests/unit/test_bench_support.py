@@ -97,7 +97,7 @@ def probe_settings(**env) -> subprocess.CompletedProcess:
 
 def test_bench_headers_only_when_asked_and_outermost():
     done = probe_settings()
-    assert done.stdout.split() == ["django.middleware.security.SecurityMiddleware", "24"], done.stderr
+    assert done.stdout.split() == ["spaces.operations.middleware.RequestMiddleware", "24"], done.stderr
     done = probe_settings(BENCH_HEADERS="true", BROWSE_PAGE_SIZE="10")
     assert done.stdout.split() == [BENCH_MIDDLEWARE, "10"], done.stderr
 
