@@ -10,3 +10,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
 app = Celery("hub")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Rooms of the spaces app with tasks of their own (spaces/<room>/tasks.py).
+app.autodiscover_tasks(["spaces.analytics"])

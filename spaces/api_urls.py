@@ -1,6 +1,8 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
+from .analytics import api as analytics_api
+
 from . import api, api_access, api_accounts, api_discovery, api_social, api_variables, streams
 
 S = "spaces/<str:owner>/<str:name>"
@@ -16,6 +18,7 @@ urlpatterns = [
     path(f"{S}/revisions", api.RevisionListCreateApi.as_view()),
     path(f"{S}/revisions/<int:number>", api.RevisionDetailApi.as_view()),
     path(f"{S}/logs/<str:kind>", streams.space_log_view),
+    path(f"{S}/analytics", analytics_api.SpaceAnalyticsApi.as_view()),
     path(f"{S}/restart", api.SpaceRestartApi.as_view()),
     path(f"{S}/pause", api.SpacePauseApi.as_view()),
     path(f"{S}/variables", api_variables.VariableListApi.as_view()),

@@ -49,6 +49,7 @@ from runner.backends import get_backend
 from runner.exceptions import BackendUnavailable
 
 from . import logs, readiness, services
+from .analytics.services import record_event
 from .models import Revision, Sdk, Space
 from .status import SpaceStatus
 
@@ -169,6 +170,7 @@ def space_crashed(space: Space) -> bool:
 
 def _crashed(space: Space, rev: Revision, slot: str, *, observed: str, reason: str) -> None:
     """Count one crash of `rev` on `slot`, then schedule its restart or end in RUNTIME_ERROR."""
+    record_event(space.pk, "crash")
     client = logs._client()
     info, times, _ = _keys(space.pk)
     now = _now()
@@ -291,3 +293,4 @@ def _restart(space_id: int, pending: dict[bytes, bytes], *, keep_lock) -> None:
     # container if its new state does not want it.
     if services.space_transition(space, to, error=f"{RESTARTED} at {stamp}: {why}.", expected={observed}):
         _note(space_id, "restarted; the app answers again")
+        record_event(space_id, "restart")

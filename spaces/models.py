@@ -266,3 +266,8 @@ class HostLabel(models.Model):
 
     label = models.CharField(max_length=63, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+# Owner analytics (spaces/analytics/models.py), re-exported so Django finds them in this app.
+from .analytics.models import (AnalyticsCursor, AnalyticsEvent, AnalyticsHour, AnalyticsMinute,  # noqa: E402,F401
+                               AnalyticsSalt, AnalyticsVisitor)

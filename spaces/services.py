@@ -35,6 +35,7 @@ from runner.backends import BuildSpec, RunSpec, get_backend
 from runner.exceptions import BackendUnavailable, BuildCancelled, BuildError, NotIsolated
 
 from . import access, logs, quotas, redeploy, variables
+from .analytics.services import record_event
 from .frontmatter import ConfigError, MissingAppFile, read_config
 from .models import ApiToken, HostLabel, Revision, Sdk, Space, Visibility
 from .search import SEARCHED_FIELDS, space_search_vector_refresh
@@ -812,6 +813,7 @@ def space_restart(*, space: Space, factory: bool = False, by: User | None = None
     if not space_transition(space, S.APP_STARTING, error="", sleep_mode=""):
         raise ServiceError(f"A space that is {space.status} cannot be restarted now.", code="conflict")
     transaction.on_commit(lambda: _start_task().delay(target.pk, restart=True))
+    record_event(space.pk, "restart")  # analytics: the owner's restart
     return target
 
 

@@ -42,6 +42,7 @@ from runner.backends.base import parse_bytes
 from runner.exceptions import BackendUnavailable
 
 from . import logs, reconcile, services, waits
+from .analytics.services import record_event
 from .models import Space
 from .proxy_access import label_from_host, proxy_key_ok, proxy_role, space_for_host, wants_json
 from .selectors import Role
@@ -254,6 +255,7 @@ def space_sleep(space_id: int, mode: str, *, idle_since: float | None = None) ->
         if not services.space_transition(space, S.SLEEPING, sleep_mode=mode):
             # The owner paused or deleted it meanwhile; their action owns the container now.
             return False
+        record_event(space.pk, "sleep")
         return True
 
 
@@ -294,7 +296,8 @@ def wake_requested(space_id: int) -> bool:
     """Ask the lifecycle worker to wake the space, once (returns whether this call asked)."""
     from .tasks import wake_space_task
 
-    if not logs._client().set(_key("waking", space_id), 1, nx=True, ex=120):
+    # The mark holds when the wake was asked for: the wake's latency (analytics) counts from it.
+    if not logs._client().set(_key("waking", space_id), repr(time.time()), nx=True, ex=120):
         return False
     wake_space_task.apply_async(args=[space_id], priority=0)
     return True
@@ -321,6 +324,7 @@ def space_wake(space_id: int) -> None:
             if space.sleep_mode == FROZEN and services.get_backend().unfreeze(name):
                 services.space_transition(space, S.RUNNING, sleep_mode="", last_active_at=timezone.now())
                 services.space_publish_route(space_id=space.pk)
+                _record_wake(space.pk)
                 return
         from .tasks import wake_start_space_task
 
@@ -352,11 +356,20 @@ def space_wake_start(space_id: int) -> None:
                 if ok:
                     services.space_transition(space, S.RUNNING, sleep_mode="", error="",
                                               last_active_at=timezone.now())
+                    _record_wake(space.pk)
                 else:
                     services.space_transition(space, S.RUNTIME_ERROR, sleep_mode="", error=message)
                 services.space_publish_route(space_id=space.pk)
     finally:
         logs._client().delete(_key("waking", space_id))
+
+
+def _record_wake(space_id: int) -> None:
+    """Analytics: one wake, timed from when it was asked for (the "waking" mark) to now."""
+    asked = None
+    with contextlib.suppress(Exception):
+        asked = float(logs._client().get(_key("waking", space_id)) or 0) or None
+    record_event(space_id, "wake", duration_ms=None if asked is None else (time.time() - asked) * 1000)
 
 
 # ----------------------------------------------------------------------------- the proxy's wake check

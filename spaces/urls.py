@@ -1,6 +1,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from .analytics import pages as analytics_pages
+
 from . import proxy_views, views, views_access, views_accounts, views_discovery, views_social, views_variables
 
 urlpatterns = [
@@ -22,6 +24,7 @@ urlpatterns = [
     path("users/<str:username>", views_discovery.user_profile, name="user-profile"),
     path("spaces/<str:owner>/<str:name>", views.space_page, name="space"),
     path("spaces/<str:owner>/<str:name>/logs", views.space_logs_page, name="space-logs"),
+    path("spaces/<str:owner>/<str:name>/analytics", analytics_pages.space_analytics_page, name="space-analytics"),
     path("spaces/<str:owner>/<str:name>/settings", views.space_settings, name="space-settings"),
     path("spaces/<str:owner>/<str:name>/settings/variables", views_variables.space_variable_set,
          name="space-variable-set"),
