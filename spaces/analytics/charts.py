@@ -6,6 +6,7 @@ so a page loads nothing from outside the hub (the charts stay static SVG).
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pygal
 from django.utils.safestring import SafeString, mark_safe
@@ -20,7 +21,7 @@ STYLE = Style(
 )
 COMMON = dict(style=STYLE, js=[], disable_xml_declaration=True, width=760, height=260,
               explicit_size=False, show_minor_x_labels=False, x_label_rotation=0,
-              legend_at_bottom=True, legend_at_bottom_columns=5, margin=8, print_values=False,
+              legend_at_bottom=True, legend_at_bottom_columns=5, margin=8, margin_bottom=28, print_values=False,
               include_x_axis=True, truncate_label=-1)
 
 
@@ -35,6 +36,12 @@ def _major(labels: list[str], every: int) -> list[str]:
 
 def _every(bucket: str, n: int) -> int:
     return max(1, n // 8)
+
+
+def _count_axis(chart, top: int) -> None:
+    """Whole numbers on the y axis of a count chart (pygal would label 0.2, 0.4, ... up to 3)."""
+    if top <= 10:
+        chart.y_labels = list(range(0, max(top, 1) + 1))
 
 
 # pygal always writes an inline <script> with its config for the tooltip script; without that
@@ -56,25 +63,27 @@ def traffic_chart(data: dict) -> SafeString:
     chart.add("page views", [p["page_views"] for p in series])
     chart.add("API calls", [p["api_calls"] for p in series])
     chart.add("other", [p["requests"] - p["page_views"] - p["api_calls"] for p in series])
+    _count_axis(chart, max((p["requests"] for p in series), default=0))
     return _render(chart)
 
 
 def errors_chart(data: dict) -> SafeString:
     series, bucket = data["series"], data["bucket"]
     style = Style(**{**STYLE.to_dict(), "colors": ("#f59e0b", "#dc2626")})
-    chart = pygal.Line(title="Errors", **{**COMMON, "style": style}, show_dots=False, fill=False)
+    chart = pygal.StackedBar(title="Errors", **{**COMMON, "style": style})
     labels = _labels(series, bucket)
     chart.x_labels = labels
     chart.x_labels_major = _major(labels, _every(bucket, len(labels)))
     chart.add("4xx", [p["client_errors"] for p in series])
     chart.add("5xx", [p["server_errors"] for p in series])
+    _count_axis(chart, max((p["client_errors"] + p["server_errors"] for p in series), default=0))
     return _render(chart)
 
 
 def latency_chart(data: dict) -> SafeString:
     series, bucket = data["series"], data["bucket"]
     style = Style(**{**STYLE.to_dict(), "colors": ("#4f46e5", "#dc2626")})
-    chart = pygal.Line(title="Latency (ms)", **{**COMMON, "style": style}, show_dots=False, allow_interruptions=True)
+    chart = pygal.Line(title="Latency (ms)", **{**COMMON, "style": style}, dots_size=3, allow_interruptions=True)
     labels = _labels(series, bucket)
     chart.x_labels = labels
     chart.x_labels_major = _major(labels, _every(bucket, len(labels)))
@@ -88,8 +97,14 @@ def visitors_chart(data: dict) -> SafeString | None:
     if data["period"] in ("hour", "day") or not daily:
         return None
     chart = pygal.Bar(title="Unique visitors per day", **COMMON)
-    chart.x_labels = [d["day"].strftime("%b %d") for d in daily]
-    chart.add("unique visitors", [d["count"] for d in daily])
+    counts = {d["day"]: d["count"] for d in daily}
+    first, last = data["since"].date(), (data["until"] - timedelta(seconds=1)).date()
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    labels = [d.strftime("%b %d") for d in days]
+    chart.x_labels = labels
+    chart.x_labels_major = _major(labels, max(1, len(labels) // 8))
+    chart.add("unique visitors", [counts.get(d, 0) for d in days])
+    _count_axis(chart, max(counts.values()))
     return _render(chart)
 
 
