@@ -25,7 +25,8 @@ def empty_histogram() -> list[int]:
 
 
 class RollupFields(models.Model):
-    space = models.ForeignKey("spaces.Space", on_delete=models.CASCADE, related_name="+")
+    # Indexed by the (space, start) unique constraint of each table, not on its own.
+    space = models.ForeignKey("spaces.Space", on_delete=models.CASCADE, related_name="+", db_index=False)
     start = models.DateTimeField()
     requests = models.PositiveIntegerField(default=0)
     page_views = models.PositiveIntegerField(default=0)
@@ -54,15 +55,18 @@ class AnalyticsHour(RollupFields):
 
 
 class AnalyticsVisitor(models.Model):
-    space = models.ForeignKey("spaces.Space", on_delete=models.CASCADE, related_name="+")
+    # No foreign-key trigger in the database (the rollup upserts hundreds of thousands of rows
+    # at a time); Django still deletes a space's rows with it, through the unique index below.
+    space = models.ForeignKey("spaces.Space", on_delete=models.CASCADE, related_name="+", db_constraint=False,
+                              db_index=False)
     day = models.DateField()
     visitor = models.BigIntegerField()        # 8 bytes of HMAC-SHA256(day's salt, address)
     last_seen = models.DateTimeField()
 
     class Meta:
         app_label = "spaces"
+        # The only index besides the key: old days are pruned by a scan, at most hourly.
         constraints = [models.UniqueConstraint(fields=["space", "day", "visitor"], name="analytics_visitor_unique")]
-        indexes = [models.Index(fields=["day"], name="analytics_visitor_day")]
 
 
 class AnalyticsSalt(models.Model):
@@ -80,7 +84,7 @@ class AnalyticsEvent(models.Model):
         RESTART = "restart"
         CRASH = "crash"
 
-    space = models.ForeignKey("spaces.Space", on_delete=models.CASCADE, related_name="+")
+    space = models.ForeignKey("spaces.Space", on_delete=models.CASCADE, related_name="+", db_index=False)
     kind = models.CharField(max_length=8, choices=Kind.choices)
     at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(null=True, blank=True)  # wakes: request to awake

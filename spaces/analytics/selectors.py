@@ -110,7 +110,7 @@ def space_analytics(*, space, period: Period, now: datetime | None = None) -> di
     for point in points.values():
         _add(totals, point)
 
-    visitors = AnalyticsVisitor.objects.filter(space=space, last_seen__gte=since)
+    visitors = AnalyticsVisitor.objects.filter(space=space, day__gte=since.date(), last_seen__gte=since)
     daily = list(visitors.values("day").annotate(n=Count("visitor")).order_by("day"))
     events = list(AnalyticsEvent.objects.filter(space=space, at__gte=since).values_list("kind", "duration_ms"))
     wakes = [d for k, d in events if k == AnalyticsEvent.Kind.WAKE and d is not None]

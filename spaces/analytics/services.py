@@ -25,6 +25,7 @@ import ctypes.util
 import errno
 import hashlib
 import hmac
+import io
 import logging
 import os
 from dataclasses import dataclass
@@ -124,7 +125,7 @@ def _rollup_chunk(path: Path) -> tuple[RollupResult, bool]:
         cursor.save()
     result.bytes = len(data)
     _erase(path, st.st_ino, cursor.offset)
-    return result, len(data) == CHUNK_BYTES
+    return result, bool(data) and cursor.offset < st.st_size
 
 
 def _rewritten(fd: int, offset: int, st: os.stat_result) -> bool:
@@ -183,6 +184,7 @@ def _erase(path: Path, inode: int, upto: int) -> None:
 def _aggregate(data: bytes, result: RollupResult) -> None:
     minutes: dict[tuple[bytes, int], list[int]] = {}
     visitors: dict[tuple[bytes, date, bytes], float] = {}
+    days: dict[int, date] = {}
     bounds = [b / 1000 for b in LATENCY_BOUNDS_MS]   # request_time is in seconds
     for line in data.split(b"\n"):
         line = line.lstrip(b"\0")                   # a partly punched block reads as zeros
@@ -218,7 +220,10 @@ def _aggregate(data: bytes, result: RollupResult) -> None:
             row[C5XX] += 1
         row[BYTES] += sent
         row[COUNTERS + bisect.bisect_left(bounds, seconds)] += 1
-        key = (label, datetime.fromtimestamp(minute, dt_timezone.utc).date(), parts[6])
+        day = days.get(minute)
+        if day is None:
+            day = days[minute] = datetime.fromtimestamp(minute, dt_timezone.utc).date()
+        key = (label, day, parts[6])
         if visitors.get(key, 0.0) < at:
             visitors[key] = at
     labels = {label for label, _ in minutes}
@@ -293,11 +298,22 @@ def _write_visitors(visitors: dict[tuple[bytes, date, bytes], float], known: dic
             rows[key] = seen
     if not rows:
         return
-    values = sorted((s, d, v, datetime.fromtimestamp(t, dt_timezone.utc)) for (s, d, v), t in rows.items())
-    sql = (f"INSERT INTO {AnalyticsVisitor._meta.db_table} AS t (space_id, day, visitor, last_seen) VALUES %s "
-           "ON CONFLICT (space_id, day, visitor) DO UPDATE SET last_seen = GREATEST(t.last_seen, EXCLUDED.last_seen)")
+    # COPY into a temporary table, then one upsert: a busy day has hundreds of thousands of
+    # (space, visitor) pairs, and COPY skips the per-row SQL formatting of an INSERT.
+    buf = io.StringIO()
+    for (space_id, day, visitor), seen in sorted(rows.items()):
+        buf.write(f"{space_id}\t{day.isoformat()}\t{visitor}\t{seen:.3f}\n")
+    buf.seek(0)
+    table = AnalyticsVisitor._meta.db_table
     with connection.cursor() as cur:
-        execute_values(cur.cursor, sql, values, page_size=1000)
+        cur.execute("CREATE TEMPORARY TABLE analytics_visitor_batch (space_id bigint, day date, visitor bigint, "
+                    "seen double precision) ON COMMIT DROP")
+        cur.cursor.copy_expert("COPY analytics_visitor_batch FROM STDIN", buf)
+        cur.execute(f"INSERT INTO {table} AS t (space_id, day, visitor, last_seen) "
+                    "SELECT space_id, day, visitor, to_timestamp(seen) FROM analytics_visitor_batch "
+                    "ORDER BY space_id, day, visitor "
+                    "ON CONFLICT (space_id, day, visitor) DO UPDATE SET last_seen = GREATEST(t.last_seen, EXCLUDED.last_seen)")
+        cur.execute("DROP TABLE analytics_visitor_batch")
 
 
 def _salt(day: date) -> bytes | None:
@@ -312,11 +328,18 @@ def _salt(day: date) -> bytes | None:
 
 
 # ----------------------------------------------------------------------------- bounded size
-def prune(*, now: datetime | None = None) -> dict[str, int]:
+def prune(*, now: datetime | None = None, force: bool = False) -> dict[str, int]:
     """Delete rollups, visitor hashes and events past their retention, and salts of days
     before yesterday (the hashes of those days can then never be linked to an address)."""
     now = now or timezone.now()
     hour_cutoff = now - timedelta(days=settings.ANALYTICS_HOUR_DAYS)
+    # Visitors, hours and events age by the hour: their scans run at most hourly.
+    marker, _ = AnalyticsCursor.objects.get_or_create(name="prune")
+    if not force and marker.offset and now.timestamp() - marker.offset < 3600:
+        minutes = AnalyticsMinute.objects.filter(
+            start__lt=now - timedelta(days=settings.ANALYTICS_MINUTE_DAYS)).delete()[0]
+        return {"minutes": minutes}
+    AnalyticsCursor.objects.filter(name="prune").update(offset=int(now.timestamp()))
     deleted = {
         "minutes": AnalyticsMinute.objects.filter(start__lt=now - timedelta(days=settings.ANALYTICS_MINUTE_DAYS)).delete()[0],
         "hours": AnalyticsHour.objects.filter(start__lt=hour_cutoff).delete()[0],
