@@ -218,3 +218,12 @@ def test_quantiles_of_the_histogram():
     assert selectors.quantile(hist, 0.5) == 75.0
     hist = [0] * 12 + [1]   # beyond the last bound
     assert selectors.quantile(hist, 0.95) == 30000.0
+
+
+def test_the_openapi_schema_describes_the_endpoint(client):
+    schema = client.get("/api/schema", {"format": "json"}).json()
+    op = schema["paths"]["/api/spaces/{owner}/{name}/analytics"]["get"]
+    period = next(p for p in op["parameters"] if p["name"] == "period")
+    assert sorted(period["schema"]["enum"]) == ["30d", "7d", "day", "hour"]
+    props = schema["components"]["schemas"]["AnalyticsOut"]["properties"]
+    assert {"totals", "unique_visitors", "lifecycle", "series"} <= set(props)
