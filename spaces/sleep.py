@@ -245,7 +245,8 @@ def space_sleep(space_id: int, mode: str, *, idle_since: float | None = None) ->
             return False
         name = services.container_name(space, space.active_slot)
         backend = services.get_backend()
-        if space.status == S.RUNNING:
+        was_running = space.status == S.RUNNING
+        if was_running:
             services.space_publish_route(space_id=space.pk, sleep_mode=mode)
         if mode == FROZEN:
             # Nothing to freeze (the app just exited): it sleeps stopped; the next visitor starts it.
@@ -255,7 +256,8 @@ def space_sleep(space_id: int, mode: str, *, idle_since: float | None = None) ->
         if not services.space_transition(space, S.SLEEPING, sleep_mode=mode):
             # The owner paused or deleted it meanwhile; their action owns the container now.
             return False
-        record_event(space.pk, "sleep")
+        if was_running:
+            record_event(space.pk, "sleep")   # analytics: frozen, then stopped, is one sleep
         return True
 
 

@@ -19,6 +19,9 @@ STYLE = Style(
     font_family="system-ui, sans-serif", label_font_size=11, major_label_font_size=11,
     legend_font_size=12, title_font_size=14,
 )
+# On a card's coloured gradient (templates/spaces/_card.html): white.
+SPARK_STYLE = Style(background="transparent", plot_background="transparent", colors=("#ffffff",),
+                    opacity=".35", opacity_hover=".35")
 COMMON = dict(style=STYLE, js=[], disable_xml_declaration=True, width=760, height=260,
               explicit_size=False, show_minor_x_labels=False, x_label_rotation=0,
               legend_at_bottom=True, legend_at_bottom_columns=5, margin=8, margin_bottom=28, print_values=False,
@@ -109,7 +112,8 @@ def visitors_chart(data: dict) -> SafeString | None:
 
 
 def sparkline(values: list[int]) -> SafeString:
-    chart = pygal.Line(style=STYLE, js=[], disable_xml_declaration=True, show_dots=False, fill=True)
+    chart = pygal.Line(style=SPARK_STYLE, js=[], disable_xml_declaration=True, show_dots=False, fill=True,
+                       stroke_style={"width": 2})
     chart.add("visits", values)
     return mark_safe(_SCRIPT.sub("", chart.render_sparkline(width=120, height=24, explicit_size=True,
                                                             is_unicode=True)))

@@ -148,6 +148,7 @@ def test_sleeps_wakes_with_their_latency_and_restarts_are_recorded(serving, oliv
     from tests.unit.helpers import fresh
 
     assert sleep.space_sleep(serving.pk, sleep.FROZEN)
+    assert sleep.space_sleep(serving.pk, sleep.STOPPED)   # frozen, then stopped: one sleep
     assert sleep.wake_requested(serving.pk)          # eager: the wake task runs here
     assert fresh(serving).status == "RUNNING"
     with run_on_commit():
