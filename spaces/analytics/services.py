@@ -20,6 +20,7 @@ a client address lives in clear only until the next rollup. A truncated or repla
 from __future__ import annotations
 
 import bisect
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -165,8 +166,13 @@ def _erase(path: Path, inode: int, upto: int) -> None:
     except OSError:
         return
     try:
-        if os.fstat(fd).st_ino != inode:
+        st = os.fstat(fd)
+        if st.st_ino != inode:
             return
+        if st.st_mode & 0o077:
+            # Made by nginx itself (a reload after the file was removed): 0644. Ours to fix.
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, 0o600)
         if _libc.fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, 0, upto) == 0:
             return
         global _punching
