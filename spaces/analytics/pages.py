@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import redis
+from django.conf import settings
 from django.db import DatabaseError
 from django.shortcuts import render
 
@@ -24,6 +25,7 @@ def space_analytics_page(request, owner, name):
                            "periods": list(selectors.PERIODS)}, status=400)
         data = selectors.space_analytics(space=space, period=period)
         context = {"space": space, "data": data, "periods": list(selectors.PERIODS), **_tabs(role),
+                   "interval": f"{settings.ANALYTICS_INTERVAL:g}",
                    "traffic_chart": charts.traffic_chart(data), "errors_chart": charts.errors_chart(data),
                    "latency_chart": charts.latency_chart(data), "visitors_chart": charts.visitors_chart(data)}
         return render(request, "spaces/analytics.html", context)
