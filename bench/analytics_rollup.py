@@ -99,7 +99,7 @@ def main() -> int:
         subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True)
         setup = (
             "from django.contrib.auth import get_user_model\n"
-            "from spaces import services\n"
+            "from spaces.catalog import services\n"
             "from django.conf import settings\n"
             "u = get_user_model().objects.create_user('bench', password='x' * 20)\n"
             f"labels = [services.space_create(owner=u, name=f'space{{i}}', sdk='static').label for i in range({args.spaces})]\n"
@@ -122,7 +122,7 @@ def main() -> int:
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         check = subprocess.run([*manage, "shell", "-c",
                                 "from django.db.models import Sum\n"
-                                "from spaces.models import AnalyticsHour, AnalyticsMinute, AnalyticsVisitor\n"
+                                "from spaces.analytics.models import AnalyticsHour, AnalyticsMinute, AnalyticsVisitor\n"
                                 "print(AnalyticsHour.objects.aggregate(n=Sum('requests'))['n'], "
                                 "AnalyticsMinute.objects.aggregate(n=Sum('requests'))['n'], "
                                 "AnalyticsMinute.objects.count(), AnalyticsVisitor.objects.count())"],

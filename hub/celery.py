@@ -9,6 +9,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
 
 app = Celery("hub")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Tasks live in the rooms' tasks.py; spaces.apps.SpacesConfig.ready imports them in every process.
 app.autodiscover_tasks()
-# Rooms of the spaces app with tasks of their own (spaces/<room>/tasks.py).
-app.autodiscover_tasks(["spaces.analytics"])

@@ -712,7 +712,7 @@ def _remove_others(keep, config: ProxyConfig) -> bool:
                     entry.unlink()
     # Flags of routes that are gone. The flags of live routes are left alone: reconciliation
     # reads its rows unlocked, and a stale row must not move a slot a switch just moved
-    # (spaces/redeploy.py repairs a wrong flag under the row's lock).
+    # (spaces/lifecycle/redeploy.py repairs a wrong flag under the row's lock).
     slots_dir = config.slots_dir
     if slots_dir.is_dir():
         for entry in slots_dir.iterdir():

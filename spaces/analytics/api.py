@@ -7,8 +7,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from spaces.api import BaseApi, get_space
-from spaces.selectors import Action
+from spaces.access.selectors import Action
+from spaces.access.viewer import get_space
+from spaces.accounts.api_base import BaseApi
 
 from . import selectors
 

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.shortcuts import render
 
-from spaces.selectors import Action, Role
-from spaces.views import space_for_page
+from spaces.access.selectors import Action, Role
+from spaces.access.viewer import space_for_page
 
 from . import charts, selectors
 

@@ -38,7 +38,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from psycopg2.extras import execute_values
 
-from spaces.models import Space
+from spaces.records.models import Space
 
 from .models import (LATENCY_BOUNDS_MS, LATENCY_BUCKETS, AnalyticsCursor, AnalyticsEvent, AnalyticsHour,
                      AnalyticsMinute, AnalyticsSalt, AnalyticsVisitor)

@@ -146,7 +146,7 @@ def test_lifecycle_events_are_counted(space, api, people):
 
 
 def test_sleeps_wakes_with_their_latency_and_restarts_are_recorded(serving, olive, run_on_commit):
-    from spaces import services as space_services, sleep
+    from spaces.lifecycle import services as space_services, sleep
     from tests.unit.helpers import fresh
 
     assert sleep.space_sleep(serving.pk, sleep.FROZEN)
