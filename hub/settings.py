@@ -292,6 +292,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 2**20
 
 # --- Accounts ------------------------------------------------------------------------------
 SIGNUP_OPEN = env.bool("SIGNUP_OPEN", default=True)
+BROWSE_PAGE_SIZE = env.int("BROWSE_PAGE_SIZE", default=24)  # cards per page of browse and profiles (API: ?page_size)
+if not 1 <= BROWSE_PAGE_SIZE <= 500:
+    raise ImproperlyConfigured(f"BROWSE_PAGE_SIZE={BROWSE_PAGE_SIZE} is not between 1 and 500")
 # How long the cookie that lets a hub user or a share-link holder into a private space's host
 # lasts (seconds). Access is re-checked against the database far more often than this (see
 # runner/proxy.py AUTH_CACHE_SECONDS); this only bounds how often the hub login is re-carried.
@@ -361,6 +364,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# Benchmarks only, never in production: the hub's time and SQL query count on every response.
+if env.bool("BENCH_HEADERS", default=False):
+    MIDDLEWARE.insert(0, "hub.bench_headers.BenchHeadersMiddleware")
 
 ROOT_URLCONF = "hub.urls"
 TEMPLATES = [
