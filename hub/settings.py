@@ -15,6 +15,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from hub.sites import same_site, site_of
+from spaces.operations import logconfig as operations_logconfig
 from runner import egress
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -475,11 +476,10 @@ CELERY_BEAT_SCHEDULE = {
     "analytics-rollup": {"task": "spaces.tasks.analytics_rollup_task", "schedule": ANALYTICS_INTERVAL},
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# --- Operations (README "Operations"): LOG_FORMAT json or console, LOG_LEVEL (operations/logconfig.py)
+LOG_FORMAT, LOG_LEVEL, LOGGING = operations_logconfig.from_env(env)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING (JSON lines) too
+MIDDLEWARE.insert(0, "spaces.operations.middleware.RequestMiddleware")  # request ids, HTTP metrics
+METRICS_TOKEN = env_secret("METRICS_TOKEN", "").strip()  # bearer token of GET /metrics; empty: 404
+# Every hub process counts into this shared folder; a scrape of the web process merges them.
+METRICS_MULTIPROC_DIR = env.str("METRICS_MULTIPROC_DIR", default=str(DATA_DIR / "metrics"))
