@@ -311,6 +311,22 @@ def proxy_workers(stack) -> int:
     return int(m.group(1)) if m else os.cpu_count() or 1
 
 
+def analytics_settled(stack, token: str, owner: str, *, timeout: float = 90) -> int:
+    """The space's request count of the last hour (GET .../analytics) once the rollup has
+    caught up: unchanged for 8 s."""
+    url = f"{stack.hub_url}/api/spaces/{owner}/tput/analytics?period=hour"
+    last, since = -1, time.monotonic()
+    deadline = since + timeout
+    while time.monotonic() < deadline:
+        n = stack.api(token).get(url, timeout=10).json()["totals"]["requests"]
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since >= 8:
+            break
+        time.sleep(1)
+    return last
+
+
 def check_200(url: str, host: str) -> None:
     import requests
 
@@ -432,6 +448,10 @@ def main() -> int:
         # Warm-up (connections, caches), not counted.
         for url in targets.values():
             run_wrk(wrk, url, host, threads=args.threads, conns=args.connections, seconds=2)
+        # Analytics logging is on in the Demohub proxy (one more access log line per request,
+        # deploy/nginx/nginx.conf.template); the reference logs nothing.
+        payload["analytics_logging"] = "demohub_analytics" in main_conf
+        counted_before = analytics_settled(stack, token, owner)
 
         runs: dict[str, list[dict]] = {k: [] for k in targets}
         for rnd in range(args.rounds):
@@ -442,6 +462,12 @@ def main() -> int:
                 log(f"  round {rnd + 1} {name:<10} {res['rps']:10.0f} req/s  p50 {res.get('p50_ms', '?')} ms  "
                     f"p99 {res.get('p99_ms', '?')} ms  nginx {res.get('req_per_cpu_s', 0):8.0f} req/cpu-s  "
                     f"non-2xx {res['non_2xx']}  sock-err {res['socket_errors']}  load {res['load1_before']}")
+        # Every request of the measured rounds reached the analytics log, and the beat's rollup
+        # (every ANALYTICS_INTERVAL s, 3 in the test stack) counted it while the load ran.
+        served = sum(r.get("requests", 0) for r in runs["demohub"])
+        counted = analytics_settled(stack, token, owner) - counted_before
+        payload.update({"analytics_served": served, "analytics_counted": counted})
+        log(f"  analytics: {counted} requests counted by the rollup for {served} served in the measured rounds")
         direct = run_wrk(wrk, f"http://{ip}:{port}/", host, **wrk_opts)
         log(f"  direct     {direct['rps']:10.0f} req/s  (wrk -> container, no proxy; context only)")
 

@@ -222,6 +222,14 @@ SPACE_WAKE_HOLDS_PER_SPACE = env.int("SPACE_WAKE_HOLDS_PER_SPACE", default=50)
 SPACE_WAKE_HOLDS_PER_CLIENT = env.int("SPACE_WAKE_HOLDS_PER_CLIENT", default=10)
 SLEEP_CHECK_INTERVAL = env.float("SLEEP_CHECK_INTERVAL", default=5.0)
 RUN_LOG_MAX_BYTES = env.int("RUN_LOG_MAX_BYTES", default=2**20)
+# Owner analytics (README "Owner analytics"): rollup interval in s (at most 300: client addresses
+# stay in clear until the next rollup), days of minute rollups, days of hourly ones and visitor hashes.
+ANALYTICS_INTERVAL = env.float("ANALYTICS_INTERVAL", default=60.0)
+ANALYTICS_MINUTE_DAYS = env.int("ANALYTICS_MINUTE_DAYS", default=2)
+ANALYTICS_HOUR_DAYS = env.int("ANALYTICS_HOUR_DAYS", default=32)
+if not (1 <= ANALYTICS_INTERVAL <= 300 and ANALYTICS_MINUTE_DAYS >= 1 and ANALYTICS_HOUR_DAYS >= 31):
+    raise ImproperlyConfigured("ANALYTICS_INTERVAL must be 1 to 300 s, ANALYTICS_MINUTE_DAYS at least 1 and "
+                               "ANALYTICS_HOUR_DAYS at least 31 (the 30-day view reads them)")
 # Live log streams open at once, per user and per space (then 429 with Retry-After). 0: no cap.
 LOG_STREAMS_PER_USER = env.int("LOG_STREAMS_PER_USER", default=10)
 LOG_STREAMS_PER_SPACE = env.int("LOG_STREAMS_PER_SPACE", default=50)
@@ -466,6 +474,7 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-trending": {"task": "spaces.tasks.refresh_trending_task",
                          "schedule": env.float("TRENDING_INTERVAL", default=300.0)},
     "housekeeping": {"task": "spaces.tasks.housekeeping_task", "schedule": HOUSEKEEPING_INTERVAL},
+    "analytics-rollup": {"task": "spaces.tasks.analytics_rollup_task", "schedule": ANALYTICS_INTERVAL},
 }
 
 # --- Operations (README "Operations"): LOG_FORMAT json or console, LOG_LEVEL (operations/logconfig.py)

@@ -9,6 +9,8 @@
 #                                  a sleep check in progress (issue 15, finding 2)
 #   browse_search.txt / .json      server time of browse/search/list pages on 10,000 seeded spaces
 #                                  (no stack: in-process, its own database demohub_bench)
+#   analytics_rollup.txt / .json   seconds to roll up one million proxy access-log lines (no
+#                                  stack: its own database demohub_bench_rollup_<pid>)
 # --cold is never used here (it removes the gradio SDK image and costs a pip install): run
 # bench/upload_to_live.py --cold by hand for that figure.
 # Exit status: 0 when all ran (whatever the figures), else 1.
@@ -48,6 +50,7 @@ run() {
 run upload_to_live --repeat "${BENCH_REPEAT:-3}"
 run proxy_throughput
 run browse_search
+run analytics_rollup
 run private_throughput
 run wake_latency
 run visibility_latency

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from spaces.access import api as access_api
 from spaces.accounts import api as accounts_api
+from spaces.analytics import api as analytics_api
 from spaces.catalog import api as catalog_api
 from spaces.catalog import api_browse as browse_api
 from spaces.community import api as community_api
@@ -23,6 +24,7 @@ urlpatterns = [
     path(f"{S}/revisions", catalog_api.RevisionListCreateApi.as_view()),
     path(f"{S}/revisions/<int:number>", catalog_api.RevisionDetailApi.as_view()),
     path(f"{S}/logs/<str:kind>", streams.space_log_view),
+    path(f"{S}/analytics", analytics_api.SpaceAnalyticsApi.as_view()),
     path(f"{S}/restart", catalog_api.SpaceRestartApi.as_view()),
     path(f"{S}/pause", catalog_api.SpacePauseApi.as_view()),
     path(f"{S}/variables", variables_api.VariableListApi.as_view()),

@@ -6,9 +6,12 @@ its room (spaces/<room>/models.py), never from here: this module sits above ever
 """
 from spaces.access.models import Collaborator, ShareLink
 from spaces.accounts.models import ApiToken
+from spaces.analytics.models import (AnalyticsCursor, AnalyticsEvent, AnalyticsHour, AnalyticsMinute, AnalyticsSalt,
+                                     AnalyticsVisitor)
 from spaces.community.models import Comment, Like
 from spaces.lifecycle.models import SpaceVariable
 from spaces.records.models import HostLabel, Revision, Sdk, Space, Visibility
 
-__all__ = ["ApiToken", "Collaborator", "Comment", "HostLabel", "Like", "Revision", "Sdk", "ShareLink", "Space",
+__all__ = ["AnalyticsCursor", "AnalyticsEvent", "AnalyticsHour", "AnalyticsMinute", "AnalyticsSalt", "AnalyticsVisitor",
+           "ApiToken", "Collaborator", "Comment", "HostLabel", "Like", "Revision", "Sdk", "ShareLink", "Space",
            "SpaceVariable", "Visibility"]

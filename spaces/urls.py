@@ -4,6 +4,7 @@ from django.urls import path
 
 from spaces.access import pages as access_pages
 from spaces.accounts import pages as accounts_pages
+from spaces.analytics import pages as analytics_pages
 from spaces.catalog import pages as catalog_pages
 from spaces.catalog import pages_browse as browse_pages
 from spaces.community import pages as community_pages
@@ -29,6 +30,7 @@ urlpatterns = [
     path("users/<str:username>", browse_pages.user_profile, name="user-profile"),
     path("spaces/<str:owner>/<str:name>", catalog_pages.space_page, name="space"),
     path("spaces/<str:owner>/<str:name>/logs", catalog_pages.space_logs_page, name="space-logs"),
+    path("spaces/<str:owner>/<str:name>/analytics", analytics_pages.space_analytics_page, name="space-analytics"),
     path("spaces/<str:owner>/<str:name>/settings", catalog_pages.space_settings, name="space-settings"),
     path("spaces/<str:owner>/<str:name>/settings/variables", variable_pages.space_variable_set,
          name="space-variable-set"),

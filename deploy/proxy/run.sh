@@ -144,6 +144,11 @@ mkdir -p "$PROXY_STATE_DIR"
 touch "$PROXY_STATE_DIR/activity.log"
 chown --reference="$PROXY_STATE_DIR" "$PROXY_STATE_DIR/activity.log" 2>/dev/null || true
 chmod 0644 "$PROXY_STATE_DIR/activity.log" 2>/dev/null || true
+# The analytics log holds client addresses until the hub's next rollup: only its owner reads
+# it (nginx's master opens it as root, or as that same user).
+touch "$PROXY_STATE_DIR/analytics.log"
+chown --reference="$PROXY_STATE_DIR" "$PROXY_STATE_DIR/analytics.log" 2>/dev/null || true
+chmod 0600 "$PROXY_STATE_DIR/analytics.log" || die "cannot make $PROXY_STATE_DIR/analytics.log mode 0600"
 for name in USER_DIRECTIVE PROXY_WORKERS PROXY_RUN_DIR PROXY_ROUTES_DIR SPACES_DOMAIN \
             PROXY_MAX_BODY_SIZE HUB_UPSTREAM HUB_HOST PROXY_SHARED_SECRET DEFAULT_LISTEN \
             NGINX_MIME_TYPES PROXY_STATE_DIR NJS_MODULE NGINX_MODULES_DIR NJS_SCRIPT SPACE_COOKIE_NAME; do

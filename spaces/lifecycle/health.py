@@ -47,6 +47,7 @@ from datetime import timezone as dt_timezone
 from django.conf import settings
 
 from runner.exceptions import BackendUnavailable
+from spaces.analytics.services import record_event
 from spaces.lifecycle import logs, readiness
 from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.routes import container_name
@@ -174,6 +175,7 @@ def space_crashed(space: Space) -> bool:
 
 def _crashed(space: Space, rev: Revision, slot: str, *, observed: str, reason: str) -> None:
     """Count one crash of `rev` on `slot`, then schedule its restart or end in RUNTIME_ERROR."""
+    record_event(space.pk, "crash")
     client = logs.client()
     info, times, _ = _keys(space.pk)
     now = _now()
@@ -295,3 +297,4 @@ def _restart(space_id: int, pending: dict[bytes, bytes], *, keep_lock) -> None:
     # container if its new state does not want it.
     if space_transition(space, to, error=f"{RESTARTED} at {stamp}: {why}.", expected={observed}):
         _note(space_id, "restarted; the app answers again")
+        record_event(space_id, "restart")

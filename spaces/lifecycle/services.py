@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 
+from spaces.analytics.services import record_event
 from spaces.lifecycle import quotas
 from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.routes import container_name
@@ -35,6 +36,7 @@ def space_restart(*, space: Space, by: User | None = None) -> Revision:
     if not space_transition(space, S.APP_STARTING, error="", sleep_mode=""):
         raise ServiceError(f"A space that is {space.status} cannot be restarted now.", code="conflict")
     jobs.send_on_commit("spaces.tasks.start_revision_task", target.pk, kwargs={"restart": True})
+    record_event(space.pk, "restart")  # analytics: the owner's restart
     return target
 
 

@@ -39,6 +39,7 @@ from runner import connections
 from runner.backends.base import parse_bytes
 from runner.exceptions import BackendUnavailable
 from spaces.access.proxy_gate import label_from_host
+from spaces.analytics.services import record_event
 from spaces.lifecycle import claims, logs
 from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.routes import container_name, space_app_port, space_publish_route
@@ -245,7 +246,8 @@ def space_sleep(space_id: int, mode: str, *, idle_since: float | None = None) ->
             return False
         name = container_name(space, space.active_slot)
         backend = get_backend()
-        if space.status == S.RUNNING:
+        was_running = space.status == S.RUNNING
+        if was_running:
             space_publish_route(space_id=space.pk, sleep_mode=mode)
         if mode == FROZEN:
             # Nothing to freeze (the app just exited): it sleeps stopped; the next visitor starts it.
@@ -255,6 +257,8 @@ def space_sleep(space_id: int, mode: str, *, idle_since: float | None = None) ->
         if not space_transition(space, S.SLEEPING, sleep_mode=mode):
             # The owner paused or deleted it meanwhile; their action owns the container now.
             return False
+        if was_running:
+            record_event(space.pk, "sleep")   # analytics: frozen, then stopped, is one sleep
         return True
 
 
@@ -300,7 +304,8 @@ def wake_marks_clear(space_id: int) -> None:
 def wake_requested(space_id: int) -> bool:
     """Ask the lifecycle worker to wake the space, once (returns whether this call asked)."""
 
-    if not logs.client().set(_key("waking", space_id), 1, nx=True, ex=120):
+    # The mark holds when the wake was asked for: the wake's latency (analytics) counts from it.
+    if not logs.client().set(_key("waking", space_id), repr(time.time()), nx=True, ex=120):
         return False
     jobs.send("spaces.tasks.wake_space_task", space_id, priority=0)
     return True
@@ -327,6 +332,7 @@ def space_wake(space_id: int) -> None:
             if space.sleep_mode == FROZEN and get_backend().unfreeze(name):
                 space_transition(space, S.RUNNING, sleep_mode="", last_active_at=timezone.now())
                 space_publish_route(space_id=space.pk)
+                _record_wake(space.pk)
                 return
 
         jobs.send("spaces.tasks.wake_start_space_task", space_id, priority=0)
@@ -357,8 +363,17 @@ def space_wake_start(space_id: int) -> None:
                 if ok:
                     space_transition(space, S.RUNNING, sleep_mode="", error="",
                                               last_active_at=timezone.now())
+                    _record_wake(space.pk)
                 else:
                     space_transition(space, S.RUNTIME_ERROR, sleep_mode="", error=message)
                 space_publish_route(space_id=space.pk)
     finally:
         logs.client().delete(_key("waking", space_id))
+
+
+def _record_wake(space_id: int) -> None:
+    """Analytics: one wake, timed from when it was asked for (the "waking" mark) to now."""
+    asked = None
+    with contextlib.suppress(Exception):
+        asked = float(logs.client().get(_key("waking", space_id)) or 0) or None
+    record_event(space_id, "wake", duration_ms=None if asked is None else (time.time() - asked) * 1000)

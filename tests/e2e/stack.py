@@ -115,6 +115,8 @@ class Stack:
             "SPACE_SLEEP_AFTER_MIN": "5",
             "SPACE_FREEZE_AFTER": "4",
             "SLEEP_CHECK_INTERVAL": "1",
+            # The beat rolls up the proxy's analytics log this often (tests/e2e/test_analytics.py).
+            "ANALYTICS_INTERVAL": "3",
             # Every client of this stack is 127.0.0.1: per-address limits would count all
             # tests as one person (the limits themselves are tested in tests/unit).
             "SIGNUP_RATE_PER_IP": "1000/10m",

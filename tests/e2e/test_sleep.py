@@ -70,6 +70,19 @@ def test_frozen_then_stopped_and_woken_by_gradio_client(stack, sleepy):
     out, took = predict(space["url"])                   # held while the container starts
     assert out == "zzzz", out
     assert stack.space(token, owner, "sleepy")["status"] == "RUNNING"
+    # Owner analytics (spaces/analytics): both sleeps (a freeze, then after the wake a freeze
+    # that became a stop) and both wakes with their latency; the client's calls through the
+    # proxy once the beat's rollup read them.
+    deadline = time.monotonic() + 30
+    while True:
+        data = stack.api(token).get(f"{stack.hub_url}/api/spaces/{owner}/sleepy/analytics?period=hour").json()
+        life = data["lifecycle"]
+        if (life["wakes"] >= 2 and data["totals"]["api_calls"]) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert life["wakes"] == 2 and life["sleeps"] >= 2 and life["crashes"] == 0, life  # (and maybe frozen again since)
+    assert life["wake_median_ms"] is not None and 0 <= life["wake_median_ms"] <= life["wake_p95_ms"] < 120_000, life
+    assert data["totals"]["api_calls"] > 0 and data["totals"]["requests"] >= data["totals"]["api_calls"], data
 
 
 def test_api_call_to_a_sleeping_space_is_held_not_refused(stack, sleepy):

@@ -62,7 +62,7 @@ def cells(*answers) -> dict:
 # The rows of design.md §6, each checked by the surfaces filed under it below.
 SEE = "page, app, comments (read)"
 INTERACT = "comment, like"
-LOGS = "build/run logs, revisions, files"
+LOGS = "build/run logs, revisions, files, analytics"
 EDIT = "upload revision, restart, variables/secrets"
 ADMIN = "visibility, collaborators, share links, pause, delete"
 DESIGN_ROWS = (SEE, INTERACT, LOGS, EDIT, ADMIN)
@@ -123,6 +123,11 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "api_build_log":    {"public":  cells(200,      200,      403,      403,      401,      401,      401),
                          "private": cells(200,      200,      403,      404,      404,      401,      404)},
     "api_run_log":      {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      404,      401,      404)},
+    # analytics: the same row of design.md §6 as the logs
+    "analytics_page":   {"public":  cells(200,      200,      403,      403,      403,      403,      403),
+                         "private": cells(200,      200,      403,      404,      404,      403,      404)},
+    "api_analytics":    {"public":  cells(200,      200,      403,      403,      401,      401,      401),
                          "private": cells(200,      200,      403,      404,      404,      401,      404)},
     # ---------------------------------------------------------------- upload, restart, variables
     "settings_page":    {"public":  cells(200,      200,      403,      403,      403,      403,      403),
@@ -281,6 +286,8 @@ SURFACES: dict[str, Surface] = {
     "api_revision": Surface("api", LOGS, api_call("get", "/revisions/1")),
     "api_build_log": Surface("api", LOGS, api_call("get", "/logs/build")),
     "api_run_log": Surface("api", LOGS, api_call("get", "/logs/run")),
+    "analytics_page": Surface("html", LOGS, space_page("/analytics")),
+    "api_analytics": Surface("api", LOGS, api_call("get", "/analytics")),
     "settings_page": Surface("html", EDIT, space_page("/settings")),
     "api_upload": Surface("api", EDIT, api_call("post", "/revisions", new_revision, fmt="multipart")),
     "api_restart": Surface("api", EDIT, api_call("post", "/restart")),
@@ -593,6 +600,7 @@ ROUTE_SURFACES: dict[str, tuple[str, ...]] = {
     "go/<str:label>": ("go",),
     S: ("page", "page_comments"),
     f"{S}/logs": ("logs_page",),
+    f"{S}/analytics": ("analytics_page",),
     f"{S}/settings": ("settings_page",),
     f"{S}/settings/variables": ("page_variable_set",),
     f"{S}/settings/variables/delete": ("page_variable_delete",),
@@ -605,6 +613,7 @@ ROUTE_SURFACES: dict[str, tuple[str, ...]] = {
     f"{A}/revisions": ("api_revisions", "api_upload"),
     f"{A}/revisions/<int:number>": ("api_revision",),
     f"{A}/logs/<str:kind>": ("api_build_log", "api_run_log"),
+    f"{A}/analytics": ("api_analytics",),
     f"{A}/restart": ("api_restart",),
     f"{A}/pause": ("api_pause",),
     f"{A}/variables": ("api_variables",),

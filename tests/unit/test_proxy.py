@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -1172,3 +1173,37 @@ def test_route_changes_are_batched_into_one_reload_a_second(stack):
     took = time.monotonic() - started
     # 20 generation bumps within ~0.6 s: at most one reload per started second, plus one.
     assert int(reloads_file.read_text()) - before <= int(took) + 2, (reloads_file.read_text(), before, took)
+
+
+@needs_nginx
+def test_the_analytics_log_has_one_line_per_space_request_without_query_strings(stack):
+    log = stack.base / "proxy" / "analytics.log"
+    assert stat.S_IMODE(os.stat(log).st_mode) == 0o600
+    n = f"n{time.monotonic_ns()}"                  # this test's lines (earlier tests' may still be buffered)
+    stack.request("app", f"/{n}/echo?ticket=sekrit", headers={"Accept": "text/html,application/xhtml+xml"})
+    stack.request("app", f"/gradio_api/{n}?token=x", headers={"Accept": "*/*"})
+    stack.request("app", f"/{n}/data", headers={"Accept": "application/json"})
+    stack.request("site", f"/{n}/style.css", headers={"Accept": "text/css"})
+    stack.request("site", f"/{n}/nope.html", headers={"Accept": "text/html"})
+    stack.request("app", f"/.demohub/session?ticket=abc&next=%2F{n}")  # hub plumbing: not counted
+    deadline = time.monotonic() + 10                                    # nginx flushes every second
+    while True:
+        text = log.read_bytes().replace(b"\0", b"").decode()
+        lines = [ln.split("\t") for ln in text.splitlines() if n in ln]
+        if len(lines) >= 5 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    time.sleep(1.2)
+    text = log.read_bytes().replace(b"\0", b"").decode()
+    lines = [ln.split("\t") for ln in text.splitlines() if n in ln]
+    assert len(lines) == 5, "\n".join("|".join(p) for p in lines)
+    assert all(len(parts) == 8 for parts in lines)
+    by_uri = {parts[7]: parts for parts in lines}
+    assert set(by_uri) == {f"/{n}/echo", f"/gradio_api/{n}", f"/{n}/data", f"/{n}/style.css", f"/{n}/nope.html"}
+    echo_line = by_uri[f"/{n}/echo"]
+    assert echo_line[1] == stack.host("app").split(":")[0] and echo_line[2] == "200"
+    kinds = [by_uri[u][5] for u in (f"/{n}/echo", f"/gradio_api/{n}", f"/{n}/data", f"/{n}/style.css")]
+    assert kinds == ["page", "api", "api", "other"]
+    assert by_uri[f"/{n}/nope.html"][2] == "404" and by_uri[f"/{n}/nope.html"][6] == "127.0.0.1"
+    assert float(echo_line[0]) > time.time() - 60 and float(echo_line[3]) >= 0
+    assert "sekrit" not in text and "/.demohub" not in text and "internal/proxy" not in text
