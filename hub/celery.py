@@ -10,3 +10,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
 app = Celery("hub")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# The rooms' own task modules (issue 8: spaces/<room>/tasks.py).
+app.autodiscover_tasks(["spaces.webhooks"])

@@ -428,6 +428,21 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {"TITLE": "Demohub API", "VERSION": "1.0.0"}
 
+# --- Webhooks (issue 14; README "Webhooks") ------------------------------------------------
+# Targets are checked like any outgoing request of the hub: public unicast addresses only,
+# unless an address lies in one of these CIDRs (e.g. "10.0.0.0/8,127.0.0.1/32" for receivers
+# on the operator's own network; tests allow loopback for their receiver).
+try:
+    WEBHOOK_ALLOW_CIDRS = [str(ipaddress.ip_network(c.strip(), strict=False))
+                           for c in env.list("WEBHOOK_ALLOW_CIDRS", default=[]) if c.strip()]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"WEBHOOK_ALLOW_CIDRS: {exc}") from None
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=10.0)            # seconds for a whole attempt
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=10.0)  # then x2 per attempt
+WEBHOOK_DELIVERY_LOG_SIZE = env.int("WEBHOOK_DELIVERY_LOG_SIZE", default=50)      # rows kept per webhook
+WEBHOOK_MAX_PER_SPACE = env.int("WEBHOOK_MAX_PER_SPACE", default=10)
+
 # --- Celery (design.md §1) -----------------------------------------------------------------
 CELERY_BROKER_URL = _celery_redis_url(env.str("CELERY_BROKER_URL", default=REDIS_URL))
 CELERY_RESULT_BACKEND = _celery_redis_url(env.str("CELERY_RESULT_BACKEND", default=REDIS_URL))
@@ -437,7 +452,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery's consumer, minus a crash of 5.7.0 when Redis restarts under a busy worker.
 CELERY_WORKER_CONSUMER = "hub.celery_consumer:Consumer"
 CELERY_TASK_DEFAULT_QUEUE = "lifecycle"
-CELERY_TASK_ROUTES = {"spaces.tasks.build_revision_task": {"queue": "builds"}}
+CELERY_TASK_ROUTES = {"spaces.tasks.build_revision_task": {"queue": "builds"},
+                      "spaces.tasks.webhook_deliver": {"queue": "webhooks"},
+                      "spaces.tasks.webhook_sweep": {"queue": "webhooks"}}
 # Redis redelivers an unacked task after the visibility timeout: keep it above the longest build.
 # Starts run up to SPACE_STARTUP_TIMEOUT_MAX (plus the route switch and drain): above that too.
 _LONGEST_TASK = max(BUILD_TIMEOUT, SPACE_STARTUP_TIMEOUT_MAX + int(REDEPLOY_DRAIN_TIMEOUT) + 300)
@@ -458,6 +475,7 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-trending": {"task": "spaces.tasks.refresh_trending_task",
                          "schedule": env.float("TRENDING_INTERVAL", default=300.0)},
     "housekeeping": {"task": "spaces.tasks.housekeeping_task", "schedule": HOUSEKEEPING_INTERVAL},
+    "webhook-sweep": {"task": "spaces.tasks.webhook_sweep", "schedule": 60.0},
 }
 
 LOGGING = {

@@ -69,6 +69,8 @@ __all__ = [
     "current_generation",
     "active_slot",
     "set_active_slot",
+    "set_embedding",
+    "embedding_allowed",
 ]
 
 KIND_CONTAINER = "container"
@@ -122,6 +124,9 @@ class Route:
     # so switching slots needs no reload (a reload resets keep-alive requests: see below).
     upstream_b: str | None = None
     active_slot: str = "a"          # "a" | "b": written as the slot flag, never into the file
+    # README `disable_embedding: true` makes this False: only the app itself and the hub may
+    # frame it. Written as the frames flag (read per request), never into the file.
+    embedding: bool = True
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,11 @@ class ProxyConfig:
     def slots_dir(self) -> Path:
         """Where the slot flags live: ``<label>.b`` exists while slot b of that space serves."""
         return Path(self.routes_dir).parent / "slots"
+
+    @property
+    def frames_dir(self) -> Path:
+        """Where the frames flags live: ``<label>`` exists while only the hub may frame the app."""
+        return Path(self.routes_dir).parent / "frames"
 
 
 # --------------------------------------------------------------------------- validation
@@ -241,6 +251,36 @@ def _access_gate(route: Route, config: ProxyConfig) -> list[str]:
             f'add_header Content-Security-Policy "frame-ancestors \'self\' {hub_origin}" always;',
         ]
     return lines
+
+
+# How long a proxy worker may go on seeing a flag file (slots, frames) as it was.
+FLAG_CACHE_SECONDS = 1
+
+
+def _frames_lines(route: Route, config: ProxyConfig) -> list[str]:
+    """Server-level lines that set ``$demohub_frames``: empty (no header: any site may frame a
+    public app) unless the frames flag exists (README ``disable_embedding: true``), then the
+    policy of a private space. Read per request, so the flag changes nothing needs a reload."""
+    hub_origin = validate_origin(config.hub_origin)
+    flag = f"{validate_static_root(str(config.frames_dir))}/{route.label}"
+    return [
+        # The flag's existence is cached per worker for at most FLAG_CACHE_SECONDS, as the slot
+        # flag's (a stat per request costs proxy CPU); server level only: locations set their own.
+        "open_file_cache max=16 inactive=60s;",
+        f"open_file_cache_valid {FLAG_CACHE_SECONDS}s;",
+        "open_file_cache_errors on;",
+        'set $demohub_frames "";',
+        f"if (-f {flag}) {{",
+        f'    set $demohub_frames "frame-ancestors \'self\' {hub_origin}";',
+        "}",
+        "",
+    ]
+
+
+def _frames_header(route: Route) -> list[str]:
+    """In each location that serves a public app: the policy the flag chose (an empty value
+    sends no header). A private app always has its own (see _access_gate)."""
+    return [] if route.private else ["add_header Content-Security-Policy $demohub_frames always;"]
 
 
 def _hub_headers(reason: str) -> list[str]:
@@ -380,10 +420,8 @@ def _render_container(route: Route, upstream: str, config: ProxyConfig, *,
         servers = ["    hash $demohub_slot;", *servers, f"    server {upstream_b} max_fails=0;"]
         slot_lines = [
             # The flag's existence is cached per worker for at most SLOT_FLAG_CACHE_SECONDS
-            # (a stat per request would cost about 6 % of the proxy's CPU per request).
-            "    open_file_cache max=16 inactive=60s;",
-            f"    open_file_cache_valid {SLOT_FLAG_CACHE_SECONDS}s;",
-            "    open_file_cache_errors on;",
+            # (a stat per request would cost about 6 % of the proxy's CPU per request): the
+            # open_file_cache lines of _frames_lines above.
             f"    set $demohub_slot {SLOT_KEYS['a']};",
             f"    if (-f {flag}) {{",
             f"        set $demohub_slot {SLOT_KEYS['b']};",
@@ -401,9 +439,11 @@ def _render_container(route: Route, upstream: str, config: ProxyConfig, *,
         f"    include {LISTEN_INCLUDE};",
         "    server_name {server_name};",
         "",
+        *(f"    {line}" for line in _frames_lines(route, config)),
         *slot_lines,
         "    location / {",
         *gate,
+        *(f"        {line}" for line in _frames_header(route)),
         f"        proxy_pass http://{name};",
         "        proxy_http_version 1.1;",
         "        proxy_set_header Upgrade $http_upgrade;",
@@ -454,9 +494,12 @@ def _render_static(route: Route, root: str, config: ProxyConfig) -> list[str]:
         "    disable_symlinks off;",          # the root is a symlink swapped atomically
         "    error_page 403 = @notfound;",    # a directory without index.html: no listing
         "",
+        *(f"    {line}" for line in _frames_lines(route, config)),
         "    location / {",
         *gate,
+        "        open_file_cache off;",         # the site's files: never a stale one after a swap
         "        try_files $uri $uri/ =404;",
+        *(f"        {line}" for line in _frames_header(route)),
         "        add_header Cache-Control $demohub_static_cache_control;",
         "        add_header X-Content-Type-Options nosniff;",
         "    }",
@@ -613,7 +656,36 @@ def publish_route(route: Route, config: ProxyConfig) -> bool:
     if changed and slot != active_slot(route.label, config):
         wait_applied(config)
     moved = set_active_slot(route.label, slot, config)
-    return changed or moved
+    framed = set_embedding(route.label, route.embedding, config)
+    return changed or moved or framed
+
+
+def _frames_flag(label: str, config: ProxyConfig) -> Path:
+    return config.frames_dir / validate_label(label)
+
+
+def embedding_allowed(label: str, config: ProxyConfig) -> bool:
+    """Whether the proxy lets any site frame ``label``'s app (no frames flag)."""
+    return not _frames_flag(label, config).exists()
+
+
+def set_embedding(label: str, allowed: bool, config: ProxyConfig) -> bool:
+    """Let any site frame ``label``'s public app, or only the hub (and the app itself); takes
+    effect within FLAG_CACHE_SECONDS, with no reload. Returns whether it changed."""
+    flag = _frames_flag(label, config)
+    if allowed:
+        try:
+            flag.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+    if flag.exists():
+        return False
+    config.frames_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(PermissionError):  # searchable by the proxy's workers
+        os.chmod(config.frames_dir, 0o755)
+    _write_atomic(flag, "hub-only\n")
+    return True
 
 
 def _slot_flag(label: str, config: ProxyConfig) -> Path:
@@ -661,6 +733,7 @@ def remove_route(label: str, config: ProxyConfig) -> bool:
     path = _route_path(validate_label(label), config)
     with _locked(config):
         _slot_flag(label, config).unlink(missing_ok=True)
+        _frames_flag(label, config).unlink(missing_ok=True)
         try:
             path.unlink()
         except FileNotFoundError:
@@ -677,7 +750,8 @@ def routes_out_of_date(routes: Iterable[Route], config: ProxyConfig) -> list[str
     than writing the possibly stale text it rendered here."""
     stale = []
     for route in routes:
-        if _read_text(_route_path(route.label, config)) != render_route(route, config):
+        if (_read_text(_route_path(route.label, config)) != render_route(route, config)
+                or embedding_allowed(route.label, config) != route.embedding):
             stale.append(route.label)
     return stale
 
@@ -717,6 +791,10 @@ def _remove_others(keep, config: ProxyConfig) -> bool:
     if slots_dir.is_dir():
         for entry in slots_dir.iterdir():
             if entry.name.endswith(".b") and entry.name[: -len(".b")] not in keep:
+                entry.unlink(missing_ok=True)
+    if config.frames_dir.is_dir():
+        for entry in config.frames_dir.iterdir():
+            if not entry.name.startswith(".") and entry.name not in keep:
                 entry.unlink(missing_ok=True)
     return changed
 

@@ -2,6 +2,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
 from . import api, api_access, api_accounts, api_discovery, api_social, api_variables, streams
+from .webhooks import api as webhook_api
 
 S = "spaces/<str:owner>/<str:name>"
 urlpatterns = [
@@ -29,5 +30,9 @@ urlpatterns = [
     path(f"{S}/collaborators/<str:username>", api_access.CollaboratorDetailApi.as_view()),
     path(f"{S}/share-links", api_access.ShareLinkListApi.as_view()),
     path(f"{S}/share-links/<int:link_id>", api_access.ShareLinkDetailApi.as_view()),
+    path(f"{S}/webhooks", webhook_api.WebhookListApi.as_view()),
+    path(f"{S}/webhooks/<int:webhook_id>", webhook_api.WebhookDetailApi.as_view()),
+    path(f"{S}/webhooks/<int:webhook_id>/test", webhook_api.WebhookTestApi.as_view()),
+    path(f"{S}/webhooks/<int:webhook_id>/deliveries", webhook_api.DeliveryListApi.as_view()),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
 ]

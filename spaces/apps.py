@@ -7,3 +7,4 @@ class SpacesConfig(AppConfig):
 
     def ready(self):
         from . import signals  # noqa: F401  (connects the receivers that end access at once)
+        from .webhooks import receivers  # noqa: F401  (events -> webhook deliveries)

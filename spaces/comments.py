@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from . import search
+from . import events, search
 from .models import Comment, Like, Space
 from .selectors import Action, Role, can, space_role
 from .services import ServiceError
@@ -147,6 +147,7 @@ def comment_create(*, space: Space, author, body: str, reply_to: Comment | int |
                 raise ServiceError("This comment is hidden; it cannot be replied to.", code="comment_hidden")
         comment = Comment.objects.create(space=space, author=author, body=body, reply_to=root)
         _bump_comment_count(space.pk, +1)
+        events.comment_posted.send(sender=Comment, comment_id=comment.pk)
     return comment
 
 

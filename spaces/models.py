@@ -266,3 +266,7 @@ class HostLabel(models.Model):
 
     label = models.CharField(max_length=63, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+# Models of the rooms (issue 8), re-exported so `spaces.models` names every model.
+from .webhooks.models import DeliveryOutcome, Webhook, WebhookDelivery, WebhookEvent  # noqa: E402,F401

@@ -34,7 +34,7 @@ from runner.archive import ArchiveLimits, snapshot_archive
 from runner.backends import BuildSpec, RunSpec, get_backend
 from runner.exceptions import BackendUnavailable, BuildCancelled, BuildError, NotIsolated
 
-from . import access, logs, quotas, redeploy, variables
+from . import access, events, logs, quotas, redeploy, variables
 from .frontmatter import ConfigError, MissingAppFile, read_config
 from .models import ApiToken, HostLabel, Revision, Sdk, Space, Visibility
 from .search import SEARCHED_FIELDS, space_search_vector_refresh
@@ -226,9 +226,12 @@ def space_transition(space: Space | int, to: str, *, error: str | None = None,
         values["error"] = error[:4000]
     sources = allowed_sources(to) if expected is None else allowed_sources(to) & frozenset(expected)
     changed = Space.objects.filter(pk=space_id, status__in=sources).update(**values) == 1
+    previous = space.status if isinstance(space, Space) else None
     if changed and isinstance(space, Space):
         for key, value in values.items():
             setattr(space, key, value)
+    if changed:
+        events.space_status_changed.send(sender=Space, space_id=space_id, previous=previous, status=to)
     return changed
 
 
@@ -289,6 +292,7 @@ def revision_create(*, space: Space, archive, created_by: User) -> Revision:
                 space_transition(space, S.NO_APP_FILE if missing_app else S.CONFIG_ERROR, error=config_error)
             logs.reset(logs.build_key(rev.pk))
             Revision.objects.filter(pk=rev.pk).update(build_log=config_error + "\n")
+            events.revision_finished.send(sender=Revision, revision_id=rev.pk, status=R.FAILED)
             rev.refresh_from_db()
             return rev
         # README values win over the API's (design.md §4).
@@ -298,6 +302,7 @@ def revision_create(*, space: Space, archive, created_by: User) -> Revision:
             # Nothing to build: the proxy serves the files themselves.
             Revision.objects.filter(pk=rev.pk).update(status=R.SUCCEEDED, started_at=timezone.now(),
                                                       finished_at=timezone.now(), build_log="static files, nothing to build\n")
+            events.revision_finished.send(sender=Revision, revision_id=rev.pk, status=R.SUCCEEDED)
             transaction.on_commit(lambda: _start_task().delay(rev.pk))
         else:
             transaction.on_commit(lambda: _build_task().delay(rev.pk))
@@ -450,6 +455,8 @@ def _finish_revision(rev: Revision, status: str, *, error: str = "", image: str 
         rows = rows.filter(task_id=lease)
     done = rows.update(status=status, error=error[:4000], image=image, finished_at=timezone.now(),
                        build_log=text.decode("utf-8", "replace"))
+    if done == 1:
+        events.revision_finished.send(sender=Revision, revision_id=rev.pk, status=status)
     return done == 1
 
 
@@ -488,17 +495,19 @@ def space_app_port(space: Space) -> int:
 def space_route(space: Space) -> proxy.Route:
     """The route the proxy should have for `space` right now, from the database alone."""
     rev = space.running_revision
+    # README `disable_embedding` of the revision that serves (spaces/embeds): a flag, no reload.
+    embedding = not (rev or space.latest_revision or Revision()).metadata.get("disable_embedding", False)
     if space.sdk == Sdk.STATIC and rev is not None:
         return proxy.Route(label=space.label, space=space.full_name, kind="static",
                            static_root=str(settings.SITES_DIR / space.label), private=space.is_private,
-                           access_epoch=space.access_epoch)
+                           access_epoch=space.access_epoch, embedding=embedding)
     port = space_app_port(space)
     # Both blue/green slots; the active one is a flag the proxy reads per request, so a
     # redeploy's switch reloads nothing (runner/proxy.py).
     return proxy.Route(label=space.label, space=space.full_name, kind="container",
                        upstream=f"{space.slot_address('a')}:{port}", upstream_b=f"{space.slot_address('b')}:{port}",
                        active_slot=space.active_slot, private=space.is_private,
-                       access_epoch=space.access_epoch, sleeping=bool(space.sleep_mode))
+                       access_epoch=space.access_epoch, sleeping=bool(space.sleep_mode), embedding=embedding)
 
 
 def space_publish_route(*, space_id: int, wait: bool = True, **fields) -> None:

@@ -2,6 +2,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import proxy_views, views, views_access, views_accounts, views_discovery, views_social, views_variables
+from .embeds import pages as embed_pages
+from .webhooks import pages as webhook_pages
 
 urlpatterns = [
     path("", views.browse, name="browse"),
@@ -32,6 +34,10 @@ urlpatterns = [
     path("spaces/<str:owner>/<str:name>/comments/<int:comment_id>/<str:action>", views_social.comment_action,
          name="space-comment-action"),
     path("spaces/<str:owner>/<str:name>/like", views_social.like, name="space-like"),
+    path("spaces/<str:owner>/<str:name>/webhooks", webhook_pages.webhooks_page, name="space-webhooks"),
+    path("spaces/<str:owner>/<str:name>/webhooks/<int:webhook_id>/<str:action>", webhook_pages.webhook_action,
+         name="space-webhook-action"),
+    path("spaces/<str:owner>/<str:name>/badge.svg", embed_pages.badge, name="space-badge"),
     path("internal/proxy/fallback", proxy_views.proxy_fallback, name="proxy-fallback"),
     path("internal/proxy/auth", proxy_views.proxy_auth_view, name="proxy-auth"),
     path("internal/proxy/session", proxy_views.proxy_session_view, name="proxy-session"),

@@ -1,0 +1,62 @@
+"""spaces/events.py -> webhook deliveries. Each receiver does one indexed query when the space
+has no webhook for the event; the payload is only built when one does."""
+from __future__ import annotations
+
+from django.dispatch import receiver
+
+from .. import events
+from .models import WebhookEvent
+from .services import event_record, space_summary
+
+
+def _space(space_id: int):
+    from ..models import Space
+
+    return Space.objects.select_related("owner").get(pk=space_id)
+
+
+@receiver(events.space_status_changed, dispatch_uid="demohub-webhooks-status")
+def _status_changed(sender, space_id: int, previous: str | None, status: str, **kwargs):
+    if previous == status:
+        return
+
+    def payload() -> dict:
+        space = _space(space_id)
+        return {"space": space_summary(space), "status": {"from": previous, "to": status},
+                "error": space.error[:2000]}
+
+    event_record(space_id=space_id, event=WebhookEvent.SPACE_STATUS, payload=payload)
+
+
+@receiver(events.revision_finished, dispatch_uid="demohub-webhooks-revision")
+def _revision_finished(sender, revision_id: int, status: str, **kwargs):
+    from ..models import Revision
+
+    rev = Revision.objects.filter(pk=revision_id).values("space_id", "number", "status", "error",
+                                                          "created_at", "finished_at").first()
+    if rev is None:
+        return
+    event = WebhookEvent.REVISION_BUILT if status == "succeeded" else WebhookEvent.REVISION_FAILED
+
+    def payload() -> dict:
+        return {"space": space_summary(_space(rev["space_id"])),
+                "revision": {"number": rev["number"], "status": rev["status"], "error": rev["error"][:2000],
+                             "created_at": rev["created_at"], "finished_at": rev["finished_at"]}}
+
+    event_record(space_id=rev["space_id"], event=event, payload=payload)
+
+
+@receiver(events.comment_posted, dispatch_uid="demohub-webhooks-comment")
+def _comment_posted(sender, comment_id: int, **kwargs):
+    from ..models import Comment
+
+    comment = Comment.objects.select_related("author").filter(pk=comment_id).first()
+    if comment is None:
+        return
+
+    def payload() -> dict:
+        return {"space": space_summary(_space(comment.space_id)),
+                "comment": {"id": comment.pk, "author": comment.author.username, "body": comment.body,
+                            "reply_to": comment.reply_to_id, "created_at": comment.created_at}}
+
+    event_record(space_id=comment.space_id, event=WebhookEvent.COMMENT_POSTED, payload=payload)
