@@ -1084,3 +1084,45 @@ def test_ticket_exchange_path_goes_to_the_hub_on_every_host(stack):
         assert got["headers"]["x-demohub-space-cookie"] == "good"
         assert got["headers"]["x-demohub-proxy-key"] == SECRET
         assert headers["referrer-policy"] == "no-referrer"
+
+
+# --------------------------------------------------------------------------- embedding (issue 14)
+def _frame_policy(stack, label: str) -> str | None:
+    _, headers, _ = stack.request(label, "/")
+    return headers.get("content-security-policy")
+
+
+@needs_nginx
+@pytest.mark.parametrize("label", ["app", "site"])
+def test_disable_embedding_is_a_flag_read_per_request(stack, label):
+    from runner.proxy import embedding_allowed, set_embedding
+
+    hub_origin = stack.cfg.hub_origin
+    assert _frame_policy(stack, label) is None                 # public, embedding allowed: no header at all
+    generation = current_generation(stack.cfg)
+    assert set_embedding(label, False, stack.cfg) and not embedding_allowed(label, stack.cfg)
+    try:
+        deadline = time.monotonic() + 3
+        while _frame_policy(stack, label) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _frame_policy(stack, label) == f"frame-ancestors 'self' {hub_origin}"
+        assert current_generation(stack.cfg) == generation      # no reload
+    finally:
+        set_embedding(label, True, stack.cfg)
+    deadline = time.monotonic() + 3
+    while _frame_policy(stack, label) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _frame_policy(stack, label) is None
+
+
+def test_publish_and_remove_keep_the_frames_flag(cfg):
+    from dataclasses import replace
+
+    from runner.proxy import embedding_allowed, routes_out_of_date
+
+    route = Route(label="emb", space="o/emb", kind="container", upstream="127.0.0.1:7860", embedding=False)
+    assert publish_route(route, cfg) and not embedding_allowed("emb", cfg)
+    assert routes_out_of_date([replace(route, embedding=True)], cfg) == ["emb"]   # reconciliation notices
+    assert publish_route(replace(route, embedding=True), cfg) and embedding_allowed("emb", cfg)
+    publish_route(route, cfg)
+    assert remove_route("emb", cfg) and embedding_allowed("emb", cfg)
