@@ -426,7 +426,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Demohub API", "VERSION": "1.0.0"}
+SPECTACULAR_SETTINGS = {"TITLE": "Demohub API", "VERSION": "1.0.0",
+                         "ENUM_NAME_OVERRIDES": {"WebhookEventEnum": "spaces.webhooks.models.WebhookEvent"}}
 
 # --- Webhooks (issue 14; README "Webhooks") ------------------------------------------------
 # Targets are checked like any outgoing request of the hub: public unicast addresses only,

@@ -15,6 +15,8 @@ from .models import Webhook, WebhookDelivery, WebhookEvent
 
 
 class WebhookOut(serializers.ModelSerializer):
+    events = serializers.ListField(child=serializers.ChoiceField(choices=WebhookEvent.values))
+
     class Meta:
         model = Webhook
         fields = ["id", "url", "events", "active", "created_at"]
