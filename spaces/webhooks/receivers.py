@@ -1,12 +1,35 @@
 """spaces/events.py -> webhook deliveries. Each receiver does one indexed query when the space
-has no webhook for the event; the payload is only built when one does."""
+has no webhook for the event; the payload is only built when one does.
+
+A receiver runs inside the sender's transaction (a status transition, a build's end, a new
+comment): it never lets an error of its own reach the sender. Its writes sit in a savepoint,
+so a failure rolls back only them, and is logged; the event is then not delivered.
+"""
 from __future__ import annotations
 
+import functools
+import logging
+
+from django.db import transaction
 from django.dispatch import receiver
 
 from .. import events
 from .models import WebhookEvent
 from .services import event_record, space_summary
+
+log = logging.getLogger(__name__)
+
+
+def _never_breaks_the_sender(fn):
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        try:
+            with transaction.atomic():
+                fn(*args, **kwargs)
+        except Exception:
+            log.exception("webhooks: could not record the event %s %s", fn.__name__, kwargs)
+
+    return wrapped
 
 
 def _space(space_id: int):
@@ -16,6 +39,7 @@ def _space(space_id: int):
 
 
 @receiver(events.space_status_changed, dispatch_uid="demohub-webhooks-status")
+@_never_breaks_the_sender
 def _status_changed(sender, space_id: int, previous: str | None, status: str, **kwargs):
     if previous == status:
         return
@@ -29,6 +53,7 @@ def _status_changed(sender, space_id: int, previous: str | None, status: str, **
 
 
 @receiver(events.revision_finished, dispatch_uid="demohub-webhooks-revision")
+@_never_breaks_the_sender
 def _revision_finished(sender, revision_id: int, status: str, **kwargs):
     from ..models import Revision
 
@@ -47,6 +72,7 @@ def _revision_finished(sender, revision_id: int, status: str, **kwargs):
 
 
 @receiver(events.comment_posted, dispatch_uid="demohub-webhooks-comment")
+@_never_breaks_the_sender
 def _comment_posted(sender, comment_id: int, **kwargs):
     from ..models import Comment
 

@@ -83,7 +83,7 @@ def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
 
 
 def address_refusal(address: str) -> str | None:
-    """Why the hub will not connect to `address`, or None when it may."""
+    """Why the hub will not connect to `address` ("<address>, a private address: ..."), or None."""
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
@@ -103,7 +103,7 @@ def address_refusal(address: str) -> str | None:
         kind = "a reserved or shared (not public)"
     else:
         return None
-    return (f"{address} is {kind} address; this hub sends webhooks only to public addresses "
+    return (f"{address}, {kind} address: this hub sends webhooks only to public addresses "
             f"(the operator may allow others with WEBHOOK_ALLOW_CIDRS)")
 
 
@@ -125,7 +125,8 @@ def resolve(target: Target) -> str:
     for address in addresses:
         why = address_refusal(address)
         if why:
-            raise TargetRefused(f"The webhook host {target.host} resolves to {why}.", "webhook_address_refused")
+            where = "address is" if literal is not None else f"host {target.host} resolves to"
+            raise TargetRefused(f"The webhook {where} {why}.", "webhook_address_refused")
     return addresses[0]
 
 
@@ -178,7 +179,7 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float | Non
     if address is None:
         address = resolve(target)      # TargetRefused propagates: the caller records it
     elif why := address_refusal(address):
-        raise TargetRefused(why, "webhook_address_refused")
+        raise TargetRefused(f"The webhook address is {why}.", "webhook_address_refused")
     cls = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
     conn = cls(target, address, timeout)
     # One deadline for the whole attempt: a receiver that trickles its answer byte by byte

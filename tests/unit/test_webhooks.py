@@ -372,3 +372,49 @@ def test_a_database_that_does_not_answer_is_a_503_with_retry_after(api, olive, m
     resp = getattr(client, method)(path, {"url": "https://93.184.216.34/"} if method == "post" else None)
     assert resp.status_code == 503, resp.content
     assert resp["Retry-After"] == "5"
+
+
+def test_a_broker_that_does_not_answer_leaves_the_delivery_to_the_sweep(api, olive, make_space, receiver,
+                                                                        monkeypatch, run_on_commit):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from spaces.webhooks.tasks import webhook_deliver_task
+
+    rcv = receiver()
+    make_space(olive, "demo")
+    client = api(olive)
+    hook = client.post("/api/spaces/olive/demo/webhooks", {"url": rcv.url()}, format="json").json()
+
+    def refuse(*args, **kwargs):
+        raise BrokerError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(webhook_deliver_task, "apply_async", refuse)
+        with run_on_commit():
+            resp = client.post(f"/api/spaces/olive/demo/webhooks/{hook['id']}/test")
+    assert resp.status_code == 202 and resp.json()["outcome"] == "pending"
+    assert rcv.requests == []
+    assert services.deliveries_sweep() == 0                      # not lost yet: due a moment ago
+    WebhookDelivery.objects.update(due_at=timezone.now() - timedelta(minutes=2))
+    with run_on_commit():
+        assert services.deliveries_sweep() == 1
+    assert len(rcv.requests) == 1 and WebhookDelivery.objects.get().outcome == "delivered"
+
+
+def test_a_failing_receiver_never_breaks_the_transition(olive, make_space, monkeypatch):
+    from spaces import services as space_services
+    from spaces.webhooks import receivers
+
+    space = make_space(olive, "demo")
+    services.webhook_create(space=space, url="https://93.184.216.34/", by=olive)
+
+    def broken(**kwargs):
+        raise OperationalError("boom")
+
+    monkeypatch.setattr(receivers, "event_record", broken)
+    assert space_services.space_transition(space, "PAUSED")
+    space.refresh_from_db()
+    assert space.status == "PAUSED" and not WebhookDelivery.objects.exists()
