@@ -418,3 +418,18 @@ def test_a_failing_receiver_never_breaks_the_transition(olive, make_space, monke
     assert space_services.space_transition(space, "PAUSED")
     space.refresh_from_db()
     assert space.status == "PAUSED" and not WebhookDelivery.objects.exists()
+
+
+def test_webhook_secrets_follow_a_key_rotation(olive, make_space, settings):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    space = make_space(olive, "demo")
+    hook, secret = services.webhook_create(space=space, url="https://93.184.216.34/", by=olive)
+    old = list(settings.SECRETS_ENCRYPTION_KEYS)
+    new = Fernet.generate_key().decode()
+    settings.SECRETS_ENCRYPTION_KEYS = [new, *old]
+    call_command("secrets_reencrypt")
+    settings.SECRETS_ENCRYPTION_KEYS = [new]                      # the old key dropped
+    hook.refresh_from_db()
+    assert services.webhook_secret(hook) == secret
