@@ -41,6 +41,8 @@ class WebhookPatchIn(serializers.Serializer):
     url = serializers.CharField(max_length=4000, required=False)
     events = serializers.ListField(child=serializers.ChoiceField(choices=WebhookEvent.values), required=False)
     active = serializers.BooleanField(required=False)
+    secret = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=1000,
+                                   help_text="A new secret, 16 to 256 characters (never returned).")
 
 
 class DeliveryOut(serializers.ModelSerializer):

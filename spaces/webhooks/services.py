@@ -71,16 +71,21 @@ def _check_url(url: str) -> str:
     return url.strip()
 
 
+def _secret(secret: str | None) -> str:
+    if secret is None or secret == "":
+        return secrets.token_urlsafe(32)
+    if not MIN_SECRET_LENGTH <= len(secret) <= MAX_SECRET_LENGTH:
+        raise ServiceError(f"A webhook secret must be {MIN_SECRET_LENGTH} to {MAX_SECRET_LENGTH} characters long.",
+                           code="invalid_secret", http_status=400)
+    return secret
+
+
 def webhook_create(*, space, url: str, events: Iterable[str] | None = None, secret: str | None = None,
                    by) -> tuple[Webhook, str]:
     """A new active webhook and its secret in clear (shown once; stored encrypted)."""
     url = _check_url(url)
     chosen = _events(events)
-    if secret is None or secret == "":
-        secret = secrets.token_urlsafe(32)
-    elif not MIN_SECRET_LENGTH <= len(secret) <= MAX_SECRET_LENGTH:
-        raise ServiceError(f"A webhook secret must be {MIN_SECRET_LENGTH} to {MAX_SECRET_LENGTH} characters long.",
-                           code="invalid_secret", http_status=400)
+    secret = _secret(secret)
     with transaction.atomic():
         if Webhook.objects.select_for_update().filter(space=space).count() >= settings.WEBHOOK_MAX_PER_SPACE:
             raise ServiceError(f"A space has at most {settings.WEBHOOK_MAX_PER_SPACE} webhooks "
@@ -91,8 +96,13 @@ def webhook_create(*, space, url: str, events: Iterable[str] | None = None, secr
 
 
 def webhook_update(*, webhook: Webhook, url: str | None = None, events: Iterable[str] | None = None,
-                   active: bool | None = None) -> Webhook:
+                   active: bool | None = None, secret: str | None = None) -> Webhook:
+    """Change what is given; a new `secret` (16 to 256 characters) signs the next attempts."""
     fields = []
+    if secret is not None:
+        if secret == "":
+            raise ServiceError("A webhook secret may not be empty.", code="invalid_secret", http_status=400)
+        webhook.secret, fields = crypto.encrypt(_secret(secret)), fields + ["secret"]
     if url is not None:
         webhook.url, fields = _check_url(url), fields + ["url"]
     if events is not None:
@@ -194,7 +204,12 @@ def delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     body = row.body.encode("utf-8")
     if not hook.active and row.event != PING:
         return _finish(row, targets.Answer(None, 0, "", "the webhook was turned off"), retry=False)
-    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(webhook_secret(hook), body),
+    try:
+        secret = webhook_secret(hook)
+    except crypto.SecretUnreadable:
+        return _finish(row, targets.Answer(None, 0, "", "the webhook's secret cannot be decrypted with "
+                                                        "SECRETS_ENCRYPTION_KEY; set a new secret"), retry=False)
+    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body),
                EVENT_HEADER: row.event, DELIVERY_HEADER: str(row.delivery_id)}
     try:
         answer = targets.post(hook.url, body, headers)

@@ -433,3 +433,20 @@ def test_webhook_secrets_follow_a_key_rotation(olive, make_space, settings):
     settings.SECRETS_ENCRYPTION_KEYS = [new]                      # the old key dropped
     hook.refresh_from_db()
     assert services.webhook_secret(hook) == secret
+    settings.SECRETS_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]   # every key lost: a clear error
+    row = services.delivery_attempt(delivery_id=services.webhook_ping(webhook=hook).pk)
+    assert row.outcome == "failed" and "cannot be decrypted" in row.error
+
+
+def test_patch_turns_off_and_sets_a_new_secret(api, olive, make_space, receiver, run_on_commit):
+    rcv = receiver()
+    make_space(olive, "demo")
+    client = api(olive)
+    hook = client.post("/api/spaces/olive/demo/webhooks", {"url": rcv.url()}, format="json").json()
+    path = f"/api/spaces/olive/demo/webhooks/{hook['id']}"
+    assert_error(client.patch(path, {"secret": "short"}, format="json"), 400, "invalid_secret")
+    resp = client.patch(path, {"secret": "a-brand-new-secret-value", "active": False}, format="json")
+    assert resp.status_code == 200 and resp.json()["active"] is False and "secret" not in resp.json()
+    with run_on_commit():
+        client.post(f"{path}/test")                                # a ping goes even to a webhook turned off
+    assert verify("a-brand-new-secret-value", rcv.requests[0]) and not verify(hook["secret"], rcv.requests[0])
