@@ -33,6 +33,8 @@ import traceback
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlparse
 
+from spaces.accounts.services import token_create
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -89,8 +91,7 @@ def people():
     from django.contrib.auth import get_user_model
     from django.db.models import Count, Q
 
-    from spaces import services
-    from spaces.models import Collaborator
+    from spaces.access.models import Collaborator
 
     User = get_user_model()
     seeded = User.objects.filter(username__startswith=f"{PREFIX}-")
@@ -98,7 +99,7 @@ def people():
                               private=Count("spaces", filter=Q(spaces__visibility="private"), distinct=True))
               .filter(collabs__gt=0, private__gt=0).order_by("-collabs", "pk").first())
     owner = seeded.annotate(n=Count("spaces")).order_by("-n", "pk").first()
-    _, token = services.token_create(user=member, name="bench-browse-search", scope="read")
+    _, token = token_create(user=member, name="bench-browse-search", scope="read")
     return member, owner, token, Collaborator.objects.filter(user=member).count()
 
 
@@ -160,7 +161,7 @@ def count_queries(client, path: str) -> dict[int, int]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from spaces import views_discovery
+    from spaces.catalog import pages_browse as views_discovery
 
     counts = {}
     page_size = views_discovery.PAGE_SIZE
@@ -234,7 +235,9 @@ def main() -> int:
 
     from django.db import connection
 
-    from spaces.models import ApiToken, Comment, Space
+    from spaces.accounts.models import ApiToken
+    from spaces.community.models import Comment
+    from spaces.records.models import Space
 
     facts = {"spaces": Space.objects.filter(label__startswith=f"{PREFIX}-s").count(),
              "public": Space.objects.filter(label__startswith=f"{PREFIX}-s", visibility="public").count(),

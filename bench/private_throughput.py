@@ -26,8 +26,15 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import AppClient, deploy_space, log, machine, poll, run_on_stack, sigterm_raises  # noqa: E402
-from bench.proxy_throughput import (BODY_BYTES, compare_runs, ensure_wrk, responder_repo, run_wrk,  # noqa: E402
-                                    wrk_arguments, wrk_payload)
+from bench.proxy_throughput import (  # noqa: E402
+    BODY_BYTES,
+    compare_runs,
+    ensure_wrk,
+    responder_repo,
+    run_wrk,
+    wrk_arguments,
+    wrk_payload,
+)
 
 TARGET = 0.8
 

@@ -42,8 +42,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import (BENCH_ARTIFACTS, AppClient, deploy_space, final_json, log, machine, make_archive, poll,  # noqa: E402
-                           safe_down, sigterm_raises, start_stack)
+from bench._common import (  # noqa: E402
+    BENCH_ARTIFACTS,
+    AppClient,
+    deploy_space,
+    final_json,
+    log,
+    machine,
+    make_archive,
+    poll,
+    safe_down,
+    sigterm_raises,
+    start_stack,
+)
 
 TARGET = 0.9
 BODY_BYTES = 1024

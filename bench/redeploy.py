@@ -89,7 +89,7 @@ def container_memory(stack, owner: str, name: str) -> int | None:
 def log_figures(stack, pattern: str, since_line: int) -> tuple[list[float], int]:
     """Seconds from the starts worker's log lines matching `pattern` (one group), after line
     `since_line`; and the number of lines now."""
-    path = stack.log_dir / "worker-starts.log"  # starts run there (spaces/tasks.py)
+    path = stack.log_dir / "worker-starts.log"  # starts run there (spaces/records/jobs.py)
     lines = path.read_text(errors="replace").splitlines() if path.exists() else []
     values = [float(m.group(1)) for line in lines[since_line:] if (m := re.search(pattern, line))]
     return values, len(lines)

@@ -38,8 +38,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import (AppClient, final_json, log, machine, make_archive, poll, safe_down,  # noqa: E402
-                           sigterm_raises, start_stack)
+from bench._common import (  # noqa: E402
+    AppClient,
+    final_json,
+    log,
+    machine,
+    make_archive,
+    poll,
+    safe_down,
+    sigterm_raises,
+    start_stack,
+)
 
 TARGETS = {"static": 2.0, "gradio_warm": 10.0, "gradio_redeploy": 5.0}
 

@@ -9,6 +9,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
 
 app = Celery("hub")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Tasks live in the rooms' tasks.py; spaces.apps.SpacesConfig.ready imports them in every process.
 app.autodiscover_tasks()
-# The rooms' own task modules (issue 8: spaces/<room>/tasks.py).
-app.autodiscover_tasks(["spaces.webhooks"])
+# The webhooks room's sweep: attempts whose task was lost (broker down) are queued again.
+app.add_periodic_task(60.0, app.signature("spaces.tasks.webhook_sweep"), name="webhook-sweep")

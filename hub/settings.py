@@ -36,7 +36,7 @@ def env_secret(name: str, default: str) -> str:
 
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-# The key signs sessions, the space cookie and its tickets (spaces/proxy_access.py): with a
+# The key signs sessions, the space cookie and its tickets (spaces/access/proxy_gate.py): with a
 # known key anyone could sign a cookie naming any share link. Without DEBUG the hub refuses
 # to start on an empty, short or published key (`make up` generates one into .env).
 _DEV_SECRET_KEY = "dev-insecure-change-me"
@@ -102,7 +102,7 @@ if not PROXY_SHARED_SECRET and not DEBUG:
     )
 PROXY_MAX_BODY_SIZE = env.str("PROXY_MAX_BODY_SIZE", default="100m")
 
-# Space secrets are stored encrypted with Fernet (spaces/crypto.py). A comma-separated list
+# Space secrets are stored encrypted with Fernet (spaces/lifecycle/crypto.py). A comma-separated list
 # of keys: the first encrypts, every one decrypts, so a key is rotated by putting a new one
 # first and running `manage.py secrets_reencrypt` (README "Secrets at rest"). Required unless
 # DEBUG (then derived from SECRET_KEY); `make up` generates one into .env.
@@ -185,7 +185,7 @@ if not 10 <= SPACE_STARTUP_TIMEOUT <= SPACE_STARTUP_TIMEOUT_MAX <= 24 * 3600:
     raise ImproperlyConfigured(
         f"SPACE_STARTUP_TIMEOUT={SPACE_STARTUP_TIMEOUT} and SPACE_STARTUP_TIMEOUT_MAX={SPACE_STARTUP_TIMEOUT_MAX}: "
         "need 10 <= SPACE_STARTUP_TIMEOUT <= SPACE_STARTUP_TIMEOUT_MAX <= 86400 (seconds)")
-# Redeploys and housekeeping (spaces/drain.py, spaces/housekeeping.py; README "Redeploys and
+# Redeploys and housekeeping (spaces/drain.py, spaces/lifecycle/housekeeping.py; README "Redeploys and
 # housekeeping"): the longest the old container of a switch serves its open requests before it
 # stops; how often old images and stopped containers are pruned; how long a stopped container
 # is kept for a look at why it stopped.
@@ -193,7 +193,7 @@ REDEPLOY_DRAIN_TIMEOUT = env.float("REDEPLOY_DRAIN_TIMEOUT", default=30.0)  # se
 HOUSEKEEPING_INTERVAL = env.float("HOUSEKEEPING_INTERVAL", default=600.0)  # seconds
 HOUSEKEEPING_CONTAINER_GRACE = env.int("HOUSEKEEPING_CONTAINER_GRACE", default=600)  # seconds
 
-# Sleep and wake (spaces/sleep.py). A space idle for SPACE_FREEZE_AFTER seconds is frozen
+# Sleep and wake (spaces/lifecycle/sleep.py). A space idle for SPACE_FREEZE_AFTER seconds is frozen
 # (processes suspended, memory kept; wakes in ~0.05 s); idle for its own sleep_after it is
 # stopped (memory freed; wakes by starting). New spaces get SPACE_SLEEP_AFTER_DEFAULT
 # (-1: never); owners may choose -1 or anything from SPACE_SLEEP_AFTER_MIN up.
@@ -214,7 +214,7 @@ SPACE_OPEN_CONNECTION_CREDIT = env.int("SPACE_OPEN_CONNECTION_CREDIT", default=1
 # browser's (then the "waking up" page, which turns into the app by itself).
 SPACE_WAKE_HOLD = env.float("SPACE_WAKE_HOLD", default=30.0)
 SPACE_WAKE_BROWSER_HOLD = env.float("SPACE_WAKE_BROWSER_HOLD", default=2.0)
-# Requests that wait hold no database connection (spaces/waits.py), and are capped: requests
+# Requests that wait hold no database connection (spaces/lifecycle/waits.py), and are capped: requests
 # held while one space wakes, and per client (a user, or an address when anonymous); past a cap
 # the visitor gets the waking answer (503, Retry-After) at once. 0: no cap.
 SPACE_WAKE_HOLDS_PER_SPACE = env.int("SPACE_WAKE_HOLDS_PER_SPACE", default=50)
@@ -226,7 +226,7 @@ LOG_STREAMS_PER_USER = env.int("LOG_STREAMS_PER_USER", default=10)
 LOG_STREAMS_PER_SPACE = env.int("LOG_STREAMS_PER_SPACE", default=50)
 DOCKER_TIMEOUT = env.int("DOCKER_TIMEOUT", default=60)
 
-# --- Crashes and stuck builds (README: "Crashes and stuck builds"; spaces/health.py, build_leases.py)
+# --- Crashes and stuck builds (README: "Crashes and stuck builds"; spaces/lifecycle/health.py, build_leases.py)
 # How often the beat compares this installation's containers with the database (seconds).
 CRASH_CHECK_INTERVAL = env.float("CRASH_CHECK_INTERVAL", default=3.0)
 # CRASH_LIMIT crashes of one revision within CRASH_WINDOW seconds: RUNTIME_ERROR, no more restarts.
@@ -247,7 +247,7 @@ BUILD_LEASE_RETRIES = env.int("BUILD_LEASE_RETRIES", default=1)
 # A revision queued this long (seconds) has its build task sent again, at most once per period:
 # the broker may have lost it (a claim is conditional, so a duplicate does nothing).
 BUILD_REQUEUE_AFTER = env.int("BUILD_REQUEUE_AFTER", default=120)
-# --- Restarts and reconciliation (README: "Restarts and reconciliation"; spaces/reconcile.py)
+# --- Restarts and reconciliation (README: "Restarts and reconciliation"; spaces/lifecycle/reconcile.py)
 # A start holds a claim in Redis that its worker renews; a starting space whose start holds no
 # claim for START_LEASE_SECONDS has its start sent again (checked every START_CHECK_INTERVAL),
 # at most START_RESEND_LIMIT times within 15 minutes, then it fails with a message saying so.
@@ -274,7 +274,7 @@ ARCHIVE_MAX_RATIO = env.float("ARCHIVE_MAX_RATIO", default=200.0)
 # has a cap of its own; a larger one is refused with 413 readme_too_large.
 README_MAX_BYTES = env.int("README_MAX_BYTES", default=2**20)
 # A body larger than this is read only after the caller is known and, on an upload, allowed
-# to upload to that space (spaces/body_gate.py); a larger Content-Length than the upload cap
+# to upload to that space (spaces/access/body_gate.py); a larger Content-Length than the upload cap
 # is refused (413) before any of it is read.
 BODY_GATE_BYTES = env.int("BODY_GATE_BYTES", default=64 * 2**10)
 # Django refuses bodies above this before our view runs; keep it just above the archive cap
@@ -298,7 +298,7 @@ def env_rate(name: str, default: str) -> str:
     return value
 
 
-# Rate limits of the account endpoints (spaces/ratelimits.py); a page and its API call share
+# Rate limits of the account endpoints (spaces/accounts/ratelimits.py); a page and its API call share
 # one counter. Login counts every attempt, failed ones included. The client address is
 # REMOTE_ADDR: the hub never reads X-Forwarded-For itself (see README, "Accounts and API tokens").
 LOGIN_RATE_PER_IP = env_rate("LOGIN_RATE_PER_IP", "30/m")
@@ -306,7 +306,7 @@ LOGIN_RATE_PER_USERNAME = env_rate("LOGIN_RATE_PER_USERNAME", "10/m")   # not fr
 LOGIN_RATE_PER_USERNAME_AND_IP = env_rate("LOGIN_RATE_PER_USERNAME_AND_IP", "5/m")
 SIGNUP_RATE_PER_IP = env_rate("SIGNUP_RATE_PER_IP", "5/10m")
 TOKEN_CREATE_RATE_PER_USER = env_rate("TOKEN_CREATE_RATE_PER_USER", "20/h")
-# Creating spaces, per user (spaces/ratelimits.py): every create reloads the proxy.
+# Creating spaces, per user (spaces/accounts/ratelimits.py): every create reloads the proxy.
 SPACE_CREATE_RATE_PER_USER = env_rate("SPACE_CREATE_RATE_PER_USER", "30/h")
 
 
@@ -319,7 +319,7 @@ def env_bytes(name: str, default: str) -> int:
     return int(match[1]) * 1024 ** " kmgt".index(match[2] or " ")
 
 
-# Per-user quotas (spaces/quotas.py, README "Quotas"), counted over the spaces a user owns;
+# Per-user quotas (spaces/lifecycle/quotas.py, README "Quotas"), counted over the spaces a user owns;
 # 0 turns one off. Past one: 403 with a code naming it.
 QUOTA_SPACES_PER_USER = env.int("QUOTA_SPACES_PER_USER", default=50)
 QUOTA_RUNNING_SPACES_PER_USER = env.int("QUOTA_RUNNING_SPACES_PER_USER", default=10)
@@ -365,7 +365,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "spaces.context.hub_context",
+                "spaces.web.context.hub_context",
             ],
         },
     },
@@ -416,33 +416,17 @@ X_FRAME_OPTIONS = "DENY"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "spaces.auth.BearerTokenAuthentication",
+        "spaces.accounts.auth.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_PAGINATION_CLASS": "spaces.api_pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "spaces.web.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
-    "EXCEPTION_HANDLER": "spaces.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "spaces.web.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Demohub API", "VERSION": "1.0.0",
-                         "ENUM_NAME_OVERRIDES": {"WebhookEventEnum": "spaces.webhooks.models.WebhookEvent"}}
-
-# --- Webhooks (issue 14; README "Webhooks") ------------------------------------------------
-# Targets are checked like any outgoing request of the hub: public unicast addresses only,
-# unless an address lies in one of these CIDRs (e.g. "10.0.0.0/8,127.0.0.1/32" for receivers
-# on the operator's own network; tests allow loopback for their receiver).
-try:
-    WEBHOOK_ALLOW_CIDRS = [str(ipaddress.ip_network(c.strip(), strict=False))
-                           for c in env.list("WEBHOOK_ALLOW_CIDRS", default=[]) if c.strip()]
-except ValueError as exc:
-    raise ImproperlyConfigured(f"WEBHOOK_ALLOW_CIDRS: {exc}") from None
-WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=10.0)            # seconds for a whole attempt
-WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
-WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=10.0)  # then x2 per attempt
-WEBHOOK_DELIVERY_LOG_SIZE = env.int("WEBHOOK_DELIVERY_LOG_SIZE", default=50)      # rows kept per webhook
-WEBHOOK_MAX_PER_SPACE = env.int("WEBHOOK_MAX_PER_SPACE", default=10)
+SPECTACULAR_SETTINGS = {"TITLE": "Demohub API", "VERSION": "1.0.0"}
 
 # --- Celery (design.md §1) -----------------------------------------------------------------
 CELERY_BROKER_URL = _celery_redis_url(env.str("CELERY_BROKER_URL", default=REDIS_URL))
@@ -453,9 +437,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery's consumer, minus a crash of 5.7.0 when Redis restarts under a busy worker.
 CELERY_WORKER_CONSUMER = "hub.celery_consumer:Consumer"
 CELERY_TASK_DEFAULT_QUEUE = "lifecycle"
-CELERY_TASK_ROUTES = {"spaces.tasks.build_revision_task": {"queue": "builds"},
-                      "spaces.tasks.webhook_deliver": {"queue": "webhooks"},
-                      "spaces.tasks.webhook_sweep": {"queue": "webhooks"}}
+CELERY_TASK_ROUTES = {"spaces.tasks.build_revision_task": {"queue": "builds"}}
 # Redis redelivers an unacked task after the visibility timeout: keep it above the longest build.
 # Starts run up to SPACE_STARTUP_TIMEOUT_MAX (plus the route switch and drain): above that too.
 _LONGEST_TASK = max(BUILD_TIMEOUT, SPACE_STARTUP_TIMEOUT_MAX + int(REDEPLOY_DRAIN_TIMEOUT) + 300)
@@ -476,7 +458,6 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-trending": {"task": "spaces.tasks.refresh_trending_task",
                          "schedule": env.float("TRENDING_INTERVAL", default=300.0)},
     "housekeeping": {"task": "spaces.tasks.housekeeping_task", "schedule": HOUSEKEEPING_INTERVAL},
-    "webhook-sweep": {"task": "spaces.tasks.webhook_sweep", "schedule": 60.0},
 }
 
 LOGGING = {

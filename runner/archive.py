@@ -305,13 +305,13 @@ class _ZipSource(_Source):
         # A cheap look at the end record first, so that a central directory announcing
         # millions of entries is refused before zipfile builds an object for each.
         try:
-            endrec = zipfile._EndRecData(fh)  # type: ignore[attr-defined]
+            endrec = zipfile._EndRecData(fh)  # type: ignore[attr-defined]  # noqa: SLF001  (no public API reads the central directory's counts)
         except Exception:  # noqa: BLE001 - private helper; zipfile below gives the real verdict
             endrec = None
         if endrec and (
-            endrec[zipfile._ECD_ENTRIES_TOTAL] > limits.max_entries  # type: ignore[attr-defined]
+            endrec[zipfile._ECD_ENTRIES_TOTAL] > limits.max_entries  # type: ignore[attr-defined]  # noqa: SLF001  (no public API reads the central directory's counts)
             # a lying count: a directory record is ~100 bytes, 1 KB each is very generous
-            or endrec[zipfile._ECD_SIZE] > limits.max_entries * 1024  # type: ignore[attr-defined]
+            or endrec[zipfile._ECD_SIZE] > limits.max_entries * 1024  # type: ignore[attr-defined]  # noqa: SLF001  (no public API reads the central directory's counts)
         ):
             raise _too_many(limits)
         fh.seek(0)
@@ -350,7 +350,7 @@ class _ZipSource(_Source):
         return self.zf.open(member.ref)  # type: ignore[arg-type,return-value]
 
     def order(self, member: _Member) -> int:
-        return member.ref.header_offset  # type: ignore[attr-defined]
+        return member.ref.header_offset  # type: ignore[attr-defined]  # noqa: SLF001  (no public API reads the central directory's counts)
 
     def close(self) -> None:
         self.zf.close()
@@ -458,7 +458,7 @@ class _TarSource(_Source):
         return f  # type: ignore[return-value]
 
     def order(self, member: _Member) -> int:
-        return member.ref.offset_data  # type: ignore[attr-defined]
+        return member.ref.offset_data  # type: ignore[attr-defined]  # noqa: SLF001  (no public API reads the central directory's counts)
 
     def finish(self) -> None:
         # Read what is left of a compressed stream (end blocks, padding, the gzip trailer) so

@@ -47,13 +47,15 @@ import ipaddress
 import math
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from runner.exceptions import RouteError
+from runner.flags import (SLOTS, TMP_PREFIX, active_slot, embedding_allowed, frames_flag, is_label,
+                          set_active_slot, set_embedding, slot_flag, validate_label)
+from runner.flags import write_atomic as _write_atomic
 
 __all__ = [
     "Route",
@@ -76,15 +78,12 @@ __all__ = [
 KIND_CONTAINER = "container"
 KIND_STATIC = "static"
 KINDS = (KIND_CONTAINER, KIND_STATIC)
-SLOTS = ("a", "b")
 
-_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # A static root is an absolute path of safe characters only: no whitespace, quotes,
 # semicolons, braces, '$' (nginx variables), '#', backslashes or control characters.
 _STATIC_ROOT_RE = re.compile(r"/[A-Za-z0-9._/@+=,~-]*")
 _PORT_RE = re.compile(r"[0-9]{1,5}")
 _SPACE_COMMENT_UNSAFE = re.compile(r"[^A-Za-z0-9._/@+-]")
-_TMP_PREFIX = ".tmp-"          # temp files never match the proxy's "*.conf" include
 _STALE_TMP_SECONDS = 300
 
 LISTEN_INCLUDE = "demohub-listen.conf"
@@ -157,15 +156,6 @@ class ProxyConfig:
 # --------------------------------------------------------------------------- validation
 
 
-def validate_label(label: str) -> str:
-    """Return ``label`` if it is a DNS-safe label (``[a-z0-9-]{1,63}``, no leading or
-    trailing '-'); raise :class:`RouteError` otherwise."""
-    if not isinstance(label, str) or not _LABEL_RE.fullmatch(label):
-        raise RouteError(f"invalid route label {label!r}: expected 1-63 of [a-z0-9-], "
-                         "not starting or ending with '-'")
-    return label
-
-
 def validate_upstream(upstream: str) -> str:
     """``a.b.c.d:port`` or ``[v6]:port`` with a literal IP (no names: nothing to resolve)."""
     if not isinstance(upstream, str):
@@ -204,7 +194,7 @@ def validate_domain(domain: str) -> str:
     if not isinstance(domain, str):
         raise RouteError(f"invalid spaces domain {domain!r}")
     labels = domain.split(".")
-    if len(domain) > 190 or not all(_LABEL_RE.fullmatch(p) for p in labels):
+    if len(domain) > 190 or not all(is_label(p) for p in labels):
         raise RouteError(f"invalid spaces domain {domain!r}: expected lowercase DNS labels")
     return domain
 
@@ -566,21 +556,6 @@ def _locked(config: ProxyConfig) -> Iterator[None]:
         os.close(fd)                                     # releases the lock
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_TMP_PREFIX}{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _read_text(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8")
@@ -660,80 +635,13 @@ def publish_route(route: Route, config: ProxyConfig) -> bool:
     return changed or moved or framed
 
 
-def _frames_flag(label: str, config: ProxyConfig) -> Path:
-    return config.frames_dir / validate_label(label)
-
-
-def embedding_allowed(label: str, config: ProxyConfig) -> bool:
-    """Whether the proxy lets any site frame ``label``'s app (no frames flag)."""
-    return not _frames_flag(label, config).exists()
-
-
-def set_embedding(label: str, allowed: bool, config: ProxyConfig) -> bool:
-    """Let any site frame ``label``'s public app, or only the hub (and the app itself); takes
-    effect within FLAG_CACHE_SECONDS, with no reload. Returns whether it changed."""
-    flag = _frames_flag(label, config)
-    if allowed:
-        try:
-            flag.unlink()
-        except FileNotFoundError:
-            return False
-        return True
-    if flag.exists():
-        return False
-    config.frames_dir.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(PermissionError):  # searchable by the proxy's workers
-        os.chmod(config.frames_dir, 0o755)
-    _write_atomic(flag, "hub-only\n")
-    return True
-
-
-def _slot_flag(label: str, config: ProxyConfig) -> Path:
-    return config.slots_dir / f"{validate_label(label)}.b"
-
-
-def active_slot(label: str, config: ProxyConfig) -> str:
-    """The slot the proxy sends ``label``'s requests to: "b" while its flag exists, else "a"."""
-    return "b" if _slot_flag(label, config).exists() else "a"
-
-
-def set_active_slot(label: str, slot: str, config: ProxyConfig) -> bool:
-    """Point ``label``'s two-slot route at ``slot``, effective for the next request of every
-    proxy worker (nginx checks the flag file per request). Returns whether it moved."""
-    if slot not in SLOTS:
-        raise RouteError(f"invalid slot {slot!r}: expected one of {SLOTS}")
-    flag = _slot_flag(label, config)
-    if slot == "a":
-        try:
-            flag.unlink()
-        except FileNotFoundError:
-            return False
-        _slot_moved(config)
-        return True
-    if flag.exists():
-        return False
-    # Searchable by the proxy's workers, which check the flag and may run as another user: a
-    # flag they cannot see reads as slot a (whatever the umask made of the directory).
-    config.slots_dir.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(PermissionError):  # another user's directory: theirs to set
-        os.chmod(config.slots_dir, 0o755)
-    _write_atomic(flag, "b\n")
-    _slot_moved(config)
-    return True
-
-
-def _slot_moved(config: ProxyConfig) -> None:
-    """Record when a slot last moved: wait_applied() waits until every worker can see it."""
-    _write_atomic(config.slots_dir / ".moved", f"{time.time():.3f}\n")
-
-
 def remove_route(label: str, config: ProxyConfig) -> bool:
     """Delete ``<label>.conf`` and its slot flag; bump the generation iff the file existed.
     Returns whether it did."""
     path = _route_path(validate_label(label), config)
     with _locked(config):
-        _slot_flag(label, config).unlink(missing_ok=True)
-        _frames_flag(label, config).unlink(missing_ok=True)
+        slot_flag(label, config).unlink(missing_ok=True)
+        frames_flag(label, config).unlink(missing_ok=True)
         try:
             path.unlink()
         except FileNotFoundError:
@@ -779,14 +687,14 @@ def _remove_others(keep, config: ProxyConfig) -> bool:
             with contextlib.suppress(FileNotFoundError):
                 entry.unlink()
                 changed = True
-        elif name.startswith(_TMP_PREFIX):
+        elif name.startswith(TMP_PREFIX):
             # Left behind by a writer that crashed between write and rename.
             with contextlib.suppress(FileNotFoundError):
                 if now - entry.stat().st_mtime > _STALE_TMP_SECONDS:
                     entry.unlink()
     # Flags of routes that are gone. The flags of live routes are left alone: reconciliation
     # reads its rows unlocked, and a stale row must not move a slot a switch just moved
-    # (spaces/redeploy.py repairs a wrong flag under the row's lock).
+    # (spaces/lifecycle/redeploy.py repairs a wrong flag under the row's lock).
     slots_dir = config.slots_dir
     if slots_dir.is_dir():
         for entry in slots_dir.iterdir():

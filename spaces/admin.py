@@ -1,7 +1,10 @@
 from django.contrib import admin, messages
 
-from . import ratelimits
-from .models import ApiToken, Collaborator, Comment, Revision, ShareLink, Space
+from spaces.access.models import Collaborator, ShareLink
+from spaces.accounts import ratelimits
+from spaces.accounts.models import ApiToken
+from spaces.community.models import Comment
+from spaces.records.models import Revision, Space
 
 
 @admin.register(Space)
@@ -21,7 +24,7 @@ admin.site.register([ApiToken, Collaborator, Comment, ShareLink])
 
 
 # The admin's login page checks passwords too: it counts against the same login rate limits as
-# the hub's login page and /api/token (spaces/ratelimits.py), or it would be a way around them.
+# the hub's login page and /api/token (spaces/accounts/ratelimits.py), or it would be a way around them.
 _admin_login = admin.site.login
 
 

@@ -1,4 +1,10 @@
+from importlib import import_module
+
 from django.apps import AppConfig
+
+# The rooms whose tasks.py defines Celery tasks: imported at start so that every process (web,
+# workers, tests) knows every task by name (spaces/records/jobs.py sends by name).
+TASK_ROOMS = ("access", "builds", "community", "lifecycle", "webhooks")
 
 
 class SpacesConfig(AppConfig):
@@ -6,5 +12,7 @@ class SpacesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import signals  # noqa: F401  (connects the receivers that end access at once)
-        from .webhooks import receivers  # noqa: F401  (events -> webhook deliveries)
+        import_module("spaces.access.signals")  # connects the receivers that end access at once
+        for room in TASK_ROOMS:
+            import_module(f"spaces.{room}.tasks")
+        import_module("spaces.webhooks.receivers")  # events -> webhook deliveries

@@ -1,45 +1,52 @@
+"""The page URLs: each room's pages, and the proxy's internal calls (design.md §3)."""
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import proxy_views, views, views_access, views_accounts, views_discovery, views_social, views_variables
-from .embeds import pages as embed_pages
-from .webhooks import pages as webhook_pages
+from spaces.access import pages as access_pages
+from spaces.accounts import pages as accounts_pages
+from spaces.catalog import pages as catalog_pages
+from spaces.catalog import pages_browse as browse_pages
+from spaces.community import pages as community_pages
+from spaces.lifecycle import pages_variables as variable_pages
+from spaces.lifecycle import proxy_pages
+from spaces.embeds import pages as embed_pages
+from spaces.webhooks import pages as webhook_pages
 
 urlpatterns = [
-    path("", views.browse, name="browse"),
-    path("new", views.new_space, name="new"),
-    path("accounts/signup/", views_accounts.signup, name="signup"),
-    path("accounts/login/", views_accounts.LoginView.as_view(), name="login"),
+    path("", catalog_pages.browse, name="browse"),
+    path("new", catalog_pages.new_space, name="new"),
+    path("accounts/signup/", accounts_pages.signup, name="signup"),
+    path("accounts/login/", accounts_pages.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),  # POST only (Django 5)
     # Django's views keep this session logged in (update_session_auth_hash) and log out the
     # user's other sessions; API tokens stay valid, as on GitHub and Hugging Face.
     path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
-    path("settings/", views_accounts.account, name="account"),
-    path("settings/tokens", views_accounts.tokens, name="tokens"),
-    path("settings/tokens/<int:token_id>/revoke", views_accounts.token_revoke, name="token-revoke"),
-    path("go/<str:label>", views_access.go_to_space, name="go"),
-    path("s/<str:token>", views_access.share_redeem, name="share"),
-    path("spaces/<str:owner>/<str:name>/access", views_access.space_access_page, name="space-access"),
-    path("users/<str:username>", views_discovery.user_profile, name="user-profile"),
-    path("spaces/<str:owner>/<str:name>", views.space_page, name="space"),
-    path("spaces/<str:owner>/<str:name>/logs", views.space_logs_page, name="space-logs"),
-    path("spaces/<str:owner>/<str:name>/settings", views.space_settings, name="space-settings"),
-    path("spaces/<str:owner>/<str:name>/settings/variables", views_variables.space_variable_set,
+    path("settings/", accounts_pages.account, name="account"),
+    path("settings/tokens", accounts_pages.tokens, name="tokens"),
+    path("settings/tokens/<int:token_id>/revoke", accounts_pages.token_revoke, name="token-revoke"),
+    path("go/<str:label>", access_pages.go_to_space, name="go"),
+    path("s/<str:token>", access_pages.share_redeem, name="share"),
+    path("spaces/<str:owner>/<str:name>/access", access_pages.space_access_page, name="space-access"),
+    path("users/<str:username>", browse_pages.user_profile, name="user-profile"),
+    path("spaces/<str:owner>/<str:name>", catalog_pages.space_page, name="space"),
+    path("spaces/<str:owner>/<str:name>/logs", catalog_pages.space_logs_page, name="space-logs"),
+    path("spaces/<str:owner>/<str:name>/settings", catalog_pages.space_settings, name="space-settings"),
+    path("spaces/<str:owner>/<str:name>/settings/variables", variable_pages.space_variable_set,
          name="space-variable-set"),
-    path("spaces/<str:owner>/<str:name>/settings/variables/delete", views_variables.space_variable_delete,
+    path("spaces/<str:owner>/<str:name>/settings/variables/delete", variable_pages.space_variable_delete,
          name="space-variable-delete"),
-    path("spaces/<str:owner>/<str:name>/actions/<str:action>", views.space_action, name="space-action"),
-    path("spaces/<str:owner>/<str:name>/comments", views_social.comment_create, name="space-comment-create"),
-    path("spaces/<str:owner>/<str:name>/comments/<int:comment_id>/<str:action>", views_social.comment_action,
+    path("spaces/<str:owner>/<str:name>/actions/<str:action>", catalog_pages.space_action, name="space-action"),
+    path("spaces/<str:owner>/<str:name>/comments", community_pages.comment_create, name="space-comment-create"),
+    path("spaces/<str:owner>/<str:name>/comments/<int:comment_id>/<str:action>", community_pages.comment_action,
          name="space-comment-action"),
-    path("spaces/<str:owner>/<str:name>/like", views_social.like, name="space-like"),
+    path("spaces/<str:owner>/<str:name>/like", community_pages.like, name="space-like"),
     path("spaces/<str:owner>/<str:name>/webhooks", webhook_pages.webhooks_page, name="space-webhooks"),
     path("spaces/<str:owner>/<str:name>/webhooks/<int:webhook_id>/<str:action>", webhook_pages.webhook_action,
          name="space-webhook-action"),
     path("spaces/<str:owner>/<str:name>/badge.svg", embed_pages.badge, name="space-badge"),
-    path("internal/proxy/fallback", proxy_views.proxy_fallback, name="proxy-fallback"),
-    path("internal/proxy/auth", proxy_views.proxy_auth_view, name="proxy-auth"),
-    path("internal/proxy/session", proxy_views.proxy_session_view, name="proxy-session"),
-    path("internal/proxy/wake", proxy_views.proxy_wake_view, name="proxy-wake"),
+    path("internal/proxy/fallback", proxy_pages.proxy_fallback, name="proxy-fallback"),
+    path("internal/proxy/auth", proxy_pages.proxy_auth_view, name="proxy-auth"),
+    path("internal/proxy/session", proxy_pages.proxy_session_view, name="proxy-session"),
+    path("internal/proxy/wake", proxy_pages.proxy_wake_view, name="proxy-wake"),
 ]

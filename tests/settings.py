@@ -9,7 +9,7 @@ os.environ.setdefault("DEMOHUB_INSTANCE", "unit")
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="demohub-unit-"))
 # hub.settings refuses to start without the proxy's key.
 os.environ.setdefault("PROXY_SHARED_SECRET", "unit-proxy-key")
-# ... nor without a real Django key and a key for secrets at rest (spaces/crypto.py).
+# ... nor without a real Django key and a key for secrets at rest (spaces/lifecycle/crypto.py).
 os.environ.setdefault("DJANGO_SECRET_KEY", "unit-secret-key-" + "0123456789abcdef" * 3)
 os.environ.setdefault("SECRETS_ENCRYPTION_KEY", "n0sLcF4r-wBXtVbhtuKJrbTR-Rg_WMDaWvg3ECvWSHk=")
 

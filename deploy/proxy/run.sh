@@ -135,7 +135,7 @@ DEFAULT_LISTEN=${DEFAULT_LISTEN%$'\n'}
 conf=$(<"$PROXY_TEMPLATE")
 PROXY_STATE_DIR=$proxy_dir           # generation, applied, activity.log (shared with the hub)
 mkdir -p "$PROXY_STATE_DIR"
-# nginx appends (O_APPEND) to activity.log; the hub reads it and truncates it (spaces/sleep.py),
+# nginx appends (O_APPEND) to activity.log; the hub reads it and truncates it (spaces/lifecycle/sleep.py),
 # so it belongs to whoever owns the shared directory (the hub's user), not to root.
 touch "$PROXY_STATE_DIR/activity.log"
 chown --reference="$PROXY_STATE_DIR" "$PROXY_STATE_DIR/activity.log" 2>/dev/null || true

@@ -171,7 +171,7 @@ class Backend(abc.ABC):
         """Stop every image build of this installation that the engine is running now, and
         return how many step containers were removed.
 
-        For builds whose worker died (spaces/build_leases.py). Docker's legacy builder has no
+        For builds whose worker died (spaces/builds/leases.py). Docker's legacy builder has no
         per-build cancel call and its step containers carry no build id, so this ends all of
         them: callers make sure no live build is among them.
         """

@@ -302,7 +302,7 @@ class DockerBackend(Backend):
         # noprune: the untagged parent layers may be shared with other spaces' images, and a
         # build running now may be reusing one from the cache; deleting it under that build
         # fails it with "unknown parent image ID". Unused parents go later, by prune_layers,
-        # at a time no build runs (spaces/housekeeping.py).
+        # at a time no build runs (spaces/lifecycle/housekeeping.py).
         try:
             self._call(self.client.images.remove, image, noprune=True)
             return True

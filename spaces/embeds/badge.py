@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape
 
-from .selectors import BADGE_LOOK
+# status -> (badge text, colour): the words of the space page, the colours of its badge.
+BADGE_LOOK = {
+    "RUNNING": ("running", "#10b981"),
+    "RUNNING_BUILDING": ("running", "#10b981"),
+    "RUNNING_APP_STARTING": ("running", "#10b981"),
+    "SLEEPING": ("sleeping", "#6b7280"),
+    "PAUSED": ("paused", "#6b7280"),
+    "BUILDING": ("building", "#f59e0b"),
+    "APP_STARTING": ("starting", "#f59e0b"),
+    "BUILD_ERROR": ("build error", "#dc2626"),
+    "RUNTIME_ERROR": ("runtime error", "#dc2626"),
+    "CONFIG_ERROR": ("config error", "#dc2626"),
+    "NO_APP_FILE": ("no app yet", "#6b7280"),
+    "DELETING": ("deleting", "#6b7280"),
+}
 
 FONT = "Verdana,Geneva,DejaVu Sans,sans-serif"
 MAX_LABEL = 48

@@ -8,9 +8,9 @@ from __future__ import annotations
 from django.http import HttpResponse
 from django.views.decorators.http import require_safe
 
-from ..unavailable import answers_503_when_down
-from .badge import badge_svg
-from .selectors import embeddable_space
+from spaces.embeds.badge import badge_svg
+from spaces.embeds.selectors import embeddable_space
+from spaces.web.unavailable import answers_503_when_down
 
 
 @require_safe

@@ -7,24 +7,8 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http import Http404
 
-from ..models import Space
-from ..selectors import space_get_for_viewer
-
-# status -> (badge text, colour): the words of the space page, the colours of its badge.
-BADGE_LOOK = {
-    "RUNNING": ("running", "#10b981"),
-    "RUNNING_BUILDING": ("running", "#10b981"),
-    "RUNNING_APP_STARTING": ("running", "#10b981"),
-    "SLEEPING": ("sleeping", "#6b7280"),
-    "PAUSED": ("paused", "#6b7280"),
-    "BUILDING": ("building", "#f59e0b"),
-    "APP_STARTING": ("starting", "#f59e0b"),
-    "BUILD_ERROR": ("build error", "#dc2626"),
-    "RUNTIME_ERROR": ("runtime error", "#dc2626"),
-    "CONFIG_ERROR": ("config error", "#dc2626"),
-    "NO_APP_FILE": ("no app yet", "#6b7280"),
-    "DELETING": ("deleting", "#6b7280"),
-}
+from spaces.access.selectors import space_get_for_viewer
+from spaces.records.models import Space
 
 
 def embeddable_space(*, owner: str, name: str) -> Space:

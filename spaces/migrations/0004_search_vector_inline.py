@@ -9,7 +9,7 @@ from django.db import migrations
 
 
 def rewrite_vectors(apps, schema_editor):
-    from spaces.search import space_document
+    from spaces.records.search import space_document
 
     apps.get_model("spaces", "Space").objects.update(search_vector=space_document())
 

@@ -1,4 +1,4 @@
-"""Encrypt the secrets written in clear before spaces/crypto.py existed (finding 12 of issue 15).
+"""Encrypt the secrets written in clear before spaces/lifecycle/crypto.py existed (finding 12 of issue 15).
 
 Reversible: going back decrypts them again, so an older release can still read its rows.
 """
@@ -6,7 +6,7 @@ from django.db import migrations
 
 
 def encrypt_clear_secrets(apps, schema_editor):
-    from spaces import crypto
+    from spaces.lifecycle import crypto
 
     SpaceVariable = apps.get_model("spaces", "SpaceVariable")
     for row in SpaceVariable.objects.filter(secret=True).exclude(value__startswith=crypto.PREFIX).iterator():
@@ -14,7 +14,7 @@ def encrypt_clear_secrets(apps, schema_editor):
 
 
 def decrypt_secrets(apps, schema_editor):
-    from spaces import crypto
+    from spaces.lifecycle import crypto
 
     SpaceVariable = apps.get_model("spaces", "SpaceVariable")
     for row in SpaceVariable.objects.filter(secret=True, value__startswith=crypto.PREFIX).iterator():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django import template
 
-from ..embeds.selectors import embed_snippets as _snippets
+from spaces.embeds.selectors import embed_snippets as _snippets
 
 register = template.Library()
 

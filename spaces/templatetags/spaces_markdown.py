@@ -4,7 +4,7 @@ from __future__ import annotations
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
-from spaces.markdown import render_markdown
+from spaces.records.markdown import render_markdown
 
 register = template.Library()
 

@@ -1,7 +1,8 @@
-"""Signed webhooks (issue 14, item 1): owners and editors register URLs that get a signed POST
-when a revision is built or fails, the space's status changes or a comment is posted.
+"""Signed webhooks (issue 14): owners and editors register URLs that get a signed POST when a
+revision is built or fails, the space's status changes or a comment is posted; deliveries run
+on the `webhooks` queue, retried with back-off, to checked and pinned addresses.
 
-models (Webhook, WebhookDelivery) <- targets (URL checks, address policy, one pinned request)
-<- services (register, record events, deliver, retry) <- tasks (the `webhooks` queue)
-<- api / pages. receivers connects spaces/events.py to services.
+May call: records (models, errors, events, jobs), web, accounts (the API base), access (the one
+access check), lifecycle (crypto), community (the Comment model). Nothing calls it: it listens
+to spaces/records/events.py (receivers.py, connected in spaces/apps.py).
 """

@@ -6,12 +6,13 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from ..api import BaseApi, get_space
-from ..api_pagination import PageNumberPagination
-from ..selectors import Action
-from ..unavailable import ApiAnswers503WhenDown
-from . import selectors, services
-from .models import Webhook, WebhookDelivery, WebhookEvent
+from spaces.access.selectors import Action
+from spaces.access.viewer import get_space
+from spaces.accounts.api_base import BaseApi
+from spaces.web.pagination import PageNumberPagination
+from spaces.web.unavailable import ApiAnswers503WhenDown
+from spaces.webhooks import selectors, services
+from spaces.webhooks.models import Webhook, WebhookDelivery, WebhookEvent
 
 
 class WebhookOut(serializers.ModelSerializer):

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _, gettext_lazy
 from django.views.decorators.http import require_POST
 
-from ..access import share_links_in_session
-from ..selectors import Action, Role, can, space_get_for_viewer
-from ..services import ServiceError
-from ..unavailable import answers_503_when_down
-from . import selectors, services
-from .models import WebhookEvent
+from spaces.access.selectors import Action, Role
+from spaces.access.viewer import space_for_page
+from spaces.records.errors import ServiceError
+from spaces.web.unavailable import answers_503_when_down
+from spaces.webhooks import selectors, services
+from spaces.webhooks.models import WebhookEvent
 
 DELIVERIES_SHOWN = 20
 
@@ -32,11 +31,7 @@ class WebhookForm(forms.Form):
 
 
 def _space(request, owner: str, name: str):
-    space, role = space_get_for_viewer(owner=owner, name=name, user=request.user,
-                                       share_link_ids=share_links_in_session(request))
-    if not can(role, Action.EDIT, user=request.user, space=space):
-        raise PermissionDenied
-    return space, role
+    return space_for_page(request, owner, name, Action.EDIT)
 
 
 def _back(space):

@@ -13,9 +13,11 @@ import logging
 from django.db import transaction
 from django.dispatch import receiver
 
-from .. import events
-from .models import WebhookEvent
-from .services import event_record, space_summary
+from spaces.community.models import Comment
+from spaces.records import events
+from spaces.records.models import Revision, Space
+from spaces.webhooks.models import WebhookEvent
+from spaces.webhooks.services import event_record, space_summary
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,6 @@ def _never_breaks_the_sender(fn):
 
 
 def _space(space_id: int):
-    from ..models import Space
-
     return Space.objects.select_related("owner").get(pk=space_id)
 
 
@@ -55,8 +55,6 @@ def _status_changed(sender, space_id: int, previous: str | None, status: str, **
 @receiver(events.revision_finished, dispatch_uid="demohub-webhooks-revision")
 @_never_breaks_the_sender
 def _revision_finished(sender, revision_id: int, status: str, **kwargs):
-    from ..models import Revision
-
     rev = Revision.objects.filter(pk=revision_id).values("space_id", "number", "status", "error",
                                                           "created_at", "finished_at").first()
     if rev is None:
@@ -74,8 +72,6 @@ def _revision_finished(sender, revision_id: int, status: str, **kwargs):
 @receiver(events.comment_posted, dispatch_uid="demohub-webhooks-comment")
 @_never_breaks_the_sender
 def _comment_posted(sender, comment_id: int, **kwargs):
-    from ..models import Comment
-
     comment = Comment.objects.select_related("author").filter(pk=comment_id).first()
     if comment is None:
         return

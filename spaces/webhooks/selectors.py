@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.http import Http404
 
-from .models import Webhook, WebhookDelivery
+from spaces.webhooks.models import Webhook, WebhookDelivery
 
 
 def webhook_list(*, space) -> QuerySet[Webhook]:

@@ -23,10 +23,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .. import crypto
-from ..services import ServiceError
-from . import targets
-from .models import PING, DeliveryOutcome, Webhook, WebhookDelivery, WebhookEvent
+from spaces.lifecycle import crypto
+from spaces.records import jobs
+from spaces.records.errors import ServiceError
+from spaces.records.models import Space
+from spaces.webhooks import conf, targets
+from spaces.webhooks.models import PING, DeliveryOutcome, Webhook, WebhookDelivery, WebhookEvent
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ MAX_SECRET_LENGTH = 256
 RETRY_STATUSES = frozenset({408, 429})
 # A row claimed this long ago and still pending belongs to a worker that died mid-attempt.
 CLAIM_EXPIRES = timedelta(minutes=5)
+# Sent by name (spaces/records/jobs.py): services never import the room's tasks.
+DELIVER_TASK = "spaces.tasks.webhook_deliver"
 
 
 # ----------------------------------------------------------------------------- signing
@@ -87,8 +91,9 @@ def webhook_create(*, space, url: str, events: Iterable[str] | None = None, secr
     chosen = _events(events)
     secret = _secret(secret)
     with transaction.atomic():
-        if Webhook.objects.select_for_update().filter(space=space).count() >= settings.WEBHOOK_MAX_PER_SPACE:
-            raise ServiceError(f"A space has at most {settings.WEBHOOK_MAX_PER_SPACE} webhooks "
+        most = conf.setting("WEBHOOK_MAX_PER_SPACE")
+        if Webhook.objects.select_for_update().filter(space=space).count() >= most:
+            raise ServiceError(f"A space has at most {most} webhooks "
                                "(WEBHOOK_MAX_PER_SPACE); remove one first.", code="too_many_webhooks", http_status=403)
         hook = Webhook.objects.create(space=space, url=url, secret=crypto.encrypt(secret), events=chosen,
                                       created_by=by)
@@ -135,8 +140,6 @@ def event_record(*, space_id: int, event: str, payload: Callable[[], dict]) -> l
 
 def webhook_ping(*, webhook: Webhook) -> WebhookDelivery:
     """Send a `ping` event to this one webhook now (the page's and the API's "test")."""
-    from ..models import Space
-
     space = Space.objects.select_related("owner").get(pk=webhook.space_id)
     body = _body(PING, {"space": space_summary(space), "webhook": {"id": webhook.pk, "events": webhook.events}})
     (row_id,) = _deliveries_create([webhook.pk], PING, body)
@@ -161,8 +164,9 @@ def _deliveries_create(hook_ids: list[int], event: str, body: str) -> list[int]:
 
 def _log_trim(webhook_id: int) -> None:
     """Keep the newest WEBHOOK_DELIVERY_LOG_SIZE rows of a webhook (pending ones always)."""
+    size = conf.setting("WEBHOOK_DELIVERY_LOG_SIZE")
     keep = (WebhookDelivery.objects.filter(webhook_id=webhook_id).order_by("-pk")
-            .values_list("pk", flat=True)[settings.WEBHOOK_DELIVERY_LOG_SIZE:settings.WEBHOOK_DELIVERY_LOG_SIZE + 1])
+            .values_list("pk", flat=True)[size:size + 1])
     oldest_kept = list(keep)
     if oldest_kept:
         (WebhookDelivery.objects.filter(webhook_id=webhook_id, pk__lte=oldest_kept[0])
@@ -171,11 +175,9 @@ def _log_trim(webhook_id: int) -> None:
 
 def _enqueue_on_commit(ids: list[int], countdown: float = 0) -> None:
     def send():
-        from .tasks import webhook_deliver_task
-
         for pk in ids:
             try:
-                webhook_deliver_task.apply_async((pk,), countdown=countdown)
+                jobs.send(DELIVER_TASK, pk, countdown=countdown)
             except Exception:  # the broker is down: the sweep (beat) sends it once it is back
                 log.warning("webhooks: could not queue delivery %s; the sweep will", pk, exc_info=True)
 
@@ -223,7 +225,7 @@ def delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
 
 def _finish(row: WebhookDelivery, answer: targets.Answer, *, retry: bool) -> WebhookDelivery:
     ok = answer.status is not None and 200 <= answer.status < 300
-    more = retry and row.attempt < settings.WEBHOOK_MAX_ATTEMPTS
+    more = retry and row.attempt < conf.setting("WEBHOOK_MAX_ATTEMPTS")
     outcome = DeliveryOutcome.DELIVERED if ok else (DeliveryOutcome.RETRYING if more else DeliveryOutcome.FAILED)
     error = answer.error
     if not ok and retry and not more:
@@ -233,7 +235,7 @@ def _finish(row: WebhookDelivery, answer: targets.Answer, *, retry: bool) -> Web
             outcome=outcome, status_code=answer.status, duration_ms=answer.duration_ms, error=error[:500],
             address=answer.address)
         if more:
-            delay = settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** (row.attempt - 1)
+            delay = conf.setting("WEBHOOK_RETRY_BASE_SECONDS") * 2 ** (row.attempt - 1)
             nxt = WebhookDelivery.objects.create(
                 webhook_id=row.webhook_id, delivery_id=row.delivery_id, event=row.event, body=row.body,
                 attempt=row.attempt + 1, due_at=timezone.now() + timedelta(seconds=delay))

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from django.conf import settings
+from spaces.webhooks import conf
 
 MAX_URL_LENGTH = 2000
 USER_AGENT = "Demohub-Webhooks/1"
@@ -79,7 +79,7 @@ def parse_url(url: str) -> Target:
 
 
 def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(cidr, strict=False) for cidr in settings.WEBHOOK_ALLOW_CIDRS]
+    return [ipaddress.ip_network(cidr, strict=False) for cidr in conf.setting("WEBHOOK_ALLOW_CIDRS")]
 
 
 def address_refusal(address: str) -> str | None:
@@ -173,7 +173,7 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float | Non
          address: str | None = None) -> Answer:
     """POST `body` to `url`, connecting to `address` (default: resolve() now). Never raises
     for the receiver's or the network's failures: they come back in Answer.error."""
-    timeout = float(settings.WEBHOOK_TIMEOUT if timeout is None else timeout)
+    timeout = float(conf.setting("WEBHOOK_TIMEOUT") if timeout is None else timeout)
     started = time.monotonic()
     target = parse_url(url)
     if address is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import services
+from spaces.webhooks import services
 
 QUEUE = "webhooks"
 # An attempt is cut off after WEBHOOK_TIMEOUT (10 s); these only catch a stuck worker.

@@ -71,7 +71,7 @@ class Stack:
     settings: dict[str, str] = field(default_factory=dict)  # hub settings of this stack only
     log_dir: Path = ARTIFACTS / "e2e-logs"  # one sub-folder per installation, see __post_init__
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(48))
-    # A Fernet key (spaces/crypto.py): 32 random bytes, URL-safe base64.
+    # A Fernet key (spaces/lifecycle/crypto.py): 32 random bytes, URL-safe base64.
     secrets_key: str = field(default_factory=lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
 
     def __post_init__(self) -> None:
@@ -175,7 +175,7 @@ class Stack:
 
     def start_lifecycle_worker(self, extra_env: dict[str, str] | None = None) -> None:
         """The lifecycle worker, and beside it (started again with the same settings) the starts
-        and routes workers: the three queues of spaces/tasks.py, as docker-compose.yml runs them."""
+        and routes workers: the queues of spaces/lifecycle/tasks.py, as docker-compose.yml runs them."""
         self._spawn("worker-lifecycle", [sys.executable, "-m", "celery", "-A", "hub", "worker", "-Q", "lifecycle",
                                          "-c", "4", "-n", f"lifecycle-{self.instance}@%h", "--loglevel", "INFO"],
                     extra_env)

@@ -12,7 +12,7 @@ from django.core import signing
 from .stack import ROOT, free_port, make_archive
 
 pytestmark = pytest.mark.e2e
-COOKIE_SALT = "demohub.space-cookie"  # spaces/proxy_access.py
+COOKIE_SALT = "demohub.space-cookie"  # spaces/access/proxy_gate.py
 
 
 @pytest.mark.parametrize("key", ["", "dev-insecure-change-me", "e2e-short"])

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from .stack import make_archive
 from .browser import PASSWORD, new_page, shot
+from .stack import make_archive
 
 pytestmark = [pytest.mark.e2e]
 

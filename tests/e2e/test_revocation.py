@@ -9,7 +9,6 @@ credential still opens the space.
 """
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys

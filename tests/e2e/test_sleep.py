@@ -11,8 +11,8 @@ import time
 import pytest
 import requests
 
-from .stack import make_archive
 from .browser import new_page, shot
+from .stack import make_archive
 
 pytestmark = [pytest.mark.e2e]
 

@@ -18,10 +18,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
-
-from tests.archives import make_archive
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
+
+from spaces.accounts.services import token_create
+from spaces.catalog.services import revision_create, space_create
+from tests.archives import make_archive
 
 PASSWORD = "correct horse battery staple 42"
 # A different client address per client: the sign-up and token endpoints are rate limited per
@@ -29,7 +31,7 @@ PASSWORD = "correct horse battery staple 42"
 _ips = itertools.count(random.randrange(1, 2**20) * 64)
 
 
-def _next_ip() -> str:
+def next_ip() -> str:
     n = next(_ips) % (2**24)
     return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255 or 1}"
 
@@ -51,8 +53,8 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
 @pytest.fixture
 def fake_backend():
-    from runner.backends import get_backend
     from runner.backends.fake import FakeBackend
+    from spaces.lifecycle.engine import get_backend
 
     backend = get_backend()
     assert isinstance(backend, FakeBackend), "unit tests must run on the fake backend"
@@ -92,9 +94,9 @@ def hub(db, settings, tmp_path, fake_backend):
     # cache.clear(): that flushes the Redis db that concurrent runs use as well.
     settings.RATELIMIT_CACHE_PREFIX = f"rl:{settings.DEMOHUB_INSTANCE}:"
     yield SimpleNamespace(settings=settings, tmp=tmp_path, backend=fake_backend)
-    from spaces import logs
+    from spaces.lifecycle import logs
 
-    redis = logs._client()
+    redis = logs.client()
     stale = list(redis.scan_iter(match=f"demohub:{settings.DEMOHUB_INSTANCE}:*", count=1000))
     stale += redis.scan_iter(match=f"*:{settings.RATELIMIT_CACHE_PREFIX}*", count=1000)
     if stale:
@@ -114,10 +116,9 @@ def make_user(db):
 
 @pytest.fixture
 def make_token(db):
-    from spaces import services
 
     def make(user, scope: str = "write") -> str:
-        _, raw = services.token_create(user=user, name="test", scope=scope)
+        _, raw = token_create(user=user, name="test", scope=scope)
         return raw
 
     return make
@@ -128,7 +129,7 @@ def api(make_token):
     """api(user=None, scope="write") -> an APIClient sending that user's Bearer token."""
 
     def client(user=None, scope: str = "write", token: str | None = None) -> APIClient:
-        c = APIClient(REMOTE_ADDR=_next_ip())
+        c = APIClient(REMOTE_ADDR=next_ip())
         if token is None and user is not None:
             token = make_token(user, scope)
         if token is not None:
@@ -147,12 +148,11 @@ def people(make_user):
 
 @pytest.fixture
 def make_space(db):
-    from spaces import services
-    from spaces.models import Collaborator
+    from spaces.access.models import Collaborator
 
     def make(owner, name: str = "demo", *, sdk: str = "static", visibility: str = "public",
              editors=(), viewers=(), **kw):
-        space = services.space_create(owner=owner, name=name, sdk=sdk, visibility=visibility, **kw)
+        space = space_create(owner=owner, name=name, sdk=sdk, visibility=visibility, **kw)
         for u in editors:
             Collaborator.objects.create(space=space, user=u, role=Collaborator.Role.EDITOR)
         for u in viewers:
@@ -204,14 +204,13 @@ def push(repo, run_on_commit):
     build and start run inline (eager Celery)."""
     import io
 
-    from spaces import services
 
     def do(space, files, by, *, run=True):
         data = io.BytesIO(repo.targz(files))
         if not run:
-            return services.revision_create(space=space, archive=data, created_by=by)
+            return revision_create(space=space, archive=data, created_by=by)
         with run_on_commit():
-            rev = services.revision_create(space=space, archive=data, created_by=by)
+            rev = revision_create(space=space, archive=data, created_by=by)
         rev.refresh_from_db()
         return rev
 

@@ -15,7 +15,7 @@ def assert_error(resp, status: int, code: str | None = None) -> dict:
 
 def fresh(space):
     """The space as stored now, with its revisions."""
-    from spaces.models import Space
+    from spaces.records.models import Space
 
     return Space.objects.select_related("running_revision", "latest_revision").get(pk=space.pk)
 

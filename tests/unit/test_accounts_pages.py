@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
-from spaces.models import ApiToken
+from spaces.accounts.models import ApiToken
 from tests.unit.helpers import assert_error
 
 from .conftest import PASSWORD

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import pytest
-
-from tests.unit.helpers import assert_error
 from django.contrib.auth import get_user_model
 from django.test import override_settings
 
-from spaces.models import ApiToken
+from spaces.accounts.models import ApiToken
+from tests.unit.helpers import assert_error
 
 from .conftest import PASSWORD
 

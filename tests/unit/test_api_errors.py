@@ -45,7 +45,7 @@ def test_validation_errors_name_the_field_and_keep_the_details(api, olive):
 
 
 def test_archive_over_the_size_limit_is_413(api, olive, make_space, upload, repo, settings):
-    from spaces.models import Revision
+    from spaces.records.models import Revision
 
     settings.UPLOAD_MAX_BYTES = 1024
     space = make_space(olive, "demo")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from spaces.models import Revision, Space
+from spaces.records.models import Revision, Space
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 
@@ -61,10 +61,10 @@ def call(action: str, path: str, token: str | None, upload_bytes: bytes):
     from django.core.files.uploadedfile import SimpleUploadedFile
     from rest_framework.test import APIClient
 
-    from .conftest import _next_ip
+    from .conftest import next_ip
 
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
-    client = APIClient(REMOTE_ADDR=_next_ip(), **headers)
+    client = APIClient(REMOTE_ADDR=next_ip(), **headers)
     base = f"/api/spaces/{path}"
     if action == "detail":
         return client.get(base)
@@ -123,10 +123,10 @@ def test_role_table(world, repo, visibility, who, action):
 def test_list_shows_what_the_role_table_allows(world, who):
     from rest_framework.test import APIClient
 
-    from .conftest import _next_ip
+    from .conftest import next_ip
 
     token = world["tokens"][who]
-    client = APIClient(REMOTE_ADDR=_next_ip(), **({"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}))
+    client = APIClient(REMOTE_ADDR=next_ip(), **({"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}))
     body = client.get("/api/spaces").json()
     got = {s["name"] for s in body["results"]}
     want = {"pub"} | ({"priv"} if RANK[who] >= RANK["viewer"] else set())
@@ -167,7 +167,7 @@ def test_revision_number_404_is_the_same_as_a_hidden_space(world):
 
 def test_collaborator_of_another_space_is_a_stranger(world, people, make_space, make_token):
     other = make_space(people["owner"], "other", visibility="private")
-    from spaces.models import Collaborator
+    from spaces.access.models import Collaborator
 
     outsider = people["stranger"]
     Collaborator.objects.create(space=other, user=outsider, role="editor")

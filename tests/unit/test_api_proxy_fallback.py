@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.test import Client
 
-from spaces.models import Space
+from spaces.records.models import Space
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 URL = "/internal/proxy/fallback"

@@ -7,13 +7,14 @@ import json
 import re
 
 import pytest
-
-from tests.unit.helpers import assert_error
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient, Client
 
-from spaces import logs, services
-from spaces.models import Revision
+from spaces.accounts.services import token_create
+from spaces.lifecycle import logs
+from spaces.lifecycle.routes import container_name
+from spaces.records.models import Revision
+from tests.unit.helpers import assert_error
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 
@@ -122,7 +123,7 @@ def test_gradio_upload_builds_and_runs_when_healthy(api, olive, make_space, uplo
     assert body["status"] == "RUNNING", body
     assert body["running_revision"] == 1
     assert body["title"] == "Healthy"
-    container = hub.backend.containers[services.container_name(space, "a")]
+    container = hub.backend.containers[container_name(space, "a")]
     env = container["spec"].env
     assert env["GRADIO_SERVER_NAME"] == "0.0.0.0"
     assert env["GRADIO_ANALYTICS_ENABLED"] == "False"
@@ -276,9 +277,8 @@ def test_revision_detail_404(api, olive, make_space):
 
 # ------------------------------------------------------------------------------ logs
 def auth(api, user, scope="write") -> dict:
-    from spaces import services
 
-    _, raw = services.token_create(user=user, scope=scope)
+    _, raw = token_create(user=user, scope=scope)
     return {"Authorization": f"Bearer {raw}"}
 
 
@@ -307,7 +307,7 @@ def test_run_log_text(api, olive, make_space, upload, repo, hub):
     upload(api(olive), space, repo.gradio)
     resp = Client().get("/api/spaces/olive/demo/logs/run", headers=auth(api, olive))
     assert resp.status_code == 200
-    assert f"fake {services.container_name(space, 'a')} started".encode() in resp.content
+    assert f"fake {container_name(space, 'a')} started".encode() in resp.content
 
 
 def test_unknown_log_kind_is_404(api, olive, make_space):
@@ -360,11 +360,10 @@ def same_thread_db(monkeypatch):
     Off the test's thread they would open a second connection, which sees none of the test's
     (uncommitted) rows and stays open after the test, blocking the test database's teardown.
     """
-    import spaces.streams
-    import spaces.waits
+    from spaces.lifecycle import streams, waits
 
-    real = spaces.streams.sync_to_async
-    for module in (spaces.streams, spaces.waits):  # the stream's reads, and the board's (its own thread)
+    real = streams.sync_to_async
+    for module in (streams, waits):  # the stream's reads, and the board's (its own thread)
         monkeypatch.setattr(module, "sync_to_async",
                             lambda fn, thread_sensitive=True, **kw: real(fn, thread_sensitive=True))
 

@@ -6,11 +6,10 @@ from datetime import datetime
 
 import pytest
 
+from spaces.catalog.services import space_update
+from spaces.community.services import like_add
+from spaces.records.models import HostLabel, Space
 from tests.unit.helpers import assert_error
-
-from spaces import services
-from spaces.comments import like_add
-from spaces.models import HostLabel, Space
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 
@@ -116,8 +115,8 @@ def catalogue(make_user, make_space):
     c = make_space(oscar, "homepage", sdk="static", title="My homepage")
     d = make_space(oscar, "secret", sdk="gradio", visibility="private")
     # Through the service, which also refreshes the search document (a raw UPDATE would not).
-    services.space_update(space=a, tags=["vision", "cats"])
-    services.space_update(space=b, tags=["nlp"])
+    space_update(space=a, tags=["vision", "cats"])
+    space_update(space=b, tags=["nlp"])
     return {"olive": olive, "oscar": oscar, "spaces": (a, b, c, d)}
 
 
@@ -210,7 +209,7 @@ def test_list_page_out_of_range_is_404_with_error_body(api, catalogue):
 
 
 def test_list_collaborator_sees_private_space_once(api, catalogue, make_user):
-    from spaces.models import Collaborator
+    from spaces.access.models import Collaborator
 
     vera = make_user("vera")
     secret = catalogue["spaces"][3]

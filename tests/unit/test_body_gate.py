@@ -1,4 +1,4 @@
-"""spaces/body_gate.py: a large body is refused from the headers alone, before it is read.
+"""spaces/access/body_gate.py: a large body is refused from the headers alone, before it is read.
 The same on the real stack, over a socket that sends only the start of the body:
 tests/e2e/test_quotas.py::test_large_bodies_are_refused_before_they_are_read."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from django.db import OperationalError
 
-from spaces import body_gate
+from spaces.access import body_gate
 
 
 def call(headers: dict[str, str], *, path="/api/spaces/olive/demo/revisions", method="POST"):

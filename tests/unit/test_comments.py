@@ -13,10 +13,10 @@ from django.db.models import Q
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from spaces.community import services as svc
+from spaces.community.models import Comment, Like
+from spaces.records.models import Space
 from tests.unit.helpers import assert_error
-
-from spaces import comments as svc
-from spaces.models import Comment, Like, Space
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 

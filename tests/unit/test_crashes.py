@@ -1,4 +1,4 @@
-"""Crash handling (spaces/health.py) and build leases (spaces/build_leases.py) on the fake
+"""Crash handling (spaces/lifecycle/health.py) and build leases (spaces/builds/leases.py) on the fake
 backend: a crashed app is noticed, restarted with back-off and, after CRASH_LIMIT crashes,
 RUNTIME_ERROR with its last log lines; OOM kills name the limit; spaces the hub stopped itself
 are never "crash-restarted"; an expired build lease is retried, then failed; a duplicate
@@ -14,9 +14,16 @@ from django.test import Client
 from django.utils import timezone
 
 from runner.backends.base import ContainerState
-from spaces import build_leases, health, logs, services, tasks
-from spaces.models import Revision, Space
-
+from spaces.builds import leases as build_leases
+from spaces.builds.services import finish_revision, revision_build
+from spaces.builds.tasks import build_revision_task
+from spaces.lifecycle import health, logs
+from spaces.lifecycle.routes import container_name
+from spaces.lifecycle.run_logs import exit_reason
+from spaces.lifecycle.services import space_pause, space_restart
+from spaces.lifecycle.tasks import restart_crashed_space_task
+from spaces.records.models import Revision, Space
+from spaces.records.services import space_transition
 from tests.unit.helpers import fresh, gradio_files
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
@@ -39,7 +46,7 @@ def clock(monkeypatch):
 
 
 def active(space) -> str:
-    return services.container_name(space, fresh(space).active_slot)
+    return container_name(space, fresh(space).active_slot)
 
 
 def run_log(space) -> str:
@@ -101,7 +108,7 @@ def test_back_off_doubles_and_the_limit_ends_in_runtime_error_with_the_last_log_
 
     # The owner's restart starts a fresh count: one crash is a restart again, not an error.
     with run_on_commit():
-        services.space_restart(space=fresh(serving))
+        space_restart(space=fresh(serving))
     assert fresh(serving).status == "RUNNING"
     hub.backend.crash(name, exit_code=1)
     health.crashes_check()
@@ -172,7 +179,7 @@ def test_oom_kill_names_the_memory_limit(serving, hub, clock):
     (None, ["disappeared"]),
 ])
 def test_exit_reasons(state, words):
-    reason = services.exit_reason(state, memory="2g")
+    reason = exit_reason(state, memory="2g")
     assert all(w in reason for w in words), reason
     if state is not None and not state.oom_killed:
         assert "memory" not in reason
@@ -202,7 +209,7 @@ def test_paused_sleeping_and_frozen_spaces_are_never_crash_restarted(serving, hu
     hub.backend.unfreeze(name)
 
     # Stopped for sleeping: the hub moves the space to SLEEPING first, then stops it.
-    services.space_transition(serving, "SLEEPING")
+    space_transition(serving, "SLEEPING")
     hub.backend.stop(name)
     clock.advance(60)
     health.crashes_check()
@@ -210,7 +217,7 @@ def test_paused_sleeping_and_frozen_spaces_are_never_crash_restarted(serving, hu
 
     # Paused by the owner.
     with run_on_commit():
-        services.space_pause(space=fresh(serving))
+        space_pause(space=fresh(serving))
     health.crashes_check()
     assert fresh(serving).status == "PAUSED" and not hub.backend.containers
     assert health.crash_count(serving.pk) == 0
@@ -221,7 +228,7 @@ def test_an_owner_pause_cancels_a_pending_restart(serving, hub, clock, run_on_co
     health.crashes_check()
     assert fresh(serving).status == "APP_STARTING"
     with run_on_commit():
-        services.space_pause(space=fresh(serving))
+        space_pause(space=fresh(serving))
     clock.advance(5)
     health.crashes_check()
     assert fresh(serving).status == "PAUSED" and not hub.backend.containers
@@ -231,7 +238,7 @@ def test_a_restart_lost_with_redis_is_sent_again(serving, hub, clock):
     hub.backend.crash(active(serving), exit_code=1)
     health.crashes_check()
     info, _, _ = health._keys(serving.pk)
-    logs._client().delete(info)  # Redis restarted without its data
+    logs.client().delete(info)  # Redis restarted without its data
     health.crashes_check()
     s = fresh(serving)
     assert s.status == "RUNNING" and s.error.startswith(health.RESTARTED)
@@ -245,7 +252,7 @@ def test_a_duplicate_restart_delivery_does_nothing(serving, hub, clock, monkeypa
     assert fresh(serving).status == "RUNNING"
     starts = mock.Mock(wraps=hub.backend.start)
     monkeypatch.setattr(hub.backend, "start", starts)
-    tasks.restart_crashed_space_task.delay(serving.pk)  # the same message once more
+    restart_crashed_space_task.delay(serving.pk)  # the same message once more
     assert not starts.called and fresh(serving).status == "RUNNING"
 
 
@@ -289,7 +296,7 @@ def test_an_expired_lease_is_retried_and_the_retry_builds(queued, hub, settings)
 
 def test_an_expired_lease_after_the_retry_fails_the_revision_and_the_space(queued, hub, settings):
     settings.BUILD_LEASE_RETRIES = 1
-    with mock.patch.object(tasks.build_revision_task, "delay") as sent:
+    with mock.patch.object(build_revision_task, "delay") as sent:
         build_leases.claim(queued.pk)
         expire(queued.pk)
         build_leases.sweep()
@@ -323,7 +330,7 @@ def test_a_live_lease_is_left_alone_and_its_build_steps_too(queued, hub, olive, 
     build_leases.claim(queued.pk)
     expire(queued.pk)
     hub.backend.build_steps.add("someone's-step")
-    with mock.patch.object(tasks.build_revision_task, "delay"):
+    with mock.patch.object(build_revision_task, "delay"):
         assert build_leases.reap_expired() == [queued.pk]
     assert Revision.objects.get(pk=other.pk).status == "building"
     # Step containers cannot be told apart: with a live build among them, none is removed.
@@ -332,23 +339,23 @@ def test_a_live_lease_is_left_alone_and_its_build_steps_too(queued, hub, olive, 
 
 def test_a_duplicate_delivery_of_a_build_does_nothing(queued, hub):
     lease = build_leases.claim(queued.pk)  # building under a live lease
-    services.revision_build(revision_id=queued.pk)
+    revision_build(revision_id=queued.pk)
     rev = Revision.objects.get(pk=queued.pk)
     assert rev.status == "building" and rev.task_id == lease.token and not hub.backend.builds
 
     Revision.objects.filter(pk=queued.pk).update(status="succeeded")  # or final
-    services.revision_build(revision_id=queued.pk)
+    revision_build(revision_id=queued.pk)
     assert Revision.objects.get(pk=queued.pk).status == "succeeded" and not hub.backend.builds
 
 
 def test_a_worker_that_lost_its_lease_writes_nothing(queued, hub):
     old = build_leases.claim(queued.pk)
     expire(queued.pk)
-    with mock.patch.object(tasks.build_revision_task, "delay"):
+    with mock.patch.object(build_revision_task, "delay"):
         build_leases.sweep()
     new = build_leases.claim(queued.pk)
     assert not old.renew() and old.lost.is_set() and not old.held()
-    assert not services._finish_revision(Revision.objects.get(pk=queued.pk), "failed", error="x", lease=old.token)
+    assert not finish_revision(Revision.objects.get(pk=queued.pk), "failed", error="x", lease=old.token)
     assert new.held() and new.renew()
     assert Revision.objects.get(pk=queued.pk).status == "building"
 
@@ -375,7 +382,7 @@ def test_a_queued_revision_whose_task_was_lost_is_sent_again_once_per_period(que
                                                                             repo, settings):
     young = push(make_space(olive, "young", sdk="gradio"), repo.gradio, olive, run=False)
     Revision.objects.filter(pk=queued.pk).update(created_at=timezone.now() - timedelta(minutes=5))
-    with mock.patch.object(tasks.build_revision_task, "delay") as sent:
+    with mock.patch.object(build_revision_task, "delay") as sent:
         assert build_leases.resend_queued() == [queued.pk]
         assert build_leases.resend_queued() == []  # not again within BUILD_REQUEUE_AFTER
     assert sent.call_args_list == [mock.call(queued.pk)]

@@ -1,5 +1,5 @@
 """Discovery: full-text search, filters, sorts, trending, owner profile pages and the seeding
-command (spaces/search.py, selectors.space_filter, views_discovery, api_discovery)."""
+command (spaces/records/search.py, selectors.space_filter, views_discovery, api_discovery)."""
 from __future__ import annotations
 
 import io
@@ -13,12 +13,16 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from spaces import services, views_discovery
-from spaces.comments import comment_create, like_add
-from spaces.models import Collaborator, Comment, HostLabel, Like, Revision, Space
-from spaces.search import DeferredJoinList, space_search_vector_refresh, space_trending_refresh
-from spaces.selectors import space_filter, space_list_visible_to
-from spaces.tasks import refresh_trending_task
+from spaces.access.models import Collaborator
+from spaces.access.selectors import space_filter, space_list_visible_to
+from spaces.catalog import pages_browse as views_discovery
+from spaces.catalog.services import space_update
+from spaces.community.models import Comment, Like
+from spaces.community.services import comment_create, like_add
+from spaces.community.tasks import refresh_trending_task
+from spaces.community.trending import space_trending_refresh
+from spaces.records.models import HostLabel, Revision, Space
+from spaces.records.search import DeferredJoinList, space_search_vector_refresh
 from tests.unit.helpers import assert_error
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
@@ -59,7 +63,7 @@ def shelf(olive, oscar, make_space):
     make_space(olive, "pets", title="Pet Image Classifier", short_description="Sorts photos of animals")
     make_space(olive, "talk", title="Voice demo", short_description="Transcribes dogs barking")
     tagged = make_space(oscar, "tagged", title="Untitled")
-    services.space_update(space=tagged, tags=["astronomy", "telescopes"])
+    space_update(space=tagged, tags=["astronomy", "telescopes"])
     make_space(oscar, "plain", title="Nothing relevant", short_description="Just a page")
 
 
@@ -240,7 +244,7 @@ def test_sorts_and_deterministic_ties(api, olive, make_user, make_space):
     like_add(space=spaces[1], user=fan1)
     assert names(api().get("/api/spaces?sort=likes"))[:2] == ["olive/s0", "olive/s1"]
     assert names(api().get("/api/spaces"))[:2] == ["olive/s0", "olive/s1"]  # trending by default
-    services.space_update(space=spaces[3], title="touched")  # auto_now bumps updated_at
+    space_update(space=spaces[3], title="touched")  # auto_now bumps updated_at
     assert names(api().get("/api/spaces?sort=recent"))[0] == "olive/s3"
 
 

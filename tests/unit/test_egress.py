@@ -200,7 +200,7 @@ def test_build_steps_run_on_the_builds_network_with_limits(tmp_path):
 # ----------------------------------------------------------------------------- /readyz
 @pytest.mark.django_db
 def test_readyz_names_the_failing_part_and_the_isolation_state(client, settings, tmp_path):
-    from spaces import readiness
+    from spaces.lifecycle import readiness
 
     settings.DEMOHUB_INSTANCE = f"unit-readyz-{os.getpid()}"
     settings.RUNNER_BACKEND = "runner.backends.docker.DockerBackend"
@@ -233,7 +233,7 @@ def test_readyz_names_the_failing_part_and_the_isolation_state(client, settings,
 def test_readyz_answers_503_when_the_database_is_down(client, settings):
     from django.db import OperationalError
 
-    from spaces import readiness
+    from spaces.lifecycle import readiness
 
     with mock.patch.object(readiness.connection, "cursor", side_effect=OperationalError("gone")):
         r = client.get("/readyz")

@@ -9,10 +9,11 @@ import pytest
 from django.test import Client
 
 from runner import proxy
-from spaces import services
+from spaces.lifecycle.routes import proxy_config
+from spaces.records.services import space_transition
 from spaces.embeds.badge import badge_svg
-from spaces.frontmatter import ConfigError, parse_config
-from spaces.models import Space
+from spaces.records.frontmatter import ConfigError, parse_config
+from spaces.records.models import Space
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 
@@ -35,7 +36,7 @@ def _files(disable: bool | None) -> dict:
 
 def test_the_serving_revisions_readme_sets_the_proxys_flag(olive, make_space, push):
     space = make_space(olive, "demo")
-    cfg = services.proxy_config()
+    cfg = proxy_config()
     push(space, _files(True), olive)
     assert not proxy.embedding_allowed(space.label, cfg)
     assert (cfg.frames_dir / space.label).exists()
@@ -53,7 +54,7 @@ def test_the_badge_shows_live_status(olive, make_space, push):
     push(space, _files(None), olive)
     assert Space.objects.get(pk=space.pk).status == "RUNNING"
     assert b"olive/demo: running" in Client().get("/spaces/olive/demo/badge.svg").content
-    services.space_transition(space, "PAUSED")
+    space_transition(space, "PAUSED")
     assert b">paused<" in Client().get("/spaces/olive/demo/badge.svg").content
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from spaces.models import Space
+from spaces.records.models import Space
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 

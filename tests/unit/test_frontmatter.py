@@ -1,9 +1,9 @@
-"""spaces.frontmatter.parse_config: README.md front matter (design.md §5). Plain functions, no DB."""
+"""spaces.records.frontmatter.parse_config: README.md front matter (design.md §5). Plain functions, no DB."""
 from __future__ import annotations
 
 import pytest
 
-from spaces.frontmatter import ConfigError, MissingAppFile, parse_config, split_front_matter
+from spaces.records.frontmatter import ConfigError, MissingAppFile, parse_config, split_front_matter
 
 APP = {"app.py", "README.md"}
 SITE = {"index.html", "README.md"}

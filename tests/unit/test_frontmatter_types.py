@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from spaces.frontmatter import ConfigError, parse_config
+from spaces.records.frontmatter import ConfigError, parse_config
 
 APP = {"app.py", "README.md"}
 

@@ -1,4 +1,4 @@
-"""spaces/housekeeping.py: which images, layers and stopped containers go and which stay; what
+"""spaces/lifecycle/housekeeping.py: which images, layers and stopped containers go and which stay; what
 deleting a space removes; a burst of uploads is queued, never refused (fake backend)."""
 from __future__ import annotations
 
@@ -15,8 +15,12 @@ from django.conf import settings
 from runner.backends.base import ContainerState
 from runner.backends.docker import DockerBackend
 from runner.backends.fake import BASE_LAYER
-from spaces import housekeeping, logs, redeploy, services
-from spaces.models import Revision, Space
+from spaces.builds.services import image_name
+from spaces.catalog.services import revision_create
+from spaces.lifecycle import housekeeping, logs, redeploy
+from spaces.lifecycle.deletion import space_delete
+from spaces.lifecycle.routes import container_name, proxy_config
+from spaces.records.models import Revision, Space
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 REPO = Path(__file__).resolve().parents[2]
@@ -28,9 +32,9 @@ def push(repo, run_on_commit):
         data = io.BytesIO(repo.targz(files))
         if run:
             with run_on_commit():
-                rev = services.revision_create(space=space, archive=data, created_by=by)
+                rev = revision_create(space=space, archive=data, created_by=by)
         else:
-            rev = services.revision_create(space=space, archive=data, created_by=by)
+            rev = revision_create(space=space, archive=data, created_by=by)
         rev.refresh_from_db()
         return rev
 
@@ -75,7 +79,7 @@ def _no_proxy_waits(monkeypatch):
 @pytest.fixture(autouse=True)
 def _forget_layers():
     yield
-    logs._client().delete(housekeeping._key("layers"), housekeeping._key("lock"))
+    logs.client().delete(housekeeping._key("layers"), housekeeping._key("lock"))
 
 
 # ------------------------------------------------------------------------------ images
@@ -85,7 +89,7 @@ def test_keeps_the_running_and_the_previous_revision(serving, hub):
     assert image_numbers(hub.backend, space) == [1, 2, 3, 4]
     done = housekeeping.housekeeping_run()
     assert image_numbers(hub.backend, space) == [3, 4]
-    assert sorted(done["images"]) == sorted(services.image_name(space, n) for n in (1, 2))
+    assert sorted(done["images"]) == sorted(image_name(space, n) for n in (1, 2))
     # Running again: nothing more to do.
     assert housekeeping.housekeeping_run()["images"] == []
 
@@ -109,7 +113,7 @@ def test_revisions_queued_building_or_about_to_start_keep_their_images(serving, 
     # A revision being built has no image yet, but an older one rebuilt under its number
     # (factory rebuild) or a start in progress must never lose theirs.
     rev4 = push(space, repo.gradio, olive, run=False)
-    hub.backend.images[services.image_name(space, 4)] = {"demohub.space": space.full_name, "demohub.revision": "4"}
+    hub.backend.images[image_name(space, 4)] = {"demohub.space": space.full_name, "demohub.revision": "4"}
     Revision.objects.filter(pk=rev4.pk).update(status=Revision.Status.BUILDING)
     housekeeping.housekeeping_run()
     assert image_numbers(hub.backend, space) == [2, 3, 4]
@@ -123,13 +127,13 @@ def test_an_image_a_container_uses_stays_whatever_the_policy(serving, hub):
     space = serving(3)
     # Revision 1 still runs somewhere (an old slot draining, say): the engine refuses its
     # removal, and the policy does not even ask.
-    active = hub.backend.containers[services.container_name(space, space.active_slot)]
+    active = hub.backend.containers[container_name(space, space.active_slot)]
     hub.backend.containers["dh-draining"] = {**active, "spec": mock.Mock(
-        labels={**active["spec"].labels, "demohub.revision": "1"}, image=services.image_name(space, 1))}
+        labels={**active["spec"].labels, "demohub.revision": "1"}, image=image_name(space, 1))}
     housekeeping.housekeeping_run()
     assert image_numbers(hub.backend, space) == [1, 2, 3]
     # The engine's own refusal is handled too: remove_image says no, nothing breaks.
-    assert hub.backend.remove_image(services.image_name(space, 1)) is False
+    assert hub.backend.remove_image(image_name(space, 1)) is False
 
 
 def test_images_of_a_deleted_space_go_and_of_a_deleting_one_are_left_to_its_purge(serving, hub, olive, make_space):
@@ -138,7 +142,7 @@ def test_images_of_a_deleted_space_go_and_of_a_deleting_one_are_left_to_its_purg
     housekeeping.housekeeping_run()
     assert "demohub-x/gone:r7" not in hub.backend.images  # no such space any more
     Space.objects.filter(pk=space.pk).update(status="DELETING")
-    hub.backend.images[services.image_name(space, 1)] = {"demohub.space": space.full_name, "demohub.revision": "1"}
+    hub.backend.images[image_name(space, 1)] = {"demohub.space": space.full_name, "demohub.revision": "1"}
     housekeeping.housekeeping_run()
     assert image_numbers(hub.backend, space) == [1, 2]
 
@@ -153,21 +157,21 @@ def test_images_that_are_not_revisions_are_never_touched(hub):
 # ------------------------------------------------------------------------------ layers
 def test_layers_of_removed_images_go_once_no_build_runs(serving, hub, olive, push, repo):
     space = serving(3)
-    layer1 = hub.backend.image_parents[services.image_name(space, 1)]
+    layer1 = hub.backend.image_parents[image_name(space, 1)]
     # A build is queued: the image goes (noprune), its layer waits (a build may reuse it).
     queued = push(space, repo.gradio, olive, run=False)
     done = housekeeping.housekeeping_run()
-    assert done["images"] == [services.image_name(space, 1)] and done["layers"] == []
+    assert done["images"] == [image_name(space, 1)] and done["layers"] == []
     assert layer1 in hub.backend.layers
     Revision.objects.filter(pk=queued.pk).update(status=Revision.Status.CANCELLED)
     assert housekeeping.housekeeping_run()["layers"] == [layer1]
     assert layer1 not in hub.backend.layers and BASE_LAYER not in hub.backend.layers
-    assert logs._client().scard(housekeeping._key("layers")) == 0
+    assert logs.client().scard(housekeeping._key("layers")) == 0
 
 
 def test_a_layer_something_is_built_on_stays(serving, hub):
     space = serving(3)
-    layer1 = hub.backend.image_parents[services.image_name(space, 1)]
+    layer1 = hub.backend.image_parents[image_name(space, 1)]
     hub.backend.image_parents["another-space:r1"] = layer1  # a cache hit of another build
     hub.backend.images["another-space:r1"] = {"demohub.space": "stan/other", "demohub.revision": "1"}
     housekeeping.layers_remember([layer1, BASE_LAYER])
@@ -192,7 +196,7 @@ def test_stopped_containers_go_after_the_grace_and_running_ones_never(serving, h
     _exited(hub.backend, "old-running", space.full_name, ago=grace + 1, running=True)
     _exited(hub.backend, "old-frozen", space.full_name, ago=grace + 1, running=True, paused=True)
     _exited(hub.backend, "orphan", "olive/gone", ago=1)
-    active = services.container_name(space, space.active_slot)
+    active = container_name(space, space.active_slot)
     done = housekeeping.housekeeping_run()
     assert sorted(done["containers"]) == ["old", "orphan"]
     assert set(hub.backend.containers) == {"recent", "old-running", "old-frozen", active}
@@ -213,7 +217,7 @@ def test_a_container_being_created_or_draining_stays(serving, hub):
 
 def test_one_round_at_a_time(serving, hub):
     serving(3)
-    lock = logs._client().lock(housekeeping._key("lock"), timeout=60)
+    lock = logs.client().lock(housekeeping._key("lock"), timeout=60)
     assert lock.acquire(blocking=False)
     try:
         assert housekeeping.housekeeping_run() == {}
@@ -230,14 +234,14 @@ def test_housekeeping_runs_on_the_beat():
 # ------------------------------------------------------------------------------ deleting a space
 def test_deleting_a_space_removes_containers_images_layers_route_and_files(serving, hub, olive, run_on_commit):
     space = serving(2)  # slot b serves revision 2 (the route's flag says so)
-    config = services.proxy_config()
+    config = proxy_config()
     label = space.label
     snapshots = set(Revision.objects.filter(space=space).values_list("snapshot_path", flat=True))
-    layers = {hub.backend.image_parents[services.image_name(space, n)] for n in (1, 2)}
+    layers = {hub.backend.image_parents[image_name(space, n)] for n in (1, 2)}
     assert (config.slots_dir / f"{label}.b").exists() and (config.routes_dir / f"{label}.conf").exists()
     assert all(Path(p).is_dir() for p in snapshots)
     with run_on_commit():
-        services.space_delete(space=Space.objects.get(pk=space.pk))
+        space_delete(space=Space.objects.get(pk=space.pk))
     assert not Space.objects.filter(pk=space.pk).exists()
     assert not any(c["spec"].labels.get("demohub.space") == space.full_name for c in hub.backend.containers.values())
     assert image_numbers(hub.backend, space) == []
@@ -291,7 +295,7 @@ def test_docker_removes_only_stopped_containers(docker_backend):
 # ------------------------------------------------------------------------------ builds are bounded, uploads queue
 def test_a_burst_of_uploads_is_queued_then_built_none_refused(olive, make_space, upload, api, repo, hub,
                                                               django_capture_on_commit_callbacks, settings):
-    # Within the user's quotas (spaces/quotas.py, tested in test_quotas.py), which are off here.
+    # Within the user's quotas (spaces/lifecycle/quotas.py, tested in test_quotas.py), which are off here.
     settings.QUOTA_QUEUED_BUILDS_PER_USER = settings.QUOTA_RUNNING_SPACES_PER_USER = 0
     client = api(olive)
     spaces = [make_space(olive, f"burst{i}", sdk="gradio") for i in range(8)]

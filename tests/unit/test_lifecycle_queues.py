@@ -14,18 +14,26 @@ from pathlib import Path
 import pytest
 from celery import current_app
 
-from spaces import logs, services, sleep, tasks
+from spaces.lifecycle import logs, sleep
+from spaces.lifecycle.starts import probe
+from spaces.lifecycle.tasks import (
+    publish_route_task,
+    restart_crashed_space_task,
+    start_revision_task,
+    wake_space_task,
+    wake_start_space_task,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------------ queues and limits
 def test_starts_and_routes_have_queues_of_their_own():
-    for task in (tasks.start_revision_task, tasks.restart_crashed_space_task, tasks.wake_start_space_task):
+    for task in (start_revision_task, restart_crashed_space_task, wake_start_space_task):
         assert task.queue == "starts", task.name
-    assert tasks.publish_route_task.queue == "routes"
+    assert publish_route_task.queue == "routes"
     # The quick half of a wake (unfreezing) stays on lifecycle: it never waits behind a start.
-    assert tasks.wake_space_task.queue == "lifecycle"
+    assert wake_space_task.queue == "lifecycle"
 
 
 def test_every_task_has_soft_and_hard_time_limits():
@@ -37,9 +45,9 @@ def test_every_task_has_soft_and_hard_time_limits():
 
 
 def test_a_start_may_run_its_whole_capped_timeout_and_is_not_redelivered_meanwhile(settings):
-    assert tasks.start_revision_task.soft_time_limit > settings.SPACE_STARTUP_TIMEOUT_MAX
+    assert start_revision_task.soft_time_limit > settings.SPACE_STARTUP_TIMEOUT_MAX
     # Redis hands an unacknowledged task to another worker after the visibility timeout.
-    assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] > tasks.start_revision_task.time_limit
+    assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] > start_revision_task.time_limit
 
 
 def _commands(text: str) -> dict[str, str]:
@@ -63,7 +71,7 @@ def test_the_e2e_stack_runs_the_same_workers():
 
 # ------------------------------------------------------------------------------ one sleep check at a time
 def test_a_second_sleep_check_does_nothing_while_one_runs(hub, settings):
-    held = logs._client().lock(sleep._key("check"), timeout=30)
+    held = logs.client().lock(sleep._key("check"), timeout=30)
     assert held.acquire(blocking=False)
     try:
         assert sleep.sleep_check()["skipped"] == [1]
@@ -112,15 +120,15 @@ def test_the_probe_never_follows_a_redirect(listener, target, monkeypatch):
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
     elsewhere = listener("127.0.0.1")
     app = listener("127.0.0.2", redirect_to=target.format(port=elsewhere.server_address[1]))
-    assert services._probe("127.0.0.2", app.server_address[1]) == 302   # up: a 3xx is an answer
+    assert probe("127.0.0.2", app.server_address[1]) == 302   # up: a 3xx is an answer
     assert app.seen == ["/"] and elsewhere.seen == []
 
 
 def test_the_probe_counts_answers_below_500(listener):
-    assert services._probe("127.0.0.2", listener("127.0.0.2", status=404).server_address[1]) == 404
-    assert services._probe("127.0.0.2", listener("127.0.0.2", status=503).server_address[1]) is None
+    assert probe("127.0.0.2", listener("127.0.0.2", status=404).server_address[1]) == 404
+    assert probe("127.0.0.2", listener("127.0.0.2", status=503).server_address[1]) is None
     closed = listener("127.0.0.2")
     port = closed.server_address[1]
     closed.shutdown()
     closed.server_close()
-    assert services._probe("127.0.0.2", port) is None
+    assert probe("127.0.0.2", port) is None

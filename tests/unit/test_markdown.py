@@ -1,4 +1,4 @@
-"""spaces.markdown.render_markdown: user Markdown (comments, READMEs) as safe HTML.
+"""spaces.records.markdown.render_markdown: user Markdown (comments, READMEs) as safe HTML.
 
 Every XSS payload is checked on the parsed output: which elements exist, which attributes
 they carry and where their URLs lead; text that merely *reads* like a payload (escaped) is
@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from spaces.markdown import render_markdown
+from spaces.records.markdown import render_markdown
 
 # What Markdown may produce; anything else in the output is a sanitizer failure.
 MARKDOWN_TAGS = {"p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "em", "strong", "s", "code", "pre",

@@ -36,11 +36,14 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.test import APIClient
 
-from spaces import access, comments, proxy_access
-from spaces.models import Comment, Space
+from spaces.access import proxy_gate as proxy_access
+from spaces.access import services as access
+from spaces.community import services as comments
+from spaces.community.models import Comment
+from spaces.records.models import Space
 from tests.archives import make_archive
 
-from .conftest import _next_ip
+from .conftest import next_ip
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 
@@ -256,7 +259,7 @@ def new_webhook_id(t: Target) -> int:
     """A fresh webhook of the target's, made by its owner (a missing space has none)."""
     from spaces.webhooks import services as webhooks
 
-    from spaces.models import Webhook
+    from spaces.webhooks.models import Webhook
 
     space = Space.objects.filter(owner__username=t.owner, name=t.name).first()
     if space is None:
@@ -466,7 +469,7 @@ class World:
                       word, comment_text(name))
 
     def owner_api(self) -> APIClient:
-        client = APIClient(REMOTE_ADDR=_next_ip())
+        client = APIClient(REMOTE_ADDR=next_ip())
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.tokens['owner']}")
         return client
 
@@ -475,7 +478,7 @@ class World:
         if who in ("share", "revoked"):
             return self._link_holder(space, revoked=who == "revoked")
         user = self.people[who]
-        browser, api_client = Client(), APIClient(REMOTE_ADDR=_next_ip())
+        browser, api_client = Client(), APIClient(REMOTE_ADDR=next_ip())
         if user is None:
             return Caller(browser, api_client)
         browser.force_login(user)
@@ -496,7 +499,7 @@ class World:
         base = f"/api/spaces/{space.owner.username}/{space.name}/share-links"
         link = owner.post(base, {"note": "persona matrix"}, format="json")
         assert link.status_code == 201, link.content
-        holder = APIClient(REMOTE_ADDR=_next_ip())  # a Django test Client: one session for pages and API
+        holder = APIClient(REMOTE_ADDR=next_ip())  # a Django test Client: one session for pages and API
         resp = holder.get(f"/s/{link.json()['url'].rsplit('/', 1)[1]}")
         assert resp.status_code == 302 and resp["Location"] == f"/spaces/{space.owner.username}/{space.name}"
         cookie = space_cookie(self.settings, holder, space)

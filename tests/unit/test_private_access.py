@@ -1,5 +1,5 @@
 """Private spaces on their own host: share links, collaborators, tickets, the space cookie and
-the proxy's access check (spaces/access.py, spaces/proxy_access.py; design.md §3, §4, §6).
+the proxy's access check (spaces/access/services.py, spaces/access/proxy_gate.py; design.md §3, §4, §6).
 
 The proxy's side (nginx asking /internal/proxy/auth and caching the answer) is tested with a
 real nginx in test_proxy.py and end to end in tests/e2e; here the hub's answers are checked.
@@ -13,8 +13,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from spaces import access, proxy_access
-from spaces.models import ShareLink, Space
+from spaces.access import proxy_gate as proxy_access
+from spaces.access import services as access
+from spaces.access.models import ShareLink
+from spaces.records.models import Space
 from tests.unit.helpers import assert_error
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]

@@ -15,8 +15,18 @@ from pathlib import Path
 import pytest
 
 from runner.proxy import sync_routes
-from tests.unit.test_proxy import (AppHandler, HubHandler, Proxy, container, echo, free_port,
-                                   proxy_settings, require_nginx, start_http, stop_http)
+from tests.unit.test_proxy import (
+    AppHandler,
+    HubHandler,
+    Proxy,
+    container,
+    echo,
+    free_port,
+    proxy_settings,
+    require_nginx,
+    start_http,
+    stop_http,
+)
 
 
 @pytest.fixture(scope="module", params=["http", "https"])

@@ -1,13 +1,15 @@
 """Per-user quotas, the creation rate limit, address reuse and reconcile isolation (issue 15,
-finding 7; spaces/quotas.py). The same refusals on the real stack: tests/e2e/test_quotas.py."""
+finding 7; spaces/lifecycle/quotas.py). The same refusals on the real stack: tests/e2e/test_quotas.py."""
 from __future__ import annotations
 
 import pytest
 from django.test import Client
 
 from runner import proxy
-from spaces import services
-from spaces.models import Revision, Space
+from spaces.lifecycle.converge import reconcile
+from spaces.lifecycle.deletion import space_delete
+from spaces.lifecycle.routes import proxy_config, space_route
+from spaces.records.models import Revision, Space
 from tests.unit.helpers import assert_error
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
@@ -84,7 +86,7 @@ def test_a_deleted_spaces_address_goes_to_the_next_space(olive, make_space, run_
     spaces = [make_space(olive, f"s{i}") for i in range(3)]
     assert [s.address_index for s in spaces] == [1, 2, 3]
     with run_on_commit():
-        services.space_delete(space=spaces[1])
+        space_delete(space=spaces[1])
     assert not Space.objects.filter(pk=spaces[1].pk).exists()
     assert make_space(olive, "next").address_index == 2  # the lowest free index, not Max+1
     assert make_space(olive, "after").address_index == 4
@@ -99,14 +101,14 @@ def test_a_full_subnet_is_a_clear_refusal(olive, make_space, api, settings):
 
 def test_reconcile_skips_a_broken_space_and_converges_the_rest(olive, make_space, settings, caplog):
     broken, good = make_space(olive, "broken"), make_space(olive, "good")
-    config = services.proxy_config()
+    config = proxy_config()
     route_file = settings.PROXY_ROUTES_DIR / f"{good.label}.conf"
     route_file.unlink(missing_ok=True)  # not written yet, or lost: reconcile writes it
     # An address past the end of the subnet: its route cannot be rendered.
     Space.objects.filter(pk=broken.pk).update(address_index=10**6)
-    services.reconcile()
+    reconcile()
     assert route_file.exists()
-    assert not proxy.routes_out_of_date([services.space_route(Space.objects.get(pk=good.pk))], config)
+    assert not proxy.routes_out_of_date([space_route(Space.objects.get(pk=good.pk))], config)
     assert "cannot be converged" in caplog.text and "broken" in caplog.text
 
 
@@ -114,7 +116,7 @@ def test_old_snapshots_are_pruned_keeping_what_running_previous_and_queued_revis
         olive, make_space, push, settings):
     from pathlib import Path
 
-    from spaces import housekeeping
+    from spaces.lifecycle import housekeeping
 
     space = make_space(olive, "site")
     revs = [push(space, {**STATIC, "v": str(i)}, olive) for i in range(1, 5)]  # 4 revisions that ran

@@ -12,8 +12,8 @@ import yaml
 
 from runner.archive import ArchiveLimits, snapshot_archive
 from runner.exceptions import ArchiveError
-from spaces import frontmatter
-from spaces.frontmatter import ConfigError, read_config, split_front_matter
+from spaces.records import frontmatter
+from spaces.records.frontmatter import ConfigError, read_config, split_front_matter
 from tests.archives import make_archive, make_big_file_archive
 
 LIMITS = ArchiveLimits(max_readme_bytes=2**20)

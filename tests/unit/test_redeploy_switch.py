@@ -1,5 +1,5 @@
 """The blue/green switch without a proxy reload (runner/proxy.py slot flags), the drain of the
-old container (spaces/redeploy.py, runner/connections.py), and reconcile leaving a draining
+old container (spaces/lifecycle/redeploy.py, runner/connections.py), and reconcile leaving a draining
 container alone. The switch is checked on a real nginx under keep-alive load."""
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ import requests
 from runner import proxy
 from runner.connections import connections_to
 from runner.proxy import ProxyConfig, Route
+from spaces.lifecycle.converge import reconcile
+from spaces.lifecycle.routes import container_name, proxy_config
 from tests.unit.test_proxy import Proxy, free_port, require_nginx
 
 
@@ -204,7 +206,7 @@ def test_connections_to_counts_open_connections_only():
 
 @pytest.mark.django_db
 def test_the_drain_waits_for_requests_in_flight_and_is_bounded(cfg, settings):
-    from spaces import redeploy
+    from spaces.lifecycle import redeploy
 
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
@@ -227,19 +229,19 @@ def test_the_drain_waits_for_requests_in_flight_and_is_bounded(cfg, settings):
 @pytest.mark.usefixtures("hub")
 def test_reconcile_leaves_a_draining_container_alone_and_repairs_a_wrong_flag(olive, make_space, hub):
     from runner.backends import RunSpec
-    from spaces import redeploy, services
-    from spaces.models import Space
+    from spaces.lifecycle import redeploy
+    from spaces.records.models import Space
 
     space = make_space(olive, "demo", sdk="gradio")
     Space.objects.filter(pk=space.pk).update(status="RUNNING", active_slot="b")
-    old = services.container_name(space, "a")
+    old = container_name(space, "a")
     hub.backend.start(RunSpec(name=old, image="img", address="127.0.0.1", port=1, env={},
                               labels={"demohub.space": space.full_name, "demohub.slot": "a"}))
     redeploy.draining_begin(old)
-    services.reconcile()
+    reconcile()
     assert old in hub.backend.containers  # still finishing its requests
-    config = services.proxy_config()
+    config = proxy_config()
     assert proxy.active_slot(space.label, config) == "b"  # the flag a lost write left wrong: repaired
     redeploy.draining_end(old)
-    services.reconcile()
+    reconcile()
     assert old not in hub.backend.containers  # an orphan now

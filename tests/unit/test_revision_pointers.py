@@ -9,13 +9,15 @@
 """
 from __future__ import annotations
 
-
 import pytest
 
-from spaces import services
-from spaces.models import Revision
-from spaces.status import TRANSITIONS, SpaceStatus
-
+from spaces.lifecycle.converge import reconcile
+from spaces.lifecycle.routes import container_name
+from spaces.lifecycle.services import space_restart
+from spaces.lifecycle.starts import revision_start
+from spaces.records.models import Revision
+from spaces.records.services import space_transition
+from spaces.records.status import TRANSITIONS, SpaceStatus
 from tests.unit.helpers import fresh, gradio_files
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
@@ -55,13 +57,13 @@ def test_restart_after_a_failed_build_keeps_the_latest_revision(serving, olive, 
     hub.backend.fail_build = ""
     assert (fresh(serving).latest_revision.number, fresh(serving).running_revision.number) == (2, 1)
     with run_on_commit():
-        target = services.space_restart(space=fresh(serving), by=olive)
+        target = space_restart(space=fresh(serving), by=olive)
     assert target.number == 1
     s = fresh(serving)
     assert s.status == "RUNNING" and s.error == ""
     assert s.running_revision.number == 1
     assert s.latest_revision.number == 2  # the newest row, not the restarted one
-    assert services.container_name(s, s.active_slot) in hub.backend.containers
+    assert container_name(s, s.active_slot) in hub.backend.containers
 
 
 def test_restart_after_a_failed_start_restarts_the_serving_revision(serving, olive, push, repo, hub,
@@ -70,10 +72,10 @@ def test_restart_after_a_failed_start_restarts_the_serving_revision(serving, oli
     push(serving, gradio_files(repo, serving.port, "2"), olive)
     hub.backend.fail_start = False
     with run_on_commit():
-        services.space_restart(space=fresh(serving), by=olive)
+        space_restart(space=fresh(serving), by=olive)
     s = fresh(serving)
     assert (s.status, s.running_revision.number, s.latest_revision.number) == ("RUNNING", 1, 2)
-    container = hub.backend.containers[services.container_name(s, s.active_slot)]
+    container = hub.backend.containers[container_name(s, s.active_slot)]
     assert container["spec"].labels["demohub.revision"] == "1"
 
 
@@ -93,14 +95,14 @@ def test_restart_task_for_the_serving_revision_is_still_skipped_when_stale(servi
     revision 1 while revision 2 builds must not touch the space."""
     push(serving, gradio_files(repo, serving.port, "2"), olive, run=False)
     assert fresh(serving).status == "RUNNING_BUILDING"
-    services.revision_start(revision_id=fresh(serving).running_revision_id)
+    revision_start(revision_id=fresh(serving).running_revision_id)
     assert fresh(serving).status == "RUNNING_BUILDING"
 
 
 # ------------------------------------------------------------------------------ sleeping
 @pytest.fixture
 def sleeping_gradio(serving):
-    assert services.space_transition(serving, S.SLEEPING)
+    assert space_transition(serving, S.SLEEPING)
     s = fresh(serving)
     s.port = serving.port
     return s
@@ -132,7 +134,7 @@ def test_bad_readme_leaves_a_sleeping_space_sleeping(sleeping_gradio, olive, pus
 
 
 def test_failed_start_leaves_a_sleeping_space_sleeping_on_its_slot(sleeping_gradio, olive, push, repo, hub):
-    old = services.container_name(sleeping_gradio, "a")
+    old = container_name(sleeping_gradio, "a")
     hub.backend.fail_start = True
     push(sleeping_gradio, gradio_files(repo, sleeping_gradio.port, "2"), olive)
     s = fresh(sleeping_gradio)
@@ -146,7 +148,7 @@ def test_healthy_new_revision_replaces_the_sleeping_one(sleeping_gradio, olive, 
     push(sleeping_gradio, gradio_files(repo, sleeping_gradio.port, "2"), olive)
     s = fresh(sleeping_gradio)
     assert (s.status, s.running_revision.number, s.active_slot) == ("RUNNING", 2, "b")
-    assert set(hub.backend.containers) == {services.container_name(s, "b")}
+    assert set(hub.backend.containers) == {container_name(s, "b")}
 
 
 def test_state_machine_never_drops_a_sleeping_revision_into_an_error_or_building_state():
@@ -155,5 +157,5 @@ def test_state_machine_never_drops_a_sleeping_revision_into_an_error_or_building
 
 
 def test_reconcile_keeps_the_container_of_a_sleeping_space(sleeping_gradio, hub):
-    services.reconcile()
-    assert services.container_name(sleeping_gradio, "a") in hub.backend.containers
+    reconcile()
+    assert container_name(sleeping_gradio, "a") in hub.backend.containers

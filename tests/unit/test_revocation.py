@@ -12,9 +12,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from spaces import streams
-from spaces.access import collaborator_remove
-from spaces.models import Space
+from spaces.access.services import collaborator_remove
+from spaces.lifecycle import streams
+from spaces.lifecycle.tasks import publish_route_task
+from spaces.records.models import Space
 from tests.unit.helpers import assert_error
 from tests.unit.test_private_access import auth, enter
 
@@ -181,7 +182,6 @@ def test_logout_and_revocation_succeed_while_the_broker_is_down(settings, people
                                                                  monkeypatch):
     from kombu.exceptions import OperationalError
 
-    from spaces import tasks
 
     def broker_down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to the broker. Connection refused.")
@@ -191,7 +191,7 @@ def test_logout_and_revocation_succeed_while_the_broker_is_down(settings, people
     raw = make_token(people["viewer"])
     token_id = api(token=raw).get("/api/tokens").json()["results"][0]["id"]
     before = epochs(spaces)
-    monkeypatch.setattr(tasks.publish_route_task, "delay", broker_down)
+    monkeypatch.setattr(publish_route_task, "delay", broker_down)
     assert browser.post("/accounts/logout/").status_code in (200, 302)
     assert api(token=make_token(people["viewer"])).delete(f"/api/tokens/{token_id}").status_code == 204
     # The epochs moved (reconciliation republishes the routes), and the credentials are refused.

@@ -9,9 +9,18 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from spaces import logs, services
-from spaces.models import ApiToken, HostLabel, Revision, Space
-
+from spaces.accounts.models import ApiToken
+from spaces.accounts.services import token_authenticate, token_create
+from spaces.builds.services import revision_build
+from spaces.catalog.services import revision_create, space_update
+from spaces.lifecycle import logs
+from spaces.lifecycle.converge import reconcile
+from spaces.lifecycle.deletion import space_delete
+from spaces.lifecycle.routes import container_name
+from spaces.lifecycle.services import space_pause, space_restart
+from spaces.lifecycle.starts import revision_start
+from spaces.records.errors import ServiceError
+from spaces.records.models import HostLabel, Revision, Space
 from tests.unit.helpers import fresh, gradio_files
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
@@ -25,7 +34,7 @@ def test_new_revision_switches_slots_and_stops_the_old_one(olive, make_space, pu
     push(space, gradio_files(repo, port, "1"), olive)
     s = fresh(space)
     assert (s.status, s.active_slot, s.running_revision.number) == ("RUNNING", "a", 1)
-    a, b = services.container_name(s, "a"), services.container_name(s, "b")
+    a, b = container_name(s, "a"), container_name(s, "b")
     assert set(hub.backend.containers) == {a}
 
     push(space, gradio_files(repo, port, "2"), olive)
@@ -49,7 +58,7 @@ def test_failed_start_of_a_new_revision_keeps_the_old_one(olive, make_space, pus
     assert s.running_revision.number == 1 and s.latest_revision.number == 2
     assert s.active_slot == "a"
     assert "revision 2 failed to start" in s.error
-    assert services.container_name(s, "a") in hub.backend.containers
+    assert container_name(s, "a") in hub.backend.containers
 
 
 def test_failed_build_of_a_new_revision_keeps_the_old_one(olive, make_space, push, repo, app_server, hub):
@@ -91,7 +100,7 @@ def test_build_claimed_once(olive, make_space, push, repo, hub):
     space = make_space(olive, "demo", sdk="gradio")
     rev = push(space, repo.gradio, olive)
     assert len(hub.backend.builds) == 1
-    services.revision_build(revision_id=rev.pk)  # a duplicate delivery
+    revision_build(revision_id=rev.pk)  # a duplicate delivery
     assert len(hub.backend.builds) == 1
 
 
@@ -101,7 +110,7 @@ def test_start_of_a_stale_revision_is_skipped(olive, make_space, push, repo, hub
     r1 = push(space, repo.static, olive)
     push(space, dict(repo.static, **{"index.html": "v2"}), olive)
     before = fresh(space)
-    services.revision_start(revision_id=r1.pk)  # a late delivery of the old start
+    revision_start(revision_id=r1.pk)  # a late delivery of the old start
     after = fresh(space)
     assert (after.status, after.running_revision_id) == (before.status, before.running_revision_id)
 
@@ -113,7 +122,7 @@ def test_startup_timeout_from_readme(olive, make_space, push, repo, settings, hu
     rev = push(space, files, olive, run=False)
     assert rev.metadata["startup_duration_timeout"] == 10
     hub.backend.fail_start = True  # do not wait the 10 s here
-    services.revision_build(revision_id=rev.pk)
+    revision_build(revision_id=rev.pk)
     assert fresh(space).status == "RUNTIME_ERROR"
 
 
@@ -124,22 +133,22 @@ def test_pause_stops_containers_and_restart_resumes(olive, make_space, push, rep
     push(space, gradio_files(repo, port), olive)
     space = fresh(space)
     with run_on_commit():
-        services.space_pause(space=space)
+        space_pause(space=space)
     assert fresh(space).status == "PAUSED"
     assert hub.backend.containers == {}
     with run_on_commit():
-        services.space_restart(space=fresh(space), by=olive)
+        space_restart(space=fresh(space), by=olive)
     s = fresh(space)
     assert s.status == "RUNNING" and s.running_revision.number == 1
-    assert services.container_name(s, "a") in hub.backend.containers
+    assert container_name(s, "a") in hub.backend.containers
 
 
 def test_restart_of_a_space_that_never_built_is_409(olive, make_space, push, repo, hub):
     hub.backend.fail_build = "nope"
     space = make_space(olive, "demo", sdk="gradio")
     push(space, repo.gradio, olive)
-    with pytest.raises(services.ServiceError) as info:
-        services.space_restart(space=fresh(space), by=olive)
+    with pytest.raises(ServiceError) as info:
+        space_restart(space=fresh(space), by=olive)
     assert info.value.code == "nothing_to_run" and info.value.http_status == 409
 
 
@@ -148,8 +157,8 @@ def test_restart_while_building_is_409(olive, make_space, push, repo):
     push(space, repo.static, olive)
     push(fresh(space), dict(repo.static, **{"index.html": "v2"}), olive, run=False)  # RUNNING_BUILDING
     s = fresh(space)
-    with pytest.raises(services.ServiceError) as info:
-        services.space_restart(space=s, by=olive)
+    with pytest.raises(ServiceError) as info:
+        space_restart(space=s, by=olive)
     assert info.value.http_status == 409
     assert fresh(space).status == "RUNNING_BUILDING"
     assert fresh(space).latest_revision.number == 2  # rolled back with the refusal
@@ -158,8 +167,8 @@ def test_restart_while_building_is_409(olive, make_space, push, repo):
 def test_paused_space_is_not_started_by_a_late_build(olive, make_space, push, repo, hub):
     space = make_space(olive, "demo", sdk="gradio")
     rev = push(space, repo.gradio, olive, run=False)
-    services.space_pause(space=fresh(space))
-    services.revision_build(revision_id=rev.pk)
+    space_pause(space=fresh(space))
+    revision_build(revision_id=rev.pk)
     assert fresh(space).status == "PAUSED"
     assert hub.backend.containers == {}
 
@@ -173,7 +182,7 @@ def test_delete_purges_everything(olive, make_space, push, repo, app_server, hub
     label = space.label
     assert snapshot.is_dir() and hub.backend.images and hub.backend.containers
     with run_on_commit():
-        services.space_delete(space=fresh(space))
+        space_delete(space=fresh(space))
     assert not Space.objects.filter(pk=space.pk).exists()
     assert not Revision.objects.filter(pk=rev.pk).exists()
     assert hub.backend.containers == {} and hub.backend.images == {}
@@ -190,7 +199,7 @@ def test_delete_keeps_a_snapshot_another_space_uses(olive, make_space, push, rep
     r2 = push(two, repo.static, olive)
     assert r1.snapshot_path == r2.snapshot_path
     with run_on_commit():
-        services.space_delete(space=fresh(one))
+        space_delete(space=fresh(one))
     assert Path(r2.snapshot_path).is_dir()
     assert (hub.settings.SITES_DIR / two.label / "index.html").is_file()
     assert not (hub.settings.SITES_DIR / one.label).exists()
@@ -200,9 +209,9 @@ def test_upload_to_a_deleting_space_is_refused(olive, make_space, repo):
     import io
 
     space = make_space(olive, "demo", sdk="static")
-    services.space_delete(space=space)
-    with pytest.raises(services.ServiceError) as info:
-        services.revision_create(space=space, archive=io.BytesIO(repo.targz(repo.static)), created_by=olive)
+    space_delete(space=space)
+    with pytest.raises(ServiceError) as info:
+        revision_create(space=space, archive=io.BytesIO(repo.targz(repo.static)), created_by=olive)
     assert info.value.code == "deleting"
     assert not Revision.objects.exists()
 
@@ -233,7 +242,7 @@ def test_label_is_never_reused(make_user, make_space, run_on_commit):
         assert space.label not in seen
         seen.add(space.label)
         with run_on_commit():
-            services.space_delete(space=space)
+            space_delete(space=space)
     assert HostLabel.objects.filter(label__in=seen).count() == 3
 
 
@@ -250,7 +259,7 @@ def test_reconcile_fails_builds_whose_worker_stopped(olive, make_space, push, re
     space = make_space(olive, "demo", sdk="gradio")
     rev = push(space, repo.gradio, olive, run=False)
     Revision.objects.filter(pk=rev.pk).update(status="building", heartbeat_at=timezone.now() - timedelta(minutes=5))
-    services.reconcile()
+    reconcile()
     rev.refresh_from_db()
     assert rev.status == "failed" and "stopped responding" in rev.error
     assert fresh(space).status == "BUILD_ERROR"
@@ -260,7 +269,7 @@ def test_reconcile_leaves_live_builds_alone(olive, make_space, push, repo):
     space = make_space(olive, "demo", sdk="gradio")
     rev = push(space, repo.gradio, olive, run=False)
     Revision.objects.filter(pk=rev.pk).update(status="building", heartbeat_at=timezone.now())
-    services.reconcile()
+    reconcile()
     rev.refresh_from_db()
     assert rev.status == "building"
 
@@ -272,13 +281,13 @@ def test_reconcile_removes_orphan_containers_and_rebuilds_routes(olive, make_spa
     port = app_server(space.slot_address("a"))
     push(space, gradio_files(repo, port), olive)
     s = fresh(space)
-    keep = services.container_name(s, "a")
-    orphan = services.container_name(s, "b")
+    keep = container_name(s, "a")
+    orphan = container_name(s, "b")
     hub.backend.start(RunSpec(name=orphan, image="x", address=s.slot_address("b"), port=port, env={},
                               labels={"demohub.slot": "b", "demohub.space": "olive/demo"}))
     route = hub.settings.PROXY_ROUTES_DIR / f"{s.label}.conf"
     route.unlink()
-    services.reconcile()
+    reconcile()
     assert set(hub.backend.containers) == {keep}
     assert route.is_file()
 
@@ -288,28 +297,28 @@ def test_reconcile_restores_a_missing_static_site_link(olive, make_space, push, 
     push(space, repo.static, olive)
     link = hub.settings.SITES_DIR / space.label
     link.unlink()
-    services.reconcile()
+    reconcile()
     assert (link / "index.html").is_file()
 
 
 # ------------------------------------------------------------------------------ accounts
 def test_token_hash_only(make_user):
     user = make_user("olive")
-    token, raw = services.token_create(user=user, name="ci", scope="read")
+    token, raw = token_create(user=user, name="ci", scope="read")
     assert raw.startswith("dh_")
     assert ApiToken.objects.get(pk=token.pk).token_hash == ApiToken.hash_token(raw)
     assert not ApiToken.objects.filter(token_hash=raw).exists()
-    assert services.token_authenticate(raw).pk == token.pk
-    assert services.token_authenticate(raw + "x") is None
-    assert services.token_authenticate("not-dh-" + raw) is None
+    assert token_authenticate(raw).pk == token.pk
+    assert token_authenticate(raw + "x") is None
+    assert token_authenticate("not-dh-" + raw) is None
     with pytest.raises(ValidationError):
-        services.token_create(user=user, scope="admin")
+        token_create(user=user, scope="admin")
 
 
 def test_space_update_rejects_unknown_fields(make_user, make_space):
     space = make_space(make_user("olive"), "demo")
     with pytest.raises(ValidationError):
-        services.space_update(space=space, status="RUNNING")
+        space_update(space=space, status="RUNNING")
     with pytest.raises(ValidationError):
-        services.space_update(space=space, sleep_after=30)
+        space_update(space=space, sleep_after=30)
     assert fresh(space).status == "NO_APP_FILE"

@@ -10,8 +10,11 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from spaces import services, sleep
-from spaces.models import Space
+from spaces.catalog.services import revision_create, space_update
+from spaces.lifecycle import sleep
+from spaces.lifecycle.routes import container_name
+from spaces.lifecycle.services import space_pause, space_restart
+from spaces.records.models import Space
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 
@@ -26,7 +29,7 @@ def running(olive, make_space, repo, run_on_commit, app_server, hub):
         app_server(space.slot_address("b"), port)
         files = dict(repo.gradio, **{"README.md": repo.readme(sdk="gradio", app_port=port)})
         with run_on_commit():
-            services.revision_create(space=space, archive=io.BytesIO(repo.targz(files)), created_by=olive)
+            revision_create(space=space, archive=io.BytesIO(repo.targz(files)), created_by=olive)
         Space.objects.filter(pk=space.pk).update(sleep_after=sleep_after,
                                                  last_active_at=timezone.now() - timedelta(seconds=idle))
         space = Space.objects.select_related("owner", "running_revision").get(pk=space.pk)
@@ -41,7 +44,7 @@ def fresh(space) -> Space:
 
 
 def container(hub, space) -> dict | None:
-    return hub.backend.containers.get(services.container_name(space, space.active_slot))
+    return hub.backend.containers.get(container_name(space, space.active_slot))
 
 
 def route(hub, space) -> str:
@@ -164,7 +167,7 @@ def test_paused_spaces_cannot_be_woken(settings, running, hub, run_on_commit):
     space = running(idle=10_000)
     sleep.space_sleep(space.pk, sleep.FROZEN)
     with run_on_commit():
-        services.space_pause(space=fresh(space))
+        space_pause(space=fresh(space))
     s = fresh(space)
     assert (s.status, s.sleep_mode) == ("PAUSED", "")
     assert wake_call(settings, s).status_code == 403                # -> the hub's "paused" page
@@ -174,14 +177,14 @@ def test_paused_spaces_cannot_be_woken(settings, running, hub, run_on_commit):
     assert resp.status_code == 503 and b"paused by its owner" in resp.content
     assert fresh(space).status == "PAUSED"
     with run_on_commit():
-        services.space_restart(space=fresh(space))                  # restart resumes it
+        space_restart(space=fresh(space))                  # restart resumes it
     assert fresh(space).status == "RUNNING"
 
 
 def test_private_sleeping_space_checks_access_before_waking(settings, running, hub, run_on_commit):
     space = running(idle=10_000)
     with run_on_commit():
-        services.space_update(space=fresh(space), visibility="private")
+        space_update(space=fresh(space), visibility="private")
     sleep.space_sleep(space.pk, sleep.FROZEN)
     assert wake_call(settings, fresh(space)).status_code == 401
     assert fresh(space).status == "SLEEPING"                        # a stranger does not wake it

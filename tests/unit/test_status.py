@@ -1,13 +1,13 @@
-"""The space status state machine (spaces/status.py) and space_transition's conditional UPDATE."""
+"""The space status state machine (spaces/records/status.py) and space_transition's conditional UPDATE."""
 from __future__ import annotations
 
 import itertools
 
 import pytest
 
-from spaces import services
-from spaces.models import Space
-from spaces.status import SERVING, TRANSITIONS, SpaceStatus, allowed_sources, is_serving
+from spaces.records.models import Space
+from spaces.records.services import space_transition
+from spaces.records.status import SERVING, TRANSITIONS, SpaceStatus, allowed_sources, is_serving
 
 S = SpaceStatus
 ALL = list(S)
@@ -84,7 +84,7 @@ def test_space_transition_follows_the_table_for_every_pair(space):
     for frm, to in itertools.product(ALL, ALL):
         Space.objects.filter(pk=space.pk).update(status=frm, error="before")
         allowed = frm in TRANSITIONS[to]
-        changed = services.space_transition(space.pk, to, error="after")
+        changed = space_transition(space.pk, to, error="after")
         row = Space.objects.values("status", "error").get(pk=space.pk)
         assert changed is allowed, (frm, to)
         if allowed:
@@ -97,7 +97,7 @@ def test_space_transition_follows_the_table_for_every_pair(space):
 @pytest.mark.parametrize("to", ALL)
 def test_nothing_leaves_deleting(space, to):
     Space.objects.filter(pk=space.pk).update(status=S.DELETING)
-    assert services.space_transition(space, to) is False
+    assert space_transition(space, to) is False
     assert Space.objects.get(pk=space.pk).status == S.DELETING
 
 
@@ -105,10 +105,10 @@ def test_nothing_leaves_deleting(space, to):
 def test_transition_updates_the_instance_only_when_applied(space):
     Space.objects.filter(pk=space.pk).update(status=S.BUILDING)
     space.status = S.BUILDING
-    assert services.space_transition(space, S.BUILD_ERROR, error="boom") is True
+    assert space_transition(space, S.BUILD_ERROR, error="boom") is True
     assert (space.status, space.error) == (S.BUILD_ERROR, "boom")
     # BUILD_ERROR -> RUNNING_BUILDING is not allowed: the instance keeps its values.
-    assert services.space_transition(space, S.RUNNING_BUILDING, error="x") is False
+    assert space_transition(space, S.RUNNING_BUILDING, error="x") is False
     assert (space.status, space.error) == (S.BUILD_ERROR, "boom")
 
 
@@ -118,9 +118,9 @@ def test_transition_is_decided_by_the_database_not_the_instance(space):
     Space.objects.filter(pk=space.pk).update(status=S.BUILDING)
     stale = Space.objects.get(pk=space.pk)
     # Someone else pauses the space meanwhile.
-    assert services.space_transition(space.pk, S.PAUSED) is True
+    assert space_transition(space.pk, S.PAUSED) is True
     # The stale caller still believes BUILDING and reports the build failure: refused.
-    assert services.space_transition(stale, S.BUILD_ERROR, error="late") is False
+    assert space_transition(stale, S.BUILD_ERROR, error="late") is False
     assert Space.objects.get(pk=space.pk).status == S.PAUSED
     assert stale.status == S.BUILDING
 
@@ -128,33 +128,33 @@ def test_transition_is_decided_by_the_database_not_the_instance(space):
 @pytest.mark.django_db
 def test_only_one_of_two_racing_transitions_wins(space):
     Space.objects.filter(pk=space.pk).update(status=S.BUILDING)
-    first = services.space_transition(space.pk, S.BUILD_ERROR)
-    second = services.space_transition(space.pk, S.BUILD_ERROR)
+    first = space_transition(space.pk, S.BUILD_ERROR)
+    second = space_transition(space.pk, S.BUILD_ERROR)
     assert (first, second) == (True, False)
 
 
 @pytest.mark.django_db
 def test_transition_writes_extra_fields_in_the_same_update(space):
     Space.objects.filter(pk=space.pk).update(status=S.APP_STARTING)
-    assert services.space_transition(space, S.RUNNING, error="", active_slot="b") is True
+    assert space_transition(space, S.RUNNING, error="", active_slot="b") is True
     row = Space.objects.get(pk=space.pk)
     assert (row.status, row.active_slot) == (S.RUNNING, "b")
     # Refused: the extra fields are not written either.
-    assert services.space_transition(space, S.BUILD_ERROR, active_slot="a") is False
+    assert space_transition(space, S.BUILD_ERROR, active_slot="a") is False
     assert Space.objects.get(pk=space.pk).active_slot == "b"
 
 
 @pytest.mark.django_db
 def test_transition_error_is_capped(space):
     Space.objects.filter(pk=space.pk).update(status=S.BUILDING)
-    services.space_transition(space, S.BUILD_ERROR, error="x" * 10_000)
+    space_transition(space, S.BUILD_ERROR, error="x" * 10_000)
     assert len(Space.objects.get(pk=space.pk).error) == 4000
 
 
 @pytest.mark.django_db
 def test_transition_without_error_keeps_the_error(space):
     Space.objects.filter(pk=space.pk).update(status=S.RUNNING, error="revision 2 failed")
-    assert services.space_transition(space, S.SLEEPING) is True
+    assert space_transition(space, S.SLEEPING) is True
     assert Space.objects.get(pk=space.pk).error == "revision 2 failed"
 
 
@@ -162,10 +162,10 @@ def test_transition_without_error_keeps_the_error(space):
 def test_transition_bumps_updated_at(space):
     before = Space.objects.get(pk=space.pk).updated_at
     Space.objects.filter(pk=space.pk).update(status=S.BUILDING, updated_at=before.replace(year=2000))
-    services.space_transition(space, S.BUILD_ERROR)
+    space_transition(space, S.BUILD_ERROR)
     assert Space.objects.get(pk=space.pk).updated_at.year > 2000
 
 
 @pytest.mark.django_db
 def test_transition_of_a_missing_space_is_false():
-    assert services.space_transition(10**12, S.RUNNING) is False
+    assert space_transition(10**12, S.RUNNING) is False

@@ -13,7 +13,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.db import connection
 from django.test import AsyncClient
 
-from spaces import services
+from spaces.catalog.services import revision_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("hub")]
 
@@ -32,7 +32,7 @@ def test_stream_reads_leave_no_connection_open(olive, make_space, make_token, re
     # A finished build whose live log is still in Redis; the app exits at once. Each stream
     # then ends after its first read of the database.
     hub.backend.fail_start = True
-    services.revision_create(space=space, archive=io.BytesIO(repo.targz(repo.gradio)), created_by=olive)
+    revision_create(space=space, archive=io.BytesIO(repo.targz(repo.gradio)), created_by=olive)
     headers = {"Authorization": f"Bearer {make_token(olive)}", "Accept": "text/event-stream"}
 
     async def scenario() -> tuple[int, int, list[bytes]]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from spaces.frontmatter import ConfigError, parse_config
-from spaces.models import Space
-from spaces.selectors import space_filter
-from spaces.tags import TagError, normalize_tags
+from spaces.access.selectors import space_filter
+from spaces.records.frontmatter import ConfigError, parse_config
+from spaces.records.models import Space
+from spaces.records.tags import TagError, normalize_tags
 from tests.unit.helpers import assert_error
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]

@@ -13,9 +13,16 @@ import time
 import pytest
 from django.test import Client
 
-from spaces import logs, services, variables
-from spaces.models import Revision, Space, SpaceVariable
-from spaces.variables import stored_value
+from spaces.catalog.services import revision_create
+from spaces.lifecycle import logs, variables
+from spaces.lifecycle.models import SpaceVariable
+from spaces.lifecycle.routes import container_name
+from spaces.lifecycle.run_logs import run_log_copy
+from spaces.lifecycle.services import space_pause, space_restart
+from spaces.lifecycle.starts import run_env
+from spaces.lifecycle.variables import stored_value
+from spaces.records.errors import ServiceError
+from spaces.records.models import Revision, Space
 
 from .helpers import assert_error
 
@@ -52,7 +59,7 @@ def running(olive, make_space, repo, app_server, run_on_commit, hub):
         port = app_server(space.slot_address("a"))
         app_server(space.slot_address("b"), port)
         with run_on_commit():
-            services.revision_create(space=space, archive=io.BytesIO(repo.targz(gradio_files(repo, port))),
+            revision_create(space=space, archive=io.BytesIO(repo.targz(gradio_files(repo, port))),
                                      created_by=olive)
         space = fresh(space)
         assert space.status == "RUNNING", space.error
@@ -77,7 +84,7 @@ def recorded_starts(hub, monkeypatch):
 
 def serving_env(hub, space) -> dict:
     space = fresh(space)
-    return hub.backend.containers[services.container_name(space, space.active_slot)]["spec"].env
+    return hub.backend.containers[container_name(space, space.active_slot)]["spec"].env
 
 
 # ------------------------------------------------------------------------------ role table
@@ -234,7 +241,7 @@ def test_reserved_key_is_refused(olive, make_space, api, key):
 
 def test_everything_the_runner_sets_is_reserved(olive, make_space):
     space = make_space(olive, "demo", sdk="gradio")
-    runner_env = services._run_env(fresh(space), Revision(metadata={"app_port": 7860}))
+    runner_env = run_env(fresh(space), Revision(metadata={"app_port": 7860}))
     assert runner_env and all(variables.is_reserved(key) for key in runner_env), \
         [key for key in runner_env if not variables.is_reserved(key)]
     # Ordinary names a demo uses are not.
@@ -254,7 +261,7 @@ def test_value_limits(olive, make_space, api):
     assert_error(client.put(f"{url}/NONE", {}, format="json"), 400)
     assert_error(client.put(f"{url}/NONE", {"value": None}, format="json"), 400)
     assert stored_value(SpaceVariable.objects.get(key="BIG")) == "x" * 65536
-    with pytest.raises(services.ServiceError) as info:
+    with pytest.raises(ServiceError) as info:
         variables.variable_set(space=Space.objects.get(name="demo"), key="NUL", value="a\x00b", secret=True)
     assert info.value.code == "invalid_value"
 
@@ -294,7 +301,7 @@ def test_runner_names_win_over_a_stored_row(olive, make_space):
     SpaceVariable.objects.create(space=space, key="HOME", value="/root")
     SpaceVariable.objects.create(space=space, key="PYTHONPATH", value="/evil")
     SpaceVariable.objects.create(space=space, key="GRADIO_SERVER_NAME", value="127.0.0.1")
-    env = services._run_env(fresh(space), Revision(metadata={}))
+    env = run_env(fresh(space), Revision(metadata={}))
     assert env["HOME"] == "/tmp/home" and env["GRADIO_SERVER_NAME"] == "0.0.0.0" and "PYTHONPATH" not in env
 
 
@@ -313,9 +320,9 @@ def test_mask_secrets():
 
 def test_run_log_masks_secrets(running, hub, olive, make_token):
     space = running(secrets={"HF_TOKEN": SECRET, "SHORT": "abc"})
-    name = services.container_name(space, space.active_slot)
+    name = container_name(space, space.active_slot)
     hub.backend.containers[name]["logs"].append((time.time() + 1, f"using token {SECRET} and abc\n"))
-    services.run_log_copy(space_id=space.pk)
+    run_log_copy(space_id=space.pk)
     stored, _ = logs.read(logs.run_key(space.pk))
     assert SECRET.encode() not in stored and b"using token *** and abc" in stored
     resp = Client(headers={"Authorization": f"Bearer {make_token(olive)}"}).get("/api/spaces/olive/demo/logs/run")
@@ -333,7 +340,7 @@ def test_build_log_masks_secrets(olive, make_space, repo, hub, monkeypatch, run_
 
     monkeypatch.setattr(hub.backend, "build", build)
     with run_on_commit():
-        rev = services.revision_create(space=space, archive=io.BytesIO(repo.targz(repo.gradio)), created_by=olive)
+        rev = revision_create(space=space, archive=io.BytesIO(repo.targz(repo.gradio)), created_by=olive)
     rev.refresh_from_db()
     assert "RUN echo ***" in rev.build_log and SECRET not in rev.build_log
     served = Client(headers={"Authorization": f"Bearer {make_token(olive)}"}).get("/api/spaces/olive/demo/logs/build")
@@ -384,7 +391,7 @@ def test_adding_the_missing_secret_restarts_a_crashed_app(running, recorded_star
 def test_change_on_a_paused_space_is_only_stored(running, recorded_starts, olive, hub, run_on_commit):
     space = running()
     with run_on_commit():
-        services.space_pause(space=space)
+        space_pause(space=space)
     recorded_starts.clear()
     with run_on_commit():
         change = variables.variable_set(space=fresh(space), key="MODEL_NAME", value="later", secret=False, by=olive)
@@ -396,7 +403,7 @@ def test_change_on_a_paused_space_is_only_stored(running, recorded_starts, olive
     assert recorded_starts == []
     # Resuming starts the app with the stored values.
     with run_on_commit():
-        services.space_restart(space=fresh(space), by=olive)
+        space_restart(space=fresh(space), by=olive)
     assert len(recorded_starts) == 1 and recorded_starts[0].env["MODEL_NAME"] == "resumed"
 
 
@@ -488,7 +495,7 @@ def test_secrets_are_rotated_to_a_new_key(olive, make_space, settings):
     from cryptography.fernet import Fernet
     from django.core.management import call_command
 
-    from spaces import crypto
+    from spaces.lifecycle import crypto
 
     space = make_space(olive, "demo")
     variables.variable_set(space=space, key="HF_TOKEN", value=SECRET, secret=True)

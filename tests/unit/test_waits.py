@@ -1,5 +1,5 @@
 """Issue 15, finding 8: requests that wait (a wake hold, a log stream) hold no database
-connection and are capped (spaces/waits.py; the real stack: tests/e2e/test_lifecycle_isolation.py).
+connection and are capped (spaces/lifecycle/waits.py; the real stack: tests/e2e/test_lifecycle_isolation.py).
 
 Transactional: the board reads in a thread of its own, with its own connection, which sees only
 committed rows -- as it does under uvicorn.
@@ -16,8 +16,10 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.test import AsyncClient
 from django.utils import timezone
 
-from spaces import services, sleep, waits
-from spaces.models import Space
+from spaces.catalog.services import revision_create
+from spaces.lifecycle import sleep, waits
+from spaces.records.models import Space
+from spaces.records.services import space_transition
 from tests.unit.test_stream_connections import other_connections
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("hub")]
@@ -31,7 +33,7 @@ def asleep(olive, make_space, repo, app_server, hub, monkeypatch):
     space = make_space(olive, "demo", sdk="gradio")
     port = app_server(space.slot_address("a"))
     files = dict(repo.gradio, **{"README.md": repo.readme(sdk="gradio", app_port=port)})
-    services.revision_create(space=space, archive=io.BytesIO(repo.targz(files)), created_by=olive)
+    revision_create(space=space, archive=io.BytesIO(repo.targz(files)), created_by=olive)
     Space.objects.filter(pk=space.pk).update(sleep_after=600, last_active_at=timezone.now() - timedelta(hours=1))
     assert sleep.space_sleep(space.pk, sleep.STOPPED)
     monkeypatch.setattr(sleep, "wake_requested", lambda space_id: True)
@@ -93,7 +95,7 @@ def test_a_wake_hold_ends_as_soon_as_the_space_serves(settings, asleep):
     async def scenario():
         waiting = asyncio.ensure_future(_wake(settings, asleep, "10.7.0.1"))
         await asyncio.sleep(0.3)
-        await sync_to_async(services.space_transition)(asleep.pk, "RUNNING", sleep_mode="")
+        await sync_to_async(space_transition)(asleep.pk, "RUNNING", sleep_mode="")
         return await waiting
 
     code, took = async_to_sync(scenario)()
@@ -105,7 +107,7 @@ def test_log_streams_are_capped_per_user(settings, olive, make_space, make_token
     space = make_space(olive, "demo", sdk="gradio")
     port = app_server(space.slot_address("a"))
     files = dict(repo.gradio, **{"README.md": repo.readme(sdk="gradio", app_port=port)})
-    services.revision_create(space=space, archive=io.BytesIO(repo.targz(files)), created_by=olive)
+    revision_create(space=space, archive=io.BytesIO(repo.targz(files)), created_by=olive)
     assert Space.objects.get(pk=space.pk).status == "RUNNING"
     headers = {"Authorization": f"Bearer {make_token(olive)}", "Accept": "text/event-stream"}
 

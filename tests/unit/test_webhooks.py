@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.db import OperationalError, connection
 
-from spaces.models import DeliveryOutcome, Webhook, WebhookDelivery
+from spaces.webhooks.models import DeliveryOutcome, Webhook, WebhookDelivery
 from spaces.webhooks import services, targets
 
 from .helpers import assert_error
@@ -314,7 +314,7 @@ def test_the_delivery_log_is_bounded(olive, make_space, receiver, settings, run_
 def test_a_rolled_back_change_sends_nothing(olive, make_space, receiver):
     from django.db import transaction
 
-    from spaces import comments
+    from spaces.community import services as comments
 
     rcv = receiver()
     space = make_space(olive, "demo")
@@ -405,7 +405,7 @@ def test_a_broker_that_does_not_answer_leaves_the_delivery_to_the_sweep(api, oli
 
 
 def test_a_failing_receiver_never_breaks_the_transition(olive, make_space, monkeypatch):
-    from spaces import services as space_services
+    from spaces.records import services as space_services
     from spaces.webhooks import receivers
 
     space = make_space(olive, "demo")

@@ -9,8 +9,9 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from spaces import crypto
-from spaces.models import SpaceVariable, Webhook
+from spaces.lifecycle import crypto
+from spaces.lifecycle.models import SpaceVariable
+from spaces.webhooks.models import Webhook
 
 
 class Command(BaseCommand):

@@ -26,9 +26,12 @@ from django.db.models import Count, IntegerField, Max, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from spaces.models import Collaborator, Comment, HostLabel, Like, Space, Visibility
-from spaces.search import space_search_vector_refresh, space_trending_refresh
-from spaces.status import SpaceStatus
+from spaces.access.models import Collaborator
+from spaces.community.models import Comment, Like
+from spaces.community.trending import space_trending_refresh
+from spaces.records.models import HostLabel, Space, Visibility
+from spaces.records.search import space_search_vector_refresh
+from spaces.records.status import SpaceStatus
 
 FIRST_NAMES = ["ada", "alan", "grace", "linus", "margaret", "dennis", "barbara", "ken", "frances", "edsger",
                "radia", "donald", "katherine", "john", "hedy", "tim", "sophie", "yann", "fei", "andrew",
@@ -316,7 +319,7 @@ class Command(BaseCommand):
         spaces = Space.objects.filter(pk__in=seeded)
         likes = (Like.objects.filter(space=OuterRef("pk")).order_by().values("space")
                  .annotate(n=Count("pk")).values("n"))
-        # What comment_count counts (spaces/comments.py): not hidden, not in a hidden thread.
+        # What comment_count counts (spaces/community/services.py): not hidden, not in a hidden thread.
         shown = (Comment.objects.filter(space=OuterRef("pk"), hidden=False).exclude(reply_to__hidden=True)
                  .order_by().values("space").annotate(n=Count("pk")).values("n"))
         zero = Value(0, output_field=IntegerField())

@@ -1,0 +1,2 @@
+"""Community: comments (threads, edits, hiding, reports), likes and the trending score.
+May call: builds, lifecycle, access, accounts, web, records."""

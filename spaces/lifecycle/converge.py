@@ -1,0 +1,84 @@
+"""Reconcile: converge the proxy and the engine on the database (the source of truth).
+"""
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import DatabaseError
+
+from runner import proxy
+from runner.exceptions import BackendUnavailable
+from spaces.lifecycle import reconcile as reconciliation
+from spaces.lifecycle import redeploy
+from spaces.lifecycle.engine import get_backend
+from spaces.lifecycle.routes import container_name, proxy_config, space_publish_route, space_route, switch_static_site
+from spaces.records import jobs
+from spaces.records.models import Revision, Sdk, Space
+from spaces.records.status import SERVING, SpaceStatus
+
+log = logging.getLogger(__name__)
+User = get_user_model()
+S = SpaceStatus
+R = Revision.Status
+
+
+# ----------------------------------------------------------------------------- reconciliation
+def reconcile() -> None:
+    """Converge the proxy and the engine on the database (the source of truth).
+
+    Routes: one per live space, rendered from its row; stale ones removed. Containers: any
+    container of this installation that belongs to no live slot is an orphan and goes.
+    Builds: a BUILDING revision whose lease expired is retried or failed, never left building,
+    and queued revisions whose task the broker lost are sent again (spaces/builds/leases.py).
+    """
+    spaces = list(Space.objects.select_related("owner", "running_revision", "latest_revision")
+                  .exclude(status=S.DELETING))
+    # Rows read here without a lock may be older than a route a concurrent writer (a sleep,
+    # a visibility change) just wrote: a route that differs is republished from its locked,
+    # fresh row, never from this read. Routes of spaces that are gone are removed.
+    config = proxy_config()
+    # One broken space (a row whose route cannot be rendered, an address past the subnet, a
+    # site link that cannot be made) is logged and skipped: the others still converge. Its
+    # route file, if any, is left as it is.
+    healthy = []
+    for s in spaces:
+        try:
+            if proxy.routes_out_of_date([space_route(s)], config):
+                space_publish_route(space_id=s.pk, wait=False)
+            if (s.sdk == Sdk.STATIC and s.running_revision is not None
+                    and not (settings.SITES_DIR / s.label).exists()):
+                switch_static_site(s, s.running_revision)
+            healthy.append(s)
+        except (BackendUnavailable, DatabaseError):
+            raise  # not this space's fault: the whole round stops, as before
+        except Exception:
+            log.exception("reconcile: space %s (%s) cannot be converged; skipped", s.pk, s.full_name)
+    proxy.remove_routes_except([s.label for s in spaces], config)
+    redeploy.slot_flags_repair(healthy, config)
+
+    # Builds whose lease expired (spaces/builds/leases.py): the builds room's own sweep.
+    jobs.send("spaces.tasks.build_leases_sweep_task")
+    reconciliation.sweep()  # starts and purges a restart lost, run logs Redis lost
+
+    try:
+        backend = get_backend()
+        containers = backend.list_containers()
+    except BackendUnavailable:
+        log.warning("reconcile: the engine does not answer; routes were synced, containers were not")
+        return
+    wanted = set()
+    for s in spaces:
+        # A sleeping space's container (if the engine keeps it frozen) is its running revision.
+        if s.status in SERVING or s.status == S.SLEEPING:
+            wanted.add(container_name(s, s.active_slot))
+        if s.status in (S.APP_STARTING, S.RUNNING_APP_STARTING):
+            wanted.update({container_name(s, "a"), container_name(s, "b")})
+    for c in containers:
+        # A draining container is the old one of a switch, still finishing its requests.
+        if c.labels.get("demohub.slot") and c.name not in wanted and not redeploy.is_draining(c.name):
+            log.info("reconcile: removing orphan container %s", c.name)
+            backend.stop(c.name, timeout=5)
+    # After an engine restart: frozen spaces whose container is gone sleep stopped.
+    reconciliation.frozen_containers_lost(spaces, {c.name: c for c in containers})

@@ -1,0 +1,45 @@
+"""Deleting a space: the status change at once, then everything it owns, by a worker."""
+from __future__ import annotations
+
+import shutil
+
+from django.conf import settings
+
+from runner import proxy
+from spaces.lifecycle import housekeeping, logs, run_logs
+from spaces.lifecycle.engine import get_backend
+from spaces.lifecycle.routes import proxy_config
+from spaces.records import jobs
+from spaces.records.models import Revision, Space
+from spaces.records.services import space_transition
+from spaces.records.status import SpaceStatus
+
+S = SpaceStatus
+
+
+def space_delete(*, space: Space) -> None:
+    space_transition(space, S.DELETING)
+    jobs.send_on_commit("spaces.tasks.delete_space_task", space.pk)
+
+
+def space_purge(*, space_id: int) -> None:
+    """Remove everything of a DELETING space: containers, images, route, site link, files, rows."""
+    space = Space.objects.select_related("owner").filter(pk=space_id, status=S.DELETING).first()
+    if space is None:
+        return
+    # Its images' own layers go too, now or by the next housekeeping if a build is running.
+    housekeeping.layers_remember(get_backend().remove_space(space.full_name))
+    proxy.remove_route(space.label, proxy_config())
+    (settings.SITES_DIR / space.label).unlink(missing_ok=True)
+    snapshots = set(space.revisions.values_list("snapshot_path", flat=True))
+    rev_ids = list(space.revisions.values_list("pk", flat=True))
+    space.delete()
+    for rev_id in rev_ids:
+        logs.reset(logs.build_key(rev_id))
+    logs.reset(logs.run_key(space_id))
+    run_logs.run_log_forget(space_id)
+    # Snapshots are content-addressed and may be shared with another space's revision.
+    still_used = set(Revision.objects.filter(snapshot_path__in=snapshots).values_list("snapshot_path", flat=True))
+    for path in snapshots - still_used:
+        shutil.rmtree(path, ignore_errors=True)
+    housekeeping.layers_prune()

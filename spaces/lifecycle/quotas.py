@@ -1,0 +1,87 @@
+"""Per-user quotas (issue 15, finding 7): one user must not exhaust what every user shares.
+
+Each quota is a setting (hub/settings.py, README "Quotas"); 0 turns it off. A refusal is a
+ServiceError with HTTP 403 and a code naming the quota, so the API answers
+{"detail", "code"} and the page forms show the same sentence. The creation rate limit is a
+429 (spaces/accounts/ratelimits.py). Counts are of the space's owner: an editor's upload or restart
+spends the owner's quota, since the owner's spaces are what it fills.
+
+* spaces owned        QUOTA_SPACES_PER_USER           checked by space_create
+* running spaces      QUOTA_RUNNING_SPACES_PER_USER   checked by an upload or a restart of a
+                                                      space that is not running yet
+* builds queued       QUOTA_QUEUED_BUILDS_PER_USER    queued or building revisions, at upload
+* storage             QUOTA_STORAGE_PER_USER          bytes of the owner's snapshots (the
+                                                      uploaded repos, uncompressed), at upload
+
+The checks read counts without a lock, so two requests at the same instant may both pass by
+one; the quota bounds what a user can take, it is not an exact ledger.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import Sum
+
+from spaces.records.errors import ServiceError
+from spaces.records.models import Revision, Space
+from spaces.records.status import SERVING, SpaceStatus
+
+S = SpaceStatus
+R = Revision.Status
+# A space counts as running from its first build (it starts once built) until it stops or sleeps.
+RUNNING_STATUSES = frozenset(SERVING) | {S.BUILDING, S.APP_STARTING, S.RUNNING_APP_STARTING}
+
+
+def _refuse(message: str, code: str):
+    return ServiceError(message, code=code, http_status=403)
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def check_space_create(owner) -> None:
+    limit = settings.QUOTA_SPACES_PER_USER
+    if limit and Space.objects.filter(owner=owner).count() >= limit:
+        raise _refuse(f"You have {limit} spaces, the most one user may have on this hub; delete one "
+                      "first.", "quota_spaces")
+
+
+def check_build_queue(space: Space) -> None:
+    limit = settings.QUOTA_QUEUED_BUILDS_PER_USER
+    if limit and Revision.objects.filter(space__owner_id=space.owner_id,
+                                         status__in=[R.QUEUED, R.BUILDING]).count() >= limit:
+        raise _refuse(f"The spaces of {space.owner.username} already have {limit} builds queued or "
+                      "running, the most one user may have; wait for one to finish.", "quota_builds_queued")
+
+
+def check_running(space: Space) -> None:
+    """Before a change that would make a space run that does not run now."""
+    limit = settings.QUOTA_RUNNING_SPACES_PER_USER
+    if not limit or space.status in RUNNING_STATUSES or space.status == S.SLEEPING:
+        return  # runs already, or sleeps: a visitor's wake is not the owner's doing (SPACE_MAX_RUNNING caps it)
+    running = (Space.objects.filter(owner_id=space.owner_id, status__in=RUNNING_STATUSES)
+               .exclude(pk=space.pk).count())
+    if running >= limit:
+        raise _refuse(f"{space.owner.username} already has {limit} spaces running, the most one user "
+                      "may have; pause or delete one first.", "quota_running_spaces")
+
+
+def storage_used(owner_id: int) -> int:
+    """Bytes of the owner's stored snapshots (a snapshot shared by revisions counts once per row:
+    rare, and it errs on the owner's side of nothing)."""
+    return Revision.objects.filter(space__owner_id=owner_id).aggregate(n=Sum("snapshot_bytes"))["n"] or 0
+
+
+def check_storage(space: Space, new_bytes: int) -> None:
+    limit = settings.QUOTA_STORAGE_PER_USER
+    if not limit:
+        return
+    used = storage_used(space.owner_id)
+    if used + new_bytes > limit:
+        raise _refuse(f"This upload ({_size(new_bytes)}) would take the spaces of {space.owner.username} to "
+                      f"{_size(used + new_bytes)}, over the {_size(limit)} one user may store; delete old "
+                      "spaces first (old revisions' files are pruned on their own).", "quota_storage")

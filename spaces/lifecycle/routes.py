@@ -1,0 +1,93 @@
+"""A space's route at the proxy: rendered from its row, published (runner/proxy.py), and its
+container names and slots; static sites are a link the proxy serves directly.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from runner import proxy
+from spaces.records.models import Revision, Sdk, Space
+from spaces.records.status import SpaceStatus
+
+log = logging.getLogger(__name__)
+User = get_user_model()
+S = SpaceStatus
+R = Revision.Status
+
+
+# ----------------------------------------------------------------------------- running
+def container_name(space: Space, slot: str) -> str:
+    return f"dh-{settings.DEMOHUB_INSTANCE}-{space.label}-{slot}"
+
+
+def other_slot(slot: str) -> str:
+    return "b" if slot == "a" else "a"
+
+
+def proxy_config() -> proxy.ProxyConfig:
+    hub = urlsplit(settings.HUB_URL)
+    return proxy.ProxyConfig(routes_dir=settings.PROXY_ROUTES_DIR, spaces_domain=settings.SPACES_DOMAIN,
+                             hub_origin=f"{hub.scheme}://{hub.netloc}".lower())
+
+
+def space_app_port(space: Space) -> int:
+    """The port the space's app listens on (README `app_port`, default 7860)."""
+    meta = (space.running_revision or space.latest_revision or Revision()).metadata
+    return int(meta.get("app_port") or 7860)
+
+
+def space_route(space: Space) -> proxy.Route:
+    """The route the proxy should have for `space` right now, from the database alone."""
+    rev = space.running_revision
+    # README `disable_embedding` of the revision that serves (spaces/embeds): a flag, no reload.
+    embedding = not (rev or space.latest_revision or Revision()).metadata.get("disable_embedding", False)
+    if space.sdk == Sdk.STATIC and rev is not None:
+        return proxy.Route(label=space.label, space=space.full_name, kind="static",
+                           static_root=str(settings.SITES_DIR / space.label), private=space.is_private,
+                           access_epoch=space.access_epoch, embedding=embedding)
+    port = space_app_port(space)
+    # Both blue/green slots; the active one is a flag the proxy reads per request, so a
+    # redeploy's switch reloads nothing (runner/proxy.py).
+    return proxy.Route(label=space.label, space=space.full_name, kind="container",
+                       upstream=f"{space.slot_address('a')}:{port}", upstream_b=f"{space.slot_address('b')}:{port}",
+                       active_slot=space.active_slot, private=space.is_private,
+                       access_epoch=space.access_epoch, sleeping=bool(space.sleep_mode), embedding=embedding)
+
+
+def space_publish_route(*, space_id: int, wait: bool = True, **fields) -> None:
+    """Write `fields` to the space, then render its route from the row and (with `wait`) wait
+    until the proxy has loaded it.
+
+    The row stays locked while the route is written, so two writers (a redeploy and the
+    route task queued at creation, say) cannot interleave a stale read with a newer write:
+    the route on disk always matches the last committed row.
+    """
+    config = proxy_config()
+    with transaction.atomic():
+        space = (Space.objects.select_for_update(of=("self",))
+                 .select_related("owner", "running_revision", "latest_revision").filter(pk=space_id).first())
+        if space is None or space.status == S.DELETING:
+            return
+        if fields:
+            Space.objects.filter(pk=space_id).update(**fields)
+            for key, value in fields.items():
+                setattr(space, key, value)
+        changed = proxy.publish_route(space_route(space), config)
+    if changed and wait and not proxy.wait_applied(config):
+        log.warning("the proxy has not loaded routes generation %s yet", proxy.current_generation(config))
+
+
+def switch_static_site(space: Space, rev: Revision) -> None:
+    """Point sites/<label> at the revision's snapshot, atomically (rename over the old link)."""
+    settings.SITES_DIR.mkdir(parents=True, exist_ok=True)
+    link = settings.SITES_DIR / space.label
+    tmp = settings.SITES_DIR / f".{space.label}.{secrets.token_hex(4)}"
+    os.symlink(rev.snapshot_path, tmp)
+    os.replace(tmp, link)
