@@ -4,10 +4,12 @@ Plain Django signals, sent by the one place where each event happens, so a room 
 webhooks) reacts without the lower room importing it. Receivers run in the sender's thread
 and transaction: they must be quick, and defer any I/O to after the commit.
 
-* space_status_changed(space_id, previous, status): from services.space_transition, after its
+* space_status_changed(space_id, previous, status): from records/services.space_transition, after its
   UPDATE moved the space; `previous` is None where the caller passed only an id.
-* revision_finished(revision_id, status): a build ended, "succeeded" or "failed".
-* comment_posted(comment_id): a new comment or reply (comments.comment_create).
+* revision_finished(revision_id, status): a build ended, "succeeded" or "failed"
+  (builds/outcomes.finish_revision; catalog/services.revision_create for a static revision
+  or a README error).
+* comment_posted(comment_id): a new comment or reply (community/services.comment_create).
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ PING = "ping"
 class Webhook(models.Model):
     space = models.ForeignKey("spaces.Space", on_delete=models.CASCADE, related_name="webhooks")
     url = models.CharField(max_length=2000)
-    # Encrypted at rest like secrets (spaces/crypto.py): "fernet:..."; read with services.webhook_secret.
+    # Encrypted at rest like secrets (spaces/lifecycle/crypto.py): "fernet:..."; read with services.webhook_secret.
     secret = models.TextField()
     events = ArrayField(models.CharField(max_length=32, choices=WebhookEvent.choices))
     active = models.BooleanField(default=True)

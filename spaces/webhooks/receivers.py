@@ -1,4 +1,4 @@
-"""spaces/events.py -> webhook deliveries. Each receiver does one indexed query when the space
+"""spaces/records/events.py -> webhook deliveries. Each receiver does one indexed query when the space
 has no webhook for the event; the payload is only built when one does.
 
 A receiver runs inside the sender's transaction (a status transition, a build's end, a new
