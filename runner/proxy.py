@@ -53,8 +53,18 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from runner.exceptions import RouteError
-from runner.flags import (SLOTS, TMP_PREFIX, active_slot, embedding_allowed, frames_flag, is_label,
-                          set_active_slot, set_embedding, slot_flag, validate_label)
+from runner.flags import (
+    SLOTS,
+    TMP_PREFIX,
+    active_slot,
+    embedding_allowed,
+    frames_flag,
+    is_label,
+    set_active_slot,
+    set_embedding,
+    slot_flag,
+    validate_label,
+)
 from runner.flags import write_atomic as _write_atomic
 
 __all__ = [

@@ -9,11 +9,11 @@ import pytest
 from django.test import Client
 
 from runner import proxy
-from spaces.lifecycle.routes import proxy_config
-from spaces.records.services import space_transition
 from spaces.embeds.badge import badge_svg
+from spaces.lifecycle.routes import proxy_config
 from spaces.records.frontmatter import ConfigError, parse_config
 from spaces.records.models import Space
+from spaces.records.services import space_transition
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 

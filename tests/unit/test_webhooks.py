@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.db import OperationalError, connection
 
-from spaces.webhooks.models import DeliveryOutcome, Webhook, WebhookDelivery
 from spaces.webhooks import services, targets
+from spaces.webhooks.models import DeliveryOutcome, Webhook, WebhookDelivery
 
 from .helpers import assert_error
 
