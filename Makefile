@@ -11,7 +11,7 @@ BUILD_CA_BUNDLE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 export BUILD_CA_BUNDLE
 endif
 
-.PHONY: help up down clean-data test bootstrap bench
+.PHONY: help up down clean-data test bootstrap bench backup restore
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -24,6 +24,12 @@ down: ## stop the stack (data volumes are kept)
 
 clean-data: ## stop the stack and delete its volumes, space containers, networks and images
 	bash scripts/down.sh --volumes
+
+backup: ## one archive of the database, the uploads and .env (BACKUP_PASSPHRASE encrypts it)
+	bash scripts/backup.sh
+
+restore: ## restore FILE=<archive> into a fresh stack (make up first); spaces rebuild and start
+	bash scripts/restore.sh "$(FILE)"
 
 test: ## run the test suite (includes a smoke test of the compose stack)
 	bash scripts/test.sh

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 import time
 import traceback
@@ -51,6 +52,12 @@ from bench._common import (  # noqa: E402
 )
 
 TARGETS = {"static": 2.0, "gradio_warm": 10.0, "gradio_redeploy": 5.0}
+
+# The SDK versions of the stack this bench starts: it passes them as DEFAULT_<SDK>_VERSION, so
+# it knows which SDK image a new space builds on. The hub's defaults (hub/settings.py; a unit
+# test, tests/unit/test_bench_support.py, keeps them equal), or what this environment sets.
+SDK_VERSIONS = {"gradio": os.environ.get("DEFAULT_GRADIO_VERSION") or "6.31.0",
+                "streamlit": os.environ.get("DEFAULT_STREAMLIT_VERSION") or "1.67.0"}
 
 GRADIO_APP = '''import gradio as gr
 
@@ -100,11 +107,6 @@ class Runner:
     def __init__(self, stack, owner: str, token: str):
         self.stack, self.owner, self.token = stack, owner, token
         self.results: dict[str, dict] = {}
-
-    def sdk_version(self, sdk: str) -> str:
-        out = self.stack.manage("shell", "-c", "from django.conf import settings; "
-                                f"print(settings.DEFAULT_{sdk.upper()}_VERSION)")
-        return out.strip().splitlines()[-1]
 
     def pause(self, name: str) -> None:
         """Pause a measured space (its containers stop), so idle apps do not load the next
@@ -240,6 +242,7 @@ def main() -> int:
     info = machine()
     log(f"upload_to_live: {info['date_utc']}, {info['cores']} cores, load {info.get('loadavg_at_start')}")
     stack = start_stack()
+    stack.settings.update({f"DEFAULT_{sdk.upper()}_VERSION": version for sdk, version in SDK_VERSIONS.items()})
     payload: dict = {"bench": "upload_to_live", "machine": info, "cold_requested": args.cold,
                      "repeat": args.repeat, "targets_s": TARGETS}
     runner = None
@@ -265,7 +268,7 @@ def main() -> int:
             runner.measure("static", f"bstatic{i}", "static", static_repo(n), marker=n, timeout=120)
 
         # -- gradio: cold (if the SDK image is missing or --cold), warm, code-only redeploy
-        gv = runner.sdk_version("gradio")
+        gv = SDK_VERSIONS["gradio"]
         gimage = f"demohub/sdk-gradio:{gv}"
         payload["gradio_sdk_image"] = gimage
         if args.cold:
@@ -288,7 +291,7 @@ def main() -> int:
 
         # -- streamlit: warm (its SDK image is made first when missing, and that is reported)
         if not args.skip_streamlit:
-            sv = runner.sdk_version("streamlit")
+            sv = SDK_VERSIONS["streamlit"]
             simage = f"demohub/sdk-streamlit:{sv}"
             if not image_present(simage):
                 log(f"{simage} is missing: building it first (streamlit_cold)")

@@ -15,6 +15,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from hub.sites import same_site, site_of
+from spaces.operations import logconfig as operations_logconfig
 from runner import egress
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -284,6 +285,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 2**20
 
 # --- Accounts ------------------------------------------------------------------------------
 SIGNUP_OPEN = env.bool("SIGNUP_OPEN", default=True)
+BROWSE_PAGE_SIZE = env.int("BROWSE_PAGE_SIZE", default=24)  # cards per page of browse and profiles (API: ?page_size)
+if not 1 <= BROWSE_PAGE_SIZE <= 500:
+    raise ImproperlyConfigured(f"BROWSE_PAGE_SIZE={BROWSE_PAGE_SIZE} is not between 1 and 500")
 # How long the cookie that lets a hub user or a share-link holder into a private space's host
 # lasts (seconds). Access is re-checked against the database far more often than this (see
 # runner/proxy.py AUTH_CACHE_SECONDS); this only bounds how often the hub login is re-carried.
@@ -353,6 +357,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# Benchmarks only, never in production: the hub's time and SQL query count on every response.
+if env.bool("BENCH_HEADERS", default=False):
+    MIDDLEWARE.insert(0, "hub.bench_headers.BenchHeadersMiddleware")
 
 ROOT_URLCONF = "hub.urls"
 TEMPLATES = [
@@ -460,11 +467,10 @@ CELERY_BEAT_SCHEDULE = {
     "housekeeping": {"task": "spaces.tasks.housekeeping_task", "schedule": HOUSEKEEPING_INTERVAL},
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# --- Operations (README "Operations"): LOG_FORMAT json or console, LOG_LEVEL (operations/logconfig.py)
+LOG_FORMAT, LOG_LEVEL, LOGGING = operations_logconfig.from_env(env)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING (JSON lines) too
+MIDDLEWARE.insert(0, "spaces.operations.middleware.RequestMiddleware")  # request ids, HTTP metrics
+METRICS_TOKEN = env_secret("METRICS_TOKEN", "").strip()  # bearer token of GET /metrics; empty: 404
+# Every hub process counts into this shared folder; a scrape of the web process merges them.
+METRICS_MULTIPROC_DIR = env.str("METRICS_MULTIPROC_DIR", default=str(DATA_DIR / "metrics"))

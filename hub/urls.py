@@ -1,10 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from spaces.lifecycle.readiness import readyz_view
+from spaces.operations.api import HealthzView, MetricsView, ReadyzView
 
 urlpatterns = [
-    path("readyz", readyz_view, name="readyz"),  # public readiness probe (spaces/lifecycle/readiness.py)
+    # Probes and the scrape endpoint (spaces/operations/api.py).
+    path("healthz", HealthzView.as_view(), name="healthz"),
+    path("readyz", ReadyzView.as_view(), name="readyz"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("spaces.api_urls")),
     path("", include("spaces.urls")),

@@ -15,8 +15,11 @@ log() { echo "[up] $*" >&2; }
 
 # The env file fills in only what the environment leaves unset (the precedence compose uses).
 (umask 077 && touch "$ENV_FILE")
-while IFS='=' read -r key value || [ -n "$key" ]; do
-  [[ $key =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+# Split at the first "=" by hand: `IFS='=' read key value` drops one trailing "=" of the value,
+# which every generated SECRETS_ENCRYPTION_KEY (base64 of 32 bytes) ends with.
+while IFS= read -r line || [ -n "$line" ]; do
+  key=${line%%=*} value=${line#*=}
+  [[ $line == *=* && $key =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
   value=${value%$'\r'}
   if [[ $value =~ ^\"(.*)\"$ || $value =~ ^\'(.*)\'$ ]]; then value=${BASH_REMATCH[1]}; fi
   [ -n "${!key+set}" ] || export "$key=$value"
@@ -24,7 +27,7 @@ done <"$ENV_FILE"
 
 # Secrets: generated once into the env file, never into an image.
 # SECRETS_ENCRYPTION_KEY is a Fernet key: 32 random bytes in URL-safe base64.
-for key in DJANGO_SECRET_KEY PROXY_SHARED_SECRET SECRETS_ENCRYPTION_KEY; do
+for key in DJANGO_SECRET_KEY PROXY_SHARED_SECRET SECRETS_ENCRYPTION_KEY METRICS_TOKEN; do
   if [ -z "${!key:-}" ]; then
     if [ "$key" = SECRETS_ENCRYPTION_KEY ]; then
       value=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_')
@@ -74,7 +77,7 @@ fi
 
 compose() { docker-compose -p "$COMPOSE_PROJECT_NAME" --env-file "$ENV_FILE" "$@"; }
 local_host() { case $1 in 0.0.0.0 | '' | '[::]' | '::') echo 127.0.0.1 ;; *) echo "$1" ;; esac; }
-hub_url="http://$(local_host "${HUB_BIND:-127.0.0.1}"):$HUB_PORT/"
+hub_url="http://$(local_host "${HUB_BIND:-127.0.0.1}"):$HUB_PORT/healthz"
 proxy_url="http://$(local_host "${PROXY_LISTEN%:*}"):${PROXY_LISTEN##*:}/"
 status() { curl -s -o /dev/null -w '%{http_code}' --noproxy '*' --max-time 3 "$1" || true; }
 hub_ok() { [ "$hub" -ge 100 ] && [ "$hub" -lt 500 ]; }

@@ -15,4 +15,5 @@ class SpacesConfig(AppConfig):
         import_module("spaces.access.signals")  # connects the receivers that end access at once
         for room in TASK_ROOMS:
             import_module(f"spaces.{room}.tasks")
+        import_module("spaces.operations.celery_hooks")  # request ids into tasks; task metrics
         import_module("spaces.webhooks.receivers")  # events -> webhook deliveries

@@ -6,6 +6,8 @@ import os
 import tempfile
 
 os.environ.setdefault("DEMOHUB_INSTANCE", "unit")
+# Log lines for people reading test output (production: JSON, spaces/operations/logconfig.py).
+os.environ.setdefault("LOG_FORMAT", "console")
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="demohub-unit-"))
 # hub.settings refuses to start without the proxy's key.
 os.environ.setdefault("PROXY_SHARED_SECRET", "unit-proxy-key")

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+import structlog
 from redis import RedisError
 
 from runner.backends import BuildSpec
@@ -74,7 +75,10 @@ def revision_build(*, revision_id: int) -> None:
                      image=image_name(space, rev.number), app_file=meta.get("app_file") or "app.py",
                      app_port=meta.get("app_port") or 7860, sdk_version=meta.get("sdk_version") or default_version,
                      no_cache=rev.factory)
-    sink(f"==> revision {rev.number} of {space.full_name} ({space.sdk})\n")
+    # The request id of the upload (or of the task that sent this build): the build log names it,
+    # so the log lines of the hub and the worker about this build can be found (README "Logs").
+    request_id = structlog.contextvars.get_contextvars().get("request_id", "")
+    sink(f"==> revision {rev.number} of {space.full_name} ({space.sdk}), request {request_id}\n")
     retries = build_leases.retries(rev.pk)
     if retries:
         sink(f"==> attempt {retries + 1}: the build worker of the previous attempt stopped responding\n")

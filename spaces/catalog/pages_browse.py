@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -18,7 +19,7 @@ from spaces.access.selectors import space_filter, space_list_visible_to
 from spaces.records.models import Sdk, Space
 from spaces.records.search import DeferredJoinList
 
-PAGE_SIZE = 24
+PAGE_SIZE = settings.BROWSE_PAGE_SIZE  # 24 unless set
 LIST_PARAMS = ("search", "sdk", "tag", "sort")
 SORT_CHOICES = [("trending", "Trending"), ("likes", "Most liked"), ("recent", "Recently updated")]
 

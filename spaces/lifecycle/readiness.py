@@ -1,4 +1,5 @@
-"""GET /readyz: whether this hub can serve and run spaces now, for load balancers and operators.
+"""The checks behind GET /readyz (served by spaces/operations/api.py): whether this hub can
+serve and run spaces now, for load balancers and operators.
 
 200 when the database, the broker (Redis) and the container engine answer; otherwise 503 with
 Retry-After, naming the failing part. It also says whether spaces run behind the host
@@ -16,8 +17,6 @@ import time
 import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.http import JsonResponse
-from django.views.decorators.http import require_GET
 
 from runner import egress
 
@@ -71,17 +70,3 @@ def checks() -> dict[str, str]:
         result["broker"] = "failing"
         result["engine"] = "unknown"  # its heartbeat lives in Redis
     return result
-
-
-@require_GET
-def readyz_view(request):
-    found = checks()
-    failing = [name for name, value in found.items() if value == "failing"]
-    ready = all(value == "ok" for value in found.values())
-    body = {"status": "ready" if ready else "unavailable", "checks": found, "failing": failing,
-            "isolation": isolation()}
-    response = JsonResponse(body, status=200 if ready else 503)
-    response["Cache-Control"] = "no-store"
-    if not ready:
-        response["Retry-After"] = str(RETRY_AFTER)
-    return response

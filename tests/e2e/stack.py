@@ -99,6 +99,8 @@ class Stack:
             "SPACES_SUBNET": self.subnet,
             "BUILDS_SUBNET": self.builds_subnet,
             "PROXY_SHARED_SECRET": "e2e-proxy-" + self.instance,
+            "METRICS_TOKEN": "e2e-metrics-" + self.instance,
+            "LOG_FORMAT": "json",  # as in production (the unit tests' settings set "console")
             "RECONCILE_INTERVAL": "10",
             "RUN_LOG_INTERVAL": "1",
             "SPACE_STARTUP_TIMEOUT": "180",

@@ -164,7 +164,7 @@ def test_housekeeping_keeps_the_running_and_previous_images_then_delete_removes_
     owner, token, space = zero_space
     assert stack.space(token, owner, NAME)["running_revision"] == 5
     watch_old_container_gone(stack, owner, timeout=60)  # revision 2's, once drained
-    out = stack.manage("shell", "-c", "from spaces import housekeeping; print(housekeeping.housekeeping_run())")
+    out = stack.manage("housekeeping")
     print("\n" + out)
     containers, images = engine_objects(stack, owner)
     kept = sorted(img.labels["demohub.revision"] for img in images)

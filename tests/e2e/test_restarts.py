@@ -252,6 +252,26 @@ def revision(stack, owner, name: str, number: int = 1) -> dict:
     return r.json()
 
 
+def test_readyz_names_redis_while_it_is_down(stack, owner, loaded):
+    """GET /readyz names the broker (Redis) while it is down, /healthz still says up, /metrics
+    answers 503 with Retry-After; /readyz is ready again once Redis is back (README "Operations")."""
+    metrics_auth = {"Authorization": f"Bearer {stack.env['METRICS_TOKEN']}"}
+    assert requests.get(f"{stack.hub_url}/readyz", timeout=10).status_code == 200
+    stack.stop("redis")
+    try:
+        r = requests.get(f"{stack.hub_url}/readyz", timeout=10)
+        assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
+        assert r.json()["failing"] == ["broker"] and "(Redis)" in r.json()["message"], r.json()
+        assert requests.get(f"{stack.hub_url}/healthz", timeout=10).json() == {"status": "up"}
+        m = requests.get(f"{stack.hub_url}/metrics", headers=metrics_auth, timeout=10)
+        assert m.status_code == 503 and m.headers["Retry-After"] == "5" and m.json()["code"] == "broker_unavailable"
+    finally:
+        stack.start_redis()
+    # The engine's heartbeat went with Redis: ready once the lifecycle worker's next check writes it.
+    wait_for("ready again", lambda: requests.get(f"{stack.hub_url}/readyz", timeout=10).status_code == 200,
+             timeout=60)
+
+
 def test_redis_restart_loses_no_space_and_no_upload(stack, owner, loaded):
     username, token = owner
     marker = uuid.uuid4().hex[:8]  # a build step the layer cache cannot answer

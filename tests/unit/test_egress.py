@@ -211,7 +211,8 @@ def test_readyz_names_the_failing_part_and_the_isolation_state(client, settings,
     r = client.get("/readyz")  # no lifecycle worker has seen the engine
     assert r.status_code == 503 and r["Retry-After"] == "5"
     assert r.json() == {"status": "unavailable", "checks": {"database": "ok", "broker": "ok", "engine": "failing"},
-                        "failing": ["engine"], "isolation": "refusing"}
+                        "failing": ["engine"], "isolation": "refusing",
+                        "message": "not ready: the container engine (as a lifecycle worker last saw it) does not answer"}
 
     readiness.engine_seen()
     settings.ALLOW_UNISOLATED = True

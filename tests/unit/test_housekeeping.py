@@ -327,3 +327,14 @@ def test_builds_run_on_their_own_bounded_worker():
 def test_container_state_carries_what_housekeeping_needs():
     state = ContainerState(name="x", running=False, paused=False, exit_code=0, oom_killed=False, labels={})
     assert state.id == "" and state.created_at is None and state.finished_at is None
+
+
+# ------------------------------------------------------------------------------ manage.py housekeeping
+def test_the_housekeeping_command_runs_one_round_by_the_tasks_registered_name(serving, hub):
+    space = serving(4)
+    out = io.StringIO()
+    from django.core.management import call_command
+
+    call_command("housekeeping", stdout=out)
+    assert image_numbers(hub.backend, space) == [3, 4]
+    assert re.fullmatch(r"housekeeping: one round in \d+\.\d s\n", out.getvalue())

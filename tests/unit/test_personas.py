@@ -692,6 +692,9 @@ ROUTES_OUTSIDE_THE_MATRIX: dict[str, str] = {
     "api/me": "the caller's own account",
     "api/schema": "the OpenAPI schema: public, no space",
     "readyz": "the public readiness probe: no space",
+    "healthz": "the public liveness probe: no space, touches nothing (test_operations.py)",
+    "metrics": "operators only, by METRICS_TOKEN alone: every persona's session or API token without it gets 401, "
+               "and the figures name no space (test_operations.py)",
     "s/<str:token>": "redeems a share link: the matrix's share and revoked personas enter through it "
                      "(World._link_holder); its own rules: test_private_access.py",
     f"{S}/comments/<int:comment_id>/<str:action>": "a comment's author or the space owner acts on it, by the "
