@@ -81,6 +81,7 @@ __all__ = [
     "set_active_slot",
     "set_route_state",
     "route_state_differs",
+    "embedding_allowed",
 ]
 
 KIND_CONTAINER = "container"
@@ -120,6 +121,9 @@ class Route:
     private: bool = False           # access check at the proxy: runner/proxy_state.py
     access_epoch: int = 0           # part of the access-cache key; bumped when access changes
     sleeping: bool = False          # the app is frozen or stopped: each request wakes it first
+    # README `disable_embedding: true` makes this False: only the app itself and the hub may
+    # frame the public app (a private one is never framed by other sites). A flag, no reload.
+    embedding: bool = True
     # Blue/green: with `upstream_b`, `upstream` is slot a's address and `upstream_b` slot b's,
     # both in the file; which one serves is the slot flag (set_active_slot), read per request,
     # so switching slots needs no reload (a reload resets keep-alive requests: see below).
@@ -490,16 +494,23 @@ def publish_route(route: Route, config: ProxyConfig) -> bool:
     return changed or moved or state
 
 
-def _state_flags(label: str, config: ProxyConfig) -> tuple[Path, Path]:
+def _state_flags(label: str, config: ProxyConfig) -> tuple[Path, Path, Path]:
     label = validate_label(label)
-    return config.states_dir / f"{label}.private", config.states_dir / f"{label}.sleeping"
+    return (config.states_dir / f"{label}.private", config.states_dir / f"{label}.sleeping",
+            config.states_dir / f"{label}.noembed")
+
+
+def embedding_allowed(label: str, config: ProxyConfig) -> bool:
+    """Whether other sites may frame ``label``'s public app (no ``<label>.noembed`` flag)."""
+    return not _state_flags(label, config)[2].exists()
 
 
 def route_state_differs(route: Route, config: ProxyConfig) -> bool:
     """Whether the state flags on disk differ from what ``route`` says."""
-    private, sleeping = _state_flags(route.label, config)
+    private, sleeping, noembed = _state_flags(route.label, config)
     want = f"{int(route.access_epoch)}\n" if route.private else None
-    return _read_text(private) != want or sleeping.exists() != bool(route.sleeping)
+    return (_read_text(private) != want or sleeping.exists() != bool(route.sleeping)
+            or noembed.exists() == bool(route.embedding))
 
 
 def set_route_state(route: Route, config: ProxyConfig) -> bool:
@@ -508,18 +519,19 @@ def set_route_state(route: Route, config: ProxyConfig) -> bool:
     per request (a worker may see a flag as it was for STATE_FLAG_CACHE_SECONDS; the epoch it
     reads at once). A flag that appears narrows who reaches the app, so it is recorded as a
     move and wait_applied() waits until every worker sees it. Returns whether anything changed."""
-    if not isinstance(route.private, bool) or not isinstance(route.sleeping, bool):
-        raise RouteError(f"route {route.label}: private and sleeping must be bools")
+    if not all(isinstance(v, bool) for v in (route.private, route.sleeping, route.embedding)):
+        raise RouteError(f"route {route.label}: private, sleeping and embedding must be bools")
     epoch = route.access_epoch
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
         raise RouteError(f"route {route.label}: access_epoch must be a non-negative int")
-    private, sleeping = _state_flags(route.label, config)
+    private, sleeping, noembed = _state_flags(route.label, config)
     config.states_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(PermissionError):   # the proxy's workers read it as another user
         os.chmod(config.states_dir, 0o755)
     changed = appeared = False
     for flag, text in ((private, f"{epoch}\n" if route.private else None),
-                       (sleeping, "1\n" if route.sleeping else None)):
+                       (sleeping, "1\n" if route.sleeping else None),
+                       (noembed, None if route.embedding else "1\n")):
         current = _read_text(flag)
         if current == text:
             continue
@@ -645,7 +657,7 @@ def _remove_others(keep, config: ProxyConfig) -> bool:
     if states_dir.is_dir():
         for entry in states_dir.iterdir():
             stem, dot, kind = entry.name.rpartition(".")
-            if dot and kind in ("private", "sleeping") and stem not in keep:
+            if dot and kind in ("private", "sleeping", "noembed") and stem not in keep:
                 entry.unlink(missing_ok=True)
     return changed
 

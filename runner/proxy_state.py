@@ -46,7 +46,13 @@ def state_lines(label: str, states_dir: str, hub_origin: str) -> list[str]:
         f"if (-f {states}/{label}.sleeping) {{",
         "    set $demohub_gate wake;",
         "}",
-        # Sent only while private (the template's $demohub_csp map): only the hub may frame it.
+        # README `disable_embedding: true`: a public app framed only by itself and the hub.
+        'set $demohub_noembed "";',
+        f"if (-f {states}/{label}.noembed) {{",
+        "    set $demohub_noembed 1;",
+        "}",
+        # Sent while private or not embeddable (the template's $demohub_csp map): only the hub
+        # may frame it.
         f"set $demohub_frame_ancestors \"frame-ancestors 'self' {hub_origin}\";",
         "",
     ]

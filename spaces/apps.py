@@ -4,7 +4,7 @@ from django.apps import AppConfig
 
 # The rooms whose tasks.py defines Celery tasks: imported at start so that every process (web,
 # workers, tests) knows every task by name (spaces/records/jobs.py sends by name).
-TASK_ROOMS = ("access", "analytics", "builds", "community", "lifecycle")
+TASK_ROOMS = ("access", "analytics", "builds", "community", "lifecycle", "webhooks")
 
 
 class SpacesConfig(AppConfig):
@@ -16,3 +16,4 @@ class SpacesConfig(AppConfig):
         for room in TASK_ROOMS:
             import_module(f"spaces.{room}.tasks")
         import_module("spaces.operations.celery_hooks")  # request ids into tasks; task metrics
+        import_module("spaces.webhooks.receivers")  # events -> webhook deliveries

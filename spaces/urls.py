@@ -10,6 +10,8 @@ from spaces.catalog import pages_browse as browse_pages
 from spaces.community import pages as community_pages
 from spaces.lifecycle import pages_variables as variable_pages
 from spaces.lifecycle import proxy_pages
+from spaces.embeds import pages as embed_pages
+from spaces.webhooks import pages as webhook_pages
 
 urlpatterns = [
     path("", catalog_pages.browse, name="browse"),
@@ -41,6 +43,10 @@ urlpatterns = [
     path("spaces/<str:owner>/<str:name>/comments/<int:comment_id>/<str:action>", community_pages.comment_action,
          name="space-comment-action"),
     path("spaces/<str:owner>/<str:name>/like", community_pages.like, name="space-like"),
+    path("spaces/<str:owner>/<str:name>/webhooks", webhook_pages.webhooks_page, name="space-webhooks"),
+    path("spaces/<str:owner>/<str:name>/webhooks/<int:webhook_id>/<str:action>", webhook_pages.webhook_action,
+         name="space-webhook-action"),
+    path("spaces/<str:owner>/<str:name>/badge.svg", embed_pages.badge, name="space-badge"),
     path("internal/proxy/fallback", proxy_pages.proxy_fallback, name="proxy-fallback"),
     path("internal/proxy/auth", proxy_pages.proxy_auth_view, name="proxy-auth"),
     path("internal/proxy/session", proxy_pages.proxy_session_view, name="proxy-session"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from spaces.lifecycle import logs
+from spaces.records import events
 from spaces.records.models import Revision, Space
 from spaces.records.services import space_transition, status_keeping_running_revision
 from spaces.records.status import SpaceStatus
@@ -25,6 +26,8 @@ def finish_revision(rev: Revision, status: str, *, error: str = "", image: str =
         rows = rows.filter(task_id=lease)
     done = rows.update(status=status, error=error[:4000], image=image, finished_at=timezone.now(),
                        build_log=text.decode("utf-8", "replace"))
+    if done == 1:
+        events.revision_finished.send(sender=Revision, revision_id=rev.pk, status=status)
     return done == 1
 
 

@@ -23,7 +23,7 @@ from django.utils import timezone
 from runner.archive import ArchiveLimits, snapshot_archive
 from spaces.access.services import space_access_changed
 from spaces.lifecycle import logs, quotas
-from spaces.records import jobs
+from spaces.records import events, jobs
 from spaces.records.errors import ServiceError
 from spaces.records.frontmatter import ConfigError, MissingAppFile, read_config
 from spaces.records.models import HostLabel, Revision, Sdk, Space, Visibility
@@ -193,6 +193,7 @@ def revision_create(*, space: Space, archive, created_by: User) -> Revision:
                 space_transition(space, S.NO_APP_FILE if missing_app else S.CONFIG_ERROR, error=config_error)
             logs.reset(logs.build_key(rev.pk))
             Revision.objects.filter(pk=rev.pk).update(build_log=config_error + "\n")
+            events.revision_finished.send(sender=Revision, revision_id=rev.pk, status=R.FAILED)
             rev.refresh_from_db()
             return rev
         # README values win over the API's (design.md §4).
@@ -202,6 +203,7 @@ def revision_create(*, space: Space, archive, created_by: User) -> Revision:
             # Nothing to build: the proxy serves the files themselves.
             Revision.objects.filter(pk=rev.pk).update(status=R.SUCCEEDED, started_at=timezone.now(),
                                                       finished_at=timezone.now(), build_log="static files, nothing to build\n")
+            events.revision_finished.send(sender=Revision, revision_id=rev.pk, status=R.SUCCEEDED)
             jobs.send_on_commit("spaces.tasks.start_revision_task", rev.pk)
         else:
             jobs.send_on_commit("spaces.tasks.build_revision_task", rev.pk)

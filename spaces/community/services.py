@@ -32,6 +32,7 @@ from django.utils import timezone
 from spaces.access.selectors import Action, Role, can, space_role
 from spaces.community import trending
 from spaces.community.models import Comment, Like
+from spaces.records import events
 from spaces.records.errors import ServiceError
 from spaces.records.models import Space
 
@@ -148,6 +149,7 @@ def comment_create(*, space: Space, author, body: str, reply_to: Comment | int |
                 raise ServiceError("This comment is hidden; it cannot be replied to.", code="comment_hidden")
         comment = Comment.objects.create(space=space, author=author, body=body, reply_to=root)
         _bump_comment_count(space.pk, +1)
+        events.comment_posted.send(sender=Comment, comment_id=comment.pk)
     return comment
 
 

@@ -46,17 +46,19 @@ def space_app_port(space: Space) -> int:
 def space_route(space: Space) -> proxy.Route:
     """The route the proxy should have for `space` right now, from the database alone."""
     rev = space.running_revision
+    # README `disable_embedding` of the revision that serves (spaces/embeds): a flag, no reload.
+    embedding = not (rev or space.latest_revision or Revision()).metadata.get("disable_embedding", False)
     if space.sdk == Sdk.STATIC and rev is not None:
         return proxy.Route(label=space.label, space=space.full_name, kind="static",
                            static_root=str(settings.SITES_DIR / space.label), private=space.is_private,
-                           access_epoch=space.access_epoch)
+                           access_epoch=space.access_epoch, embedding=embedding)
     port = space_app_port(space)
     # Both blue/green slots; the active one is a flag the proxy reads per request, so a
     # redeploy's switch reloads nothing (runner/proxy.py).
     return proxy.Route(label=space.label, space=space.full_name, kind="container",
                        upstream=f"{space.slot_address('a')}:{port}", upstream_b=f"{space.slot_address('b')}:{port}",
                        active_slot=space.active_slot, private=space.is_private,
-                       access_epoch=space.access_epoch, sleeping=bool(space.sleep_mode))
+                       access_epoch=space.access_epoch, sleeping=bool(space.sleep_mode), embedding=embedding)
 
 
 def space_publish_route(*, space_id: int, wait: bool = True, **fields) -> None:

@@ -54,6 +54,9 @@ class SpaceConfig:
     short_description: str = ""
     tags: list[str] = field(default_factory=list)
     pinned: bool = False
+    # Hugging Face's key: the app may be framed only by the hub's own page (the proxy sends
+    # frame-ancestors; spaces/embeds, runner/proxy.py).
+    disable_embedding: bool = False
     license: str = ""
     startup_duration_timeout: int = 0  # seconds, 0 = hub default
     readme_body: str = ""
@@ -194,6 +197,11 @@ def parse_config(text: str | None, *, space_sdk: str, files: set[str]) -> SpaceC
     if not isinstance(pinned, bool):
         raise ConfigError("pinned", "must be true or false")
     cfg.pinned = pinned
+
+    disable_embedding = data.get("disable_embedding", False)
+    if not isinstance(disable_embedding, bool):
+        raise ConfigError("disable_embedding", f"{_shown(disable_embedding)} is not true or false")
+    cfg.disable_embedding = disable_embedding
 
     timeout = data.get("startup_duration_timeout")
     if timeout is not None:

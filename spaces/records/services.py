@@ -10,6 +10,7 @@ import logging
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from spaces.records import events
 from spaces.records.models import Revision, Space
 from spaces.records.search import SEARCHED_FIELDS, space_search_vector_refresh
 from spaces.records.status import SERVING, SpaceStatus, allowed_sources
@@ -34,9 +35,12 @@ def space_transition(space: Space | int, to: str, *, error: str | None = None,
         values["error"] = error[:4000]
     sources = allowed_sources(to) if expected is None else allowed_sources(to) & frozenset(expected)
     changed = Space.objects.filter(pk=space_id, status__in=sources).update(**values) == 1
+    previous = space.status if isinstance(space, Space) else None
     if changed and isinstance(space, Space):
         for key, value in values.items():
             setattr(space, key, value)
+    if changed:
+        events.space_status_changed.send(sender=Space, space_id=space_id, previous=previous, status=to)
     return changed
 
 

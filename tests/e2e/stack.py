@@ -113,6 +113,9 @@ class Stack:
             # Spaces sleep only where a test asks (sleep_after), and then quickly.
             "SPACE_SLEEP_AFTER_DEFAULT": "-1",
             "SPACE_SLEEP_AFTER_MIN": "5",
+            # The tests' webhook receivers listen on loopback (issue 14); a retry comes quickly.
+            "WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8",
+            "WEBHOOK_RETRY_BASE_SECONDS": "1",
             "SPACE_FREEZE_AFTER": "4",
             "SLEEP_CHECK_INTERVAL": "1",
             # The beat rolls up the proxy's analytics log this often (tests/e2e/test_analytics.py).
@@ -211,6 +214,11 @@ class Stack:
             self._spawn(name, [sys.executable, "-m", "celery", "-A", "hub", "worker", "-Q", queue, "-c", concurrency,
                                "-n", f"{queue}-{self.instance}@%h", "--loglevel", "INFO"], extra_env)
 
+    def start_webhooks_worker(self) -> None:
+        """Webhook deliveries, on their own queue as in docker-compose.yml."""
+        self._spawn("worker-webhooks", [sys.executable, "-m", "celery", "-A", "hub", "worker", "-Q", "webhooks",
+                                        "-c", "2", "-n", f"webhooks-{self.instance}@%h", "--loglevel", "INFO"])
+
     def start_beat(self) -> None:
         self._spawn("beat", [sys.executable, "-m", "celery", "-A", "hub", "beat", "--loglevel", "INFO",
                              "-s", str(self.data_dir / "celerybeat-schedule")])
@@ -266,6 +274,7 @@ class Stack:
         self.start_web()
         self.start_builds_worker()
         self.start_lifecycle_worker()
+        self.start_webhooks_worker()
         self.start_beat()
         wait_http(self.hub_url + "/api/spaces", timeout=60)
         wait_http(f"http://127.0.0.1:{self.proxy_port}/", timeout=30)

@@ -91,6 +91,9 @@ EXPECTED: dict[str, dict[str, dict]] = {
                          "private": cells(200,      200,      200,      404,      404,      200,      404)},
     "api_comments":     {"public":  cells(200,      200,      200,      200,      200,      200,      200),
                          "private": cells(200,      200,      200,      404,      404,      401,      404)},
+    # the status badge is for everybody, so a private space has none, whoever asks (issue 14)
+    "badge":            {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(404,      404,      404,      404,      404,      404,      404)},
     "go":               {"public":  cells(SHOWN,    SHOWN,    SHOWN,    SHOWN,    SHOWN,    SHOWN,    SHOWN),
                          "private": cells(SHOWN,    SHOWN,    SHOWN,    HIDDEN,   HIDDEN,   SHOWN,    HIDDEN)},
     "proxy_auth":       {"public":  cells(204,      204,      204,      204,      204,      204,      204),
@@ -150,6 +153,21 @@ EXPECTED: dict[str, dict[str, dict]] = {
                          "private": cells(DONE,     DONE,     403,      404,      404,      403,      404)},
     "page_restart":     {"public":  cells(DONE,     DONE,     403,      403,      403,      403,      403),
                          "private": cells(DONE,     DONE,     403,      404,      404,      403,      404)},
+    # webhooks (issue 14): the space's configuration, as variables are
+    "webhooks_page":    {"public":  cells(200,      200,      403,      403,      403,      403,      403),
+                         "private": cells(200,      200,      403,      404,      404,      403,      404)},
+    "page_webhook_off": {"public":  cells(DONE,     DONE,     403,      403,      403,      403,      403),
+                         "private": cells(DONE,     DONE,     403,      404,      404,      403,      404)},
+    "api_webhooks":     {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      404,      401,      404)},
+    "api_webhook_add":  {"public":  cells(201,      201,      403,      403,      401,      401,      401),
+                         "private": cells(201,      201,      403,      404,      404,      401,      404)},
+    "api_webhook":      {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      404,      401,      404)},
+    "api_webhook_test": {"public":  cells(202,      202,      403,      403,      401,      401,      401),
+                         "private": cells(202,      202,      403,      404,      404,      401,      404)},
+    "api_webhook_log":  {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      404,      401,      404)},
     # ---------------------------------------------------------------- visibility, access, pause, delete
     "access_page":      {"public":  cells(200,      403,      403,      403,      403,      403,      403),
                          "private": cells(200,      403,      403,      404,      404,      403,      404)},
@@ -242,6 +260,21 @@ def new_share_link_id(t: Target) -> int:
     return link.pk
 
 
+def new_webhook_id(t: Target) -> int:
+    """A fresh webhook of the target's, made by its owner (a missing space has none)."""
+    from spaces.webhooks import services as webhooks
+
+    from spaces.webhooks.models import Webhook
+
+    space = Space.objects.filter(owner__username=t.owner, name=t.name).first()
+    if space is None:
+        # The id the real target's call just used, so that the two URLs differ only by name
+        # (a 404 page links back to its own path).
+        return Webhook.objects.order_by("-pk").values_list("pk", flat=True).first() or 999_999
+    hook, _ = webhooks.webhook_create(space=space, url="https://93.184.216.34/hook", by=space.owner)
+    return hook.pk
+
+
 def api_call(method: str, suffix: str = "", body: Callable[[Target], dict] | None = None, fmt: str = "json") -> Call:
     """A call to /api/spaces/<owner>/<name><suffix>."""
     return lambda c, t, s: getattr(c.api, method)(f"/api/spaces/{t.path}{suffix}", body(t) if body else None,
@@ -311,6 +344,16 @@ SURFACES: dict[str, Surface] = {
     "page_variable_delete": Surface("form", EDIT, hub_post(lambda t: f"/spaces/{t.path}/settings/variables/delete",
                                                            lambda t: {"kind": "variable", "key": "COLOR"})),
     "page_restart": Surface("form", EDIT, hub_post(lambda t: f"/spaces/{t.path}/actions/restart")),
+    "badge": Surface("html", SEE, space_page("/badge.svg")),
+    "webhooks_page": Surface("html", EDIT, space_page("/webhooks")),
+    "page_webhook_off": Surface("form", EDIT, hub_post(lambda t: f"/spaces/{t.path}/webhooks/{new_webhook_id(t)}/disable")),
+    "api_webhooks": Surface("api", EDIT, api_call("get", "/webhooks")),
+    "api_webhook_add": Surface("api", EDIT, api_call("post", "/webhooks", lambda t: {"url": "https://93.184.216.34/"})),
+    "api_webhook": Surface("api", EDIT, lambda c, t, s: c.api.get(f"/api/spaces/{t.path}/webhooks/{new_webhook_id(t)}")),
+    "api_webhook_test": Surface("api", EDIT, lambda c, t, s: c.api.post(
+        f"/api/spaces/{t.path}/webhooks/{new_webhook_id(t)}/test")),
+    "api_webhook_log": Surface("api", EDIT, lambda c, t, s: c.api.get(
+        f"/api/spaces/{t.path}/webhooks/{new_webhook_id(t)}/deliveries")),
     "api_collaborator_remove": Surface("api", ADMIN, lambda c, t, s: c.api.delete(
         f"/api/spaces/{t.path}/collaborators/{VIEWER_NAME}")),
     "api_share_link_revoke": Surface("api", ADMIN, lambda c, t, s: c.api.delete(
@@ -627,6 +670,13 @@ ROUTE_SURFACES: dict[str, tuple[str, ...]] = {
     f"{A}/collaborators/<str:username>": ("api_collaborator_remove",),
     f"{A}/share-links": ("api_share_links",),
     f"{A}/share-links/<int:link_id>": ("api_share_link_revoke",),
+    f"{S}/badge.svg": ("badge",),
+    f"{S}/webhooks": ("webhooks_page",),
+    f"{S}/webhooks/<int:webhook_id>/<str:action>": ("page_webhook_off",),
+    f"{A}/webhooks": ("api_webhooks", "api_webhook_add"),
+    f"{A}/webhooks/<int:webhook_id>": ("api_webhook",),
+    f"{A}/webhooks/<int:webhook_id>/test": ("api_webhook_test",),
+    f"{A}/webhooks/<int:webhook_id>/deliveries": ("api_webhook_log",),
     "internal/proxy/auth": ("proxy_auth",),
     "internal/proxy/fallback": ("proxy_html", "proxy_api"),
     # Every "cookie" case of the proxy surfaces gets its cookie here (space_cookie above).

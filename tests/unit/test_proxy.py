@@ -1207,3 +1207,55 @@ def test_the_analytics_log_has_one_line_per_space_request_without_query_strings(
     assert by_uri[f"/{n}/nope.html"][2] == "404" and by_uri[f"/{n}/nope.html"][6] == "127.0.0.1"
     assert float(echo_line[0]) > time.time() - 60 and float(echo_line[3]) >= 0
     assert "sekrit" not in text and "/.demohub" not in text and "internal/proxy" not in text
+
+
+# --------------------------------------------------------------------------- embedding (issue 14)
+def _frame_policy(stack, label: str) -> str | None:
+    _, headers, _ = stack.request(label, "/")
+    return headers.get("content-security-policy")
+
+
+def _embeddable(label: str, cfg) -> bool:
+    from runner.proxy import embedding_allowed
+
+    return embedding_allowed(label, cfg)
+
+
+@needs_nginx
+@pytest.mark.parametrize("label", ["app", "site"])
+def test_disable_embedding_is_a_flag_read_per_request(stack, label):
+    from dataclasses import replace
+
+    from runner.proxy import wait_applied
+
+    hub_origin = stack.cfg.hub_origin
+    route = stack.routes[label]
+    assert _frame_policy(stack, label) is None                 # public, embedding allowed: no header at all
+    generation = current_generation(stack.cfg)
+    assert publish_route(replace(route, embedding=False), stack.cfg) and not _embeddable(label, stack.cfg)
+    try:
+        assert wait_applied(stack.cfg, timeout=10)
+        deadline = time.monotonic() + 3
+        while _frame_policy(stack, label) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _frame_policy(stack, label) == f"frame-ancestors 'self' {hub_origin}"
+        assert current_generation(stack.cfg) == generation      # no reload
+    finally:
+        publish_route(replace(route, embedding=True), stack.cfg)
+    deadline = time.monotonic() + 3
+    while _frame_policy(stack, label) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _frame_policy(stack, label) is None
+
+
+def test_publish_and_remove_keep_the_embedding_flag(cfg):
+    from dataclasses import replace
+
+    from runner.proxy import routes_out_of_date
+
+    route = Route(label="emb", space="o/emb", kind="container", upstream="127.0.0.1:7860", embedding=False)
+    assert publish_route(route, cfg) and not _embeddable("emb", cfg)
+    assert routes_out_of_date([replace(route, embedding=True)], cfg) == ["emb"]   # reconciliation notices
+    assert publish_route(replace(route, embedding=True), cfg) and _embeddable("emb", cfg)
+    publish_route(route, cfg)
+    assert remove_route("emb", cfg) and _embeddable("emb", cfg)
