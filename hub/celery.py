@@ -16,5 +16,3 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_ignore_result = True
 # Tasks live in the rooms' tasks.py; spaces.apps.SpacesConfig.ready imports them in every process.
 app.autodiscover_tasks()
-# The webhooks room's sweep: attempts whose task was lost (broker down) are queued again.
-app.add_periodic_task(60.0, app.signature("spaces.tasks.webhook_sweep"), name="webhook-sweep")

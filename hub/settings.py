@@ -474,6 +474,7 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-trending": {"task": "spaces.tasks.refresh_trending_task",
                          "schedule": env.float("TRENDING_INTERVAL", default=300.0)},
     "housekeeping": {"task": "spaces.tasks.housekeeping_task", "schedule": HOUSEKEEPING_INTERVAL},
+    "webhook-sweep": {"task": "spaces.tasks.webhook_sweep", "schedule": 60.0},  # lost webhook attempts
     "analytics-rollup": {"task": "spaces.tasks.analytics_rollup_task", "schedule": ANALYTICS_INTERVAL},
 }
 

@@ -9,7 +9,9 @@ import re
 from datetime import timedelta
 
 import pygal
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
 from pygal.style import Style
 
 STYLE = Style(
@@ -59,13 +61,13 @@ def _render(chart, **kwargs) -> SafeString:
 
 def traffic_chart(data: dict) -> SafeString:
     series, bucket = data["series"], data["bucket"]
-    chart = pygal.StackedBar(title="Requests", **COMMON)
+    chart = pygal.StackedBar(title=gettext("Requests"), **COMMON)
     labels = _labels(series, bucket)
     chart.x_labels = labels
     chart.x_labels_major = _major(labels, _every(bucket, len(labels)))
-    chart.add("page views", [p["page_views"] for p in series])
-    chart.add("API calls", [p["api_calls"] for p in series])
-    chart.add("other", [p["requests"] - p["page_views"] - p["api_calls"] for p in series])
+    chart.add(gettext("page views"), [p["page_views"] for p in series])
+    chart.add(gettext("API calls"), [p["api_calls"] for p in series])
+    chart.add(gettext("other"), [p["requests"] - p["page_views"] - p["api_calls"] for p in series])
     _count_axis(chart, max((p["requests"] for p in series), default=0))
     return _render(chart)
 
@@ -73,7 +75,7 @@ def traffic_chart(data: dict) -> SafeString:
 def errors_chart(data: dict) -> SafeString:
     series, bucket = data["series"], data["bucket"]
     style = Style(**{**STYLE.to_dict(), "colors": ("#f59e0b", "#dc2626")})
-    chart = pygal.StackedBar(title="Errors", **{**COMMON, "style": style})
+    chart = pygal.StackedBar(title=gettext("Errors"), **{**COMMON, "style": style})
     labels = _labels(series, bucket)
     chart.x_labels = labels
     chart.x_labels_major = _major(labels, _every(bucket, len(labels)))
@@ -86,11 +88,11 @@ def errors_chart(data: dict) -> SafeString:
 def latency_chart(data: dict) -> SafeString:
     series, bucket = data["series"], data["bucket"]
     style = Style(**{**STYLE.to_dict(), "colors": ("#4f46e5", "#dc2626")})
-    chart = pygal.Line(title="Latency (ms)", **{**COMMON, "style": style}, dots_size=3, allow_interruptions=True)
+    chart = pygal.Line(title=gettext("Latency (ms)"), **{**COMMON, "style": style}, dots_size=3, allow_interruptions=True)
     labels = _labels(series, bucket)
     chart.x_labels = labels
     chart.x_labels_major = _major(labels, _every(bucket, len(labels)))
-    chart.add("median", [p["latency_median_ms"] for p in series])
+    chart.add(gettext("median"), [p["latency_median_ms"] for p in series])
     chart.add("p95", [p["latency_p95_ms"] for p in series])
     return _render(chart)
 
@@ -99,14 +101,14 @@ def visitors_chart(data: dict) -> SafeString | None:
     daily = data["daily_unique_visitors"]
     if data["period"] in ("hour", "day") or not daily:
         return None
-    chart = pygal.Bar(title="Unique visitors per day", **COMMON)
+    chart = pygal.Bar(title=gettext("Unique visitors per day"), **COMMON)
     counts = {d["day"]: d["count"] for d in daily}
     first, last = data["since"].date(), (data["until"] - timedelta(seconds=1)).date()
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     labels = [d.strftime("%b %d") for d in days]
     chart.x_labels = labels
     chart.x_labels_major = _major(labels, max(1, len(labels) // 8))
-    chart.add("unique visitors", [counts.get(d, 0) for d in days])
+    chart.add(gettext("unique visitors"), [counts.get(d, 0) for d in days])
     _count_axis(chart, max(counts.values()))
     return _render(chart)
 
@@ -114,6 +116,8 @@ def visitors_chart(data: dict) -> SafeString | None:
 def sparkline(values: list[int]) -> SafeString:
     chart = pygal.Line(style=SPARK_STYLE, js=[], disable_xml_declaration=True, show_dots=False, fill=True,
                        stroke_style={"width": 2})
-    chart.add("visits", values)
-    return mark_safe(_SCRIPT.sub("", chart.render_sparkline(width=120, height=24, explicit_size=True,
-                                                            is_unicode=True)))
+    chart.add(gettext("visits"), values)
+    svg = _SCRIPT.sub("", chart.render_sparkline(width=120, height=24, explicit_size=True, is_unicode=True))
+    # pygal names an untitled chart "Pygal" (read out by screen readers): say what it shows.
+    title = escape(gettext("Requests per day"))
+    return mark_safe(svg.replace("<title>Pygal</title>", f"<title>{title}</title>"))

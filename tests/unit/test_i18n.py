@@ -120,7 +120,8 @@ class _Visible(HTMLParser):
 # Words that are the same in a Korean page: names (the product, formats, SDKs, protocols) and
 # the test's own data (usernames, space names, titles, comment bodies).
 NAMES = {"Demohub", "README", "SDK", "SDKs", "API", "Gradio", "Streamlit", "Docker", "Static", "zip", "tar", "gz",
-         "CI", "Markdown", "English"}  # a language selector names each language in itself
+         "CI", "Markdown", "English",  # a language selector names each language in itself
+         "HTML", "iframe", "JSON", "URL", "UTC", "ms", "p95", "4xx", "5xx"}  # formats, units, status classes
 
 
 NAMES_LOWER = {name.lower() for name in NAMES}
