@@ -82,6 +82,8 @@ __all__ = [
     "set_route_state",
     "route_state_differs",
     "embedding_allowed",
+    "private_epoch",
+    "end_open_connections",
 ]
 
 KIND_CONTAINER = "container"
@@ -498,6 +500,21 @@ def _state_flags(label: str, config: ProxyConfig) -> tuple[Path, Path, Path]:
     label = validate_label(label)
     return (config.states_dir / f"{label}.private", config.states_dir / f"{label}.sleeping",
             config.states_dir / f"{label}.noembed")
+
+
+def private_epoch(label: str, config: ProxyConfig) -> int | None:
+    """The access epoch in ``label``'s private flag, or None while the space is public."""
+    text = _read_text(_state_flags(label, config)[0])
+    return int(text) if text and text.strip().isdigit() else None
+
+
+def end_open_connections(config: ProxyConfig) -> int:
+    """Ask the proxy to reload (batched with any other, at most one a second): its old workers
+    finish their requests and close every kept-alive or upgraded connection. Only for access
+    taken away from a space that has connections open right now (a WebSocket is checked only
+    when it opens). Returns the new generation."""
+    with _locked(config):
+        return _bump_generation(config)
 
 
 def embedding_allowed(label: str, config: ProxyConfig) -> bool:

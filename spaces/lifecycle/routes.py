@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from runner import proxy
+from runner import connections, proxy
 from spaces.records.models import Revision, Sdk, Space
 from spaces.records.status import SpaceStatus
 
@@ -79,9 +79,26 @@ def space_publish_route(*, space_id: int, wait: bool = True, **fields) -> None:
             Space.objects.filter(pk=space_id).update(**fields)
             for key, value in fields.items():
                 setattr(space, key, value)
-        changed = proxy.publish_route(space_route(space), config)
+        route = space_route(space)
+        epoch_before = proxy.private_epoch(route.label, config)
+        changed = proxy.publish_route(route, config)
+    if route.private and epoch_before != route.access_epoch:
+        changed = _end_open_connections(route, config) or changed
     if changed and wait and not proxy.wait_applied(config):
         log.warning("the proxy has not loaded routes generation %s yet", proxy.current_generation(config))
+
+
+def _end_open_connections(route: proxy.Route, config: proxy.ProxyConfig) -> bool:
+    """Access was just taken away (made private, or its epoch bumped by a revocation): new
+    requests are checked at once (a flag), but a connection already open to the app (a
+    WebSocket, a kept-alive stream) is not. If there is one, the proxy reloads, which closes
+    it (design.md §6: open sessions end within 60 s). Spaces with nothing open reload nothing."""
+    addresses = {a for a in (route.upstream, route.upstream_b) if a}
+    if not addresses or not any(peer in addresses for peer, _ in connections.open_connections()):
+        return False
+    log.info("space %s: access narrowed with connections open; the proxy reloads to end them", route.space)
+    proxy.end_open_connections(config)
+    return True
 
 
 def switch_static_site(space: Space, rev: Revision) -> None:
