@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+import subprocess
 from pathlib import Path
 
 # Kernel TCP states (include/net/tcp_states.h) of a connection that may still carry a
@@ -52,3 +53,22 @@ def connections_to(address: str, port: int, *, tables=_TABLES) -> int:
     """How many TCP connections from this network namespace to address:port are open or opening."""
     wanted = f"{ipaddress.ip_address(address)}:{port}"
     return sum(1 for peer, _ in open_connections(tables=tables) if peer == wanted)
+
+
+def end_connections_to(peers: set[str]) -> bool:
+    """Close every TCP connection from this network namespace to the given "ip:port" peers,
+    with the kernel's socket-destroy call (`ss -K`, iproute2; needs CAP_NET_ADMIN and a kernel
+    with INET_DIAG_DESTROY). Only those sockets go: nothing else the proxy holds is touched.
+    Returns False where the call is not available here, so the caller can fall back."""
+    for peer in sorted(peers):
+        host, _, port = peer.rpartition(":")
+        address, port_number = ipaddress.ip_address(host), int(port)   # validated: no shell, plain argv
+        try:
+            done = subprocess.run(["ss", "-K", "dst", str(address), "dport", "=", str(port_number)],
+                                  capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        if done.returncode != 0:
+            return False
+    still_open = {p for p, _ in open_connections()} & peers
+    return not still_open

@@ -38,7 +38,8 @@ def space_access_changed(space_id: int) -> None:
     """Invalidate what the proxy remembers about who may enter `space_id` (after commit)."""
     Space.objects.filter(pk=space_id).update(access_epoch=F("access_epoch") + 1)
 
-    jobs.send_on_commit("spaces.tasks.publish_route_task", space_id)
+    # Access may have narrowed: connections already open to the app end too (lifecycle/routes.py).
+    jobs.send_on_commit("spaces.tasks.publish_route_task", space_id, kwargs={"end_open_connections": True})
 
 
 def user_access_ended(user_id: int) -> int:

@@ -61,9 +61,10 @@ def space_route(space: Space) -> proxy.Route:
                        access_epoch=space.access_epoch, sleeping=bool(space.sleep_mode), embedding=embedding)
 
 
-def space_publish_route(*, space_id: int, wait: bool = True, **fields) -> None:
+def space_publish_route(*, space_id: int, wait: bool = True, end_open_connections: bool = False, **fields) -> None:
     """Write `fields` to the space, then render its route from the row and (with `wait`) wait
-    until the proxy has loaded it.
+    until the proxy has loaded it. With `end_open_connections` (access changed: the access
+    services ask for it), a private space's connections already open to the app end too.
 
     The row stays locked while the route is written, so two writers (a redeploy and the
     route task queued at creation, say) cannot interleave a stale read with a newer write:
@@ -80,23 +81,27 @@ def space_publish_route(*, space_id: int, wait: bool = True, **fields) -> None:
             for key, value in fields.items():
                 setattr(space, key, value)
         route = space_route(space)
-        epoch_before = proxy.private_epoch(route.label, config)
         changed = proxy.publish_route(route, config)
-    if route.private and epoch_before != route.access_epoch:
+    if end_open_connections and route.private:
         changed = _end_open_connections(route, config) or changed
     if changed and wait and not proxy.wait_applied(config):
         log.warning("the proxy has not loaded routes generation %s yet", proxy.current_generation(config))
 
 
 def _end_open_connections(route: proxy.Route, config: proxy.ProxyConfig) -> bool:
-    """Access was just taken away (made private, or its epoch bumped by a revocation): new
-    requests are checked at once (a flag), but a connection already open to the app (a
-    WebSocket, a kept-alive stream) is not. If there is one, the proxy reloads, which closes
-    it (design.md §6: open sessions end within 60 s). Spaces with nothing open reload nothing."""
+    """Access may have been taken away (made private, a collaborator or link removed, a user's
+    access ended): new requests are checked at once (a flag), but a connection already open to
+    the app (a WebSocket, a kept-alive stream) is not. If there is one, it is closed (design.md
+    §6: open sessions end within 60 s). Returns whether the proxy was asked to reload."""
     addresses = {a for a in (route.upstream, route.upstream_b) if a}
     if not addresses or not any(peer in addresses for peer, _ in connections.open_connections()):
         return False
-    log.info("space %s: access narrowed with connections open; the proxy reloads to end them", route.space)
+    # Those sockets only, where the kernel lets us (no other space notices); else one batched
+    # reload, which ends every open connection of the proxy's old workers.
+    if connections.end_connections_to(addresses):
+        log.info("space %s: access changed; its open connections were closed", route.space)
+        return False
+    log.info("space %s: access changed with connections open; the proxy reloads to end them", route.space)
     proxy.end_open_connections(config)
     return True
 

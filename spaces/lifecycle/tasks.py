@@ -61,8 +61,8 @@ def delete_space_task(space_id: int) -> None:
 
 
 @shared_task(name="spaces.tasks.publish_route_task", queue=ROUTES, **SHORT_LIMITS)
-def publish_route_task(space_id: int) -> None:
-    space_publish_route(space_id=space_id)
+def publish_route_task(space_id: int, end_open_connections: bool = False) -> None:
+    space_publish_route(space_id=space_id, end_open_connections=end_open_connections)
 
 
 # Expires well within its interval: a backlog of rounds would all find the same.
