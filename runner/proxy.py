@@ -82,7 +82,6 @@ __all__ = [
     "set_route_state",
     "route_state_differs",
     "embedding_allowed",
-    "private_epoch",
     "end_open_connections",
 ]
 
@@ -500,12 +499,6 @@ def _state_flags(label: str, config: ProxyConfig) -> tuple[Path, Path, Path]:
     label = validate_label(label)
     return (config.states_dir / f"{label}.private", config.states_dir / f"{label}.sleeping",
             config.states_dir / f"{label}.noembed")
-
-
-def private_epoch(label: str, config: ProxyConfig) -> int | None:
-    """The access epoch in ``label``'s private flag, or None while the space is public."""
-    text = _read_text(_state_flags(label, config)[0])
-    return int(text) if text and text.strip().isdigit() else None
 
 
 def end_open_connections(config: ProxyConfig) -> int:

@@ -28,6 +28,11 @@ def _connect(space) -> socket.socket:
     return conn
 
 
+def _private_flag_epoch(space) -> int:
+    """The access epoch the proxy's private flag holds for the space."""
+    return int((proxy_config().states_dir / f"{space.label}.private").read_text())
+
+
 def _closed(conn: socket.socket) -> bool:
     try:
         return conn.recv(1) == b""
@@ -49,7 +54,7 @@ def test_made_private_with_a_connection_open_closes_it_and_reloads_nothing(hub, 
         _make_private(api, olive, run_on_commit)
         assert _closed(conn)
         assert _generation() == before
-        assert proxy.private_epoch(serving.label, proxy_config()) == fresh(serving).access_epoch
+        assert _private_flag_epoch(serving) == fresh(serving).access_epoch
     finally:
         conn.close()
 
@@ -70,7 +75,7 @@ def test_made_private_with_nothing_open_does_nothing(hub, serving, api, olive, r
     before = _generation()
     _make_private(api, olive, run_on_commit)
     assert _generation() == before
-    assert proxy.private_epoch(serving.label, proxy_config()) == fresh(serving).access_epoch
+    assert _private_flag_epoch(serving) == fresh(serving).access_epoch
 
 
 def test_a_removed_collaborator_ends_connections_but_making_it_public_does_not(hub, serving, api, olive,
