@@ -10,6 +10,7 @@ from spaces.catalog import api_browse as browse_api
 from spaces.community import api as community_api
 from spaces.lifecycle import api_variables as variables_api
 from spaces.lifecycle import streams
+from spaces.previews import api as previews_api
 from spaces.webhooks import api as webhook_api
 
 S = "spaces/<str:owner>/<str:name>"
@@ -39,6 +40,7 @@ urlpatterns = [
     path(f"{S}/collaborators/<str:username>", access_api.CollaboratorDetailApi.as_view()),
     path(f"{S}/share-links", access_api.ShareLinkListApi.as_view()),
     path(f"{S}/share-links/<int:link_id>", access_api.ShareLinkDetailApi.as_view()),
+    path(f"{S}/previews", previews_api.PreviewListApi.as_view()),
     path(f"{S}/webhooks", webhook_api.WebhookListApi.as_view()),
     path(f"{S}/webhooks/<int:webhook_id>", webhook_api.WebhookDetailApi.as_view()),
     path(f"{S}/webhooks/<int:webhook_id>/test", webhook_api.WebhookTestApi.as_view()),

@@ -4,7 +4,7 @@ from django.apps import AppConfig
 
 # The rooms whose tasks.py defines Celery tasks: imported at start so that every process (web,
 # workers, tests) knows every task by name (spaces/records/jobs.py sends by name).
-TASK_ROOMS = ("access", "analytics", "builds", "community", "lifecycle", "webhooks")
+TASK_ROOMS = ("access", "analytics", "builds", "community", "lifecycle", "previews", "webhooks")
 
 
 class SpacesConfig(AppConfig):

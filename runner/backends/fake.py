@@ -40,7 +40,7 @@ class FakeBackend(Backend):
         log(f"Step 1/1 : FAKE build of {spec.image}\n")
         if self.fail_build:
             raise BuildError(self.fail_build)
-        self.images[spec.image] = {"demohub.space": spec.space, "demohub.revision": str(spec.revision)}
+        self.images[spec.image] = {**spec.labels, "demohub.space": spec.space, "demohub.revision": str(spec.revision)}
         layer = f"sha256:layer-{spec.image}"
         self.layers[layer] = BASE_LAYER
         self.image_parents[spec.image] = layer

@@ -3,6 +3,7 @@ and the owner's page for collaborators and share links."""
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
@@ -14,10 +15,9 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from spaces.access import services as access
 from spaces.access.models import Collaborator, ShareLink
-from spaces.access.proxy_gate import safe_next, ticket_mint, ticket_url
-from spaces.access.selectors import Action, Role, space_get_for_viewer
+from spaces.access.proxy_gate import host_target, safe_next, ticket_mint, ticket_url
+from spaces.access.selectors import Action, Role, can, space_get_for_viewer
 from spaces.access.viewer import space_for_page
-from spaces.records.models import Space
 
 
 def share_redeem(request, token: str):
@@ -45,16 +45,25 @@ def go_to_space(request, label: str):
     (anonymous), or 404.
     """
     next_path = safe_next(request.GET.get("next"))
-    space = Space.objects.select_related("owner").filter(label=label).exclude(status="DELETING").first()
+    # A branch preview's host too: only its space's editors get a ticket there (issue 10 item 8).
+    space, preview = host_target(f"{label}.{settings.SPACES_DOMAIN}") if "." not in label else (None, None)
     try:
         if space is None:
             raise Http404("No such space.")
         space, role = space_get_for_viewer(owner=space.owner.username, name=space.name, user=request.user,
                                            share_link_ids=access.share_links_in_session(request))
+        if preview is not None and not can(role, Action.OPEN_PREVIEW, user=request.user, space=space):
+            raise Http404("No such space.")
     except Http404:
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         raise
+    if preview is not None:
+        ticket = ticket_mint(space, user=request.user, session=request.session, preview=preview)
+        response = HttpResponseRedirect(ticket_url(preview, ticket, next_path))
+        response["Referrer-Policy"] = "no-referrer"
+        response["Cache-Control"] = "no-store"
+        return response
     if not space.is_private:
         return HttpResponseRedirect(space.url.rstrip("/") + next_path)
     if role == Role.SHARE_LINK:

@@ -28,11 +28,11 @@ from django.core.cache import cache
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.utils.crypto import constant_time_compare
 
-from spaces.access.selectors import Role, space_role
+from spaces.access.selectors import Action, Role, can, space_role
 from spaces.access.services import share_link_valid_for, space_access_changed_quietly
 from spaces.accounts.auth import bearer_from_header
 from spaces.accounts.services import token_authenticate
-from spaces.records.models import Space, Visibility
+from spaces.records.models import Preview, Space, Visibility
 
 logger = logging.getLogger(__name__)
 
@@ -124,15 +124,16 @@ def _grant_for(*, user: User | None = None, share_link_id: int | None = None, gr
 
 
 def ticket_mint(space: Space, *, user: User | None = None, share_link_id: int | None = None,
-                session=None) -> str:
-    """A ticket into `space`: for `user` (from their hub `session`), or for a share link."""
+                session=None, preview: Preview | None = None) -> str:
+    """A ticket into `space` (or its branch `preview`'s host): for `user` (from their hub
+    `session`), or for a share link."""
     grant_id = session_grant(session, space) if user is not None else None
-    payload = {"l": space.label, "n": secrets.token_urlsafe(12),
+    payload = {"l": (preview or space).label, "n": secrets.token_urlsafe(12),
                **_grant_for(user=user, share_link_id=share_link_id, grant_id=grant_id)}
     return signing.dumps(payload, salt=TICKET_SALT, compress=True)
 
 
-def ticket_url(space: Space, ticket: str, next_path: str = "/") -> str:
+def ticket_url(space: Space | Preview, ticket: str, next_path: str = "/") -> str:
     return f"{space.url.rstrip('/')}{SESSION_PATH}?ticket={quote(ticket)}&next={quote(safe_next(next_path))}"
 
 
@@ -144,9 +145,10 @@ def safe_next(value: str | None) -> str:
     return value[:2000]
 
 
-def _grant_role(space: Space, grant: dict) -> Role:
-    """What a grant (from a cookie or ticket) is worth on `space` now, from the database."""
-    if grant.get("l") != space.label:
+def _grant_role(space: Space, grant: dict, label: str | None = None) -> Role:
+    """What a grant (from a cookie or ticket) for the host `label` (default: the space's own)
+    is worth on `space` now, from the database."""
+    if grant.get("l") != (label or space.label):
         return Role.NONE
     if "u" in grant:
         if _grant_ended(grant.get("g")):
@@ -183,7 +185,7 @@ def token_user(request) -> User | None:
     return None
 
 
-def _origin_allowed(request, space: Space) -> bool:
+def _origin_allowed(request, space: Space | Preview) -> bool:
     """A cookie is an ambient credential: a request that another site's page made the browser
     send (a fetch or a form post, which carry Origin) must not use it, or any page could drive
     a private app. Navigations and plain GETs carry no Origin and may follow a link in."""
@@ -191,16 +193,22 @@ def _origin_allowed(request, space: Space) -> bool:
     return not origin or origin.rstrip("/") == space.url.rstrip("/")
 
 
-def proxy_role(request, space: Space) -> tuple[Role, User | None]:
+def proxy_role(request, space: Space, preview: Preview | None = None) -> tuple[Role, User | None]:
     """The caller's role on `space` from what a space host receives: an API token, the space
     cookie (forwarded by the proxy as X-Demohub-Space-Cookie), or nothing. Also returns the
-    token's user (to tell a known user from an anonymous caller when hiding a space)."""
+    token's user (to tell a known user from an anonymous caller when hiding a space).
+
+    On a branch preview's host (`preview`) only those who may open previews have a role at
+    all: everyone else is NONE there, so every caller of this answers them as for a host
+    that does not exist, even on a public space."""
     user = token_user(request)
     role = space_role(space, user)
     if role < Role.VIEWER:
         grant = _cookie_grant(request.headers.get("X-Demohub-Space-Cookie", ""))
-        if grant is not None and _origin_allowed(request, space):
-            role = max(role, _grant_role(space, grant))
+        if grant is not None and _origin_allowed(request, preview or space):
+            role = max(role, _grant_role(space, grant, (preview or space).label))
+    if preview is not None and not can(role, Action.OPEN_PREVIEW, user=user, space=space):
+        role = Role.NONE
     return role, user
 
 
@@ -209,6 +217,17 @@ def space_for_host(host: str) -> Space | None:
     if label is None:
         return None
     return Space.objects.select_related("owner").filter(label=label).exclude(status="DELETING").first()
+
+
+def host_target(host: str) -> tuple[Space | None, Preview | None]:
+    """What a space host names: a space, or a branch preview (with its space), or nothing."""
+    space = space_for_host(host)
+    if space is not None:
+        return space, None
+    label = label_from_host(host)
+    preview = None if label is None else (Preview.objects.select_related("space__owner").filter(label=label)
+                                          .exclude(space__status="DELETING").first())
+    return (preview.space, preview) if preview is not None else (None, None)
 
 
 def label_from_host(host: str) -> str | None:
@@ -231,10 +250,10 @@ def proxy_auth(request) -> HttpResponse:
     """nginx auth_request for private spaces: 204 may enter, 401 may not. Cached by nginx."""
     if not proxy_key_ok(request):
         return HttpResponse(status=403)
-    space = space_for_host(request.headers.get("X-Demohub-Host", ""))
+    space, preview = host_target(request.headers.get("X-Demohub-Host", ""))
     if space is None:
         return HttpResponse(status=401)
-    role, _ = proxy_role(request, space)
+    role, _ = proxy_role(request, space, preview)
     return HttpResponse(status=204 if role >= Role.PUBLIC else 401)
 
 
@@ -250,7 +269,7 @@ def proxy_session(request) -> HttpResponse:
     parts = urlsplit(uri)
     query = parse_qs(parts.query)
     next_path = safe_next((query.get("next") or ["/"])[0])
-    space = space_for_host(host)
+    space, preview = host_target(host)
     if parts.path != SESSION_PATH or space is None:
         return hidden_answer(request, host=host, uri=uri, user=None, label=label_from_host(host))
     try:
@@ -259,15 +278,15 @@ def proxy_session(request) -> HttpResponse:
         grant = None
     # Single use: a ticket seen before (a replayed address) counts as no ticket.
     fresh = isinstance(grant, dict) and cache.add(f"demohub:ticket:{grant.get('n')}", 1, TICKET_MAX_AGE * 2)
-    if fresh and _grant_role(space, grant) >= Role.PUBLIC:
+    if fresh and _grant_role(space, grant, (preview or space).label) >= (Role.EDITOR if preview else Role.PUBLIC):
         response = HttpResponseRedirect(next_path)
         value = signing.dumps({k: v for k, v in grant.items() if k != "n"}, salt=COOKIE_SALT, compress=True)
         response["Set-Cookie"] = space_cookie_header(value, max_age=settings.SPACE_COOKIE_MAX_AGE)
         return response
-    role, user = proxy_role(request, space)
+    role, user = proxy_role(request, space, preview)
     if role >= Role.PUBLIC:
         return HttpResponseRedirect(next_path)   # already in (an old ticket, a reload)
-    return hidden_answer(request, host=host, uri=next_path, user=user, label=space.label)
+    return hidden_answer(request, host=host, uri=next_path, user=user, label=(preview or space).label)
 
 
 API_PREFIXES = ("/config", "/gradio_api/", "/api/", "/info", "/queue/", "/call/", "/_stcore/")

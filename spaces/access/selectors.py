@@ -41,6 +41,9 @@ class Action(enum.Enum):
     INTERACT = ("interact", Role.VIEWER)  # comment, like (and PUBLIC spaces: any logged-in user)
     READ_LOGS = ("read_logs", Role.EDITOR)  # build/run logs, revisions, files
     EDIT = ("edit", Role.EDITOR)  # upload, restart, variables/secrets
+    # A branch preview (issue 10 item 8): its host, its page entry and the API. Editors only,
+    # whatever the space's visibility: a branch is work in progress, not a published app.
+    OPEN_PREVIEW = ("open_preview", Role.EDITOR)
     ADMIN = ("admin", Role.OWNER)  # visibility, collaborators, share links, pause, delete
 
     @property

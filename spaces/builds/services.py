@@ -41,6 +41,18 @@ def image_name(space: Space, number: int) -> str:
     return f"demohub-{settings.DEMOHUB_INSTANCE}/{space.label}:r{number}"
 
 
+def build_spec(space: Space, *, number: int, metadata: dict, snapshot: str, image: str, no_cache: bool = False,
+               labels: dict[str, str] | None = None) -> BuildSpec:
+    """What the engine needs to build `image` from `snapshot` (a revision's, or a branch
+    preview's with number 0 and its own labels) for `space`'s SDK and the README's settings."""
+    default_version = {"gradio": settings.DEFAULT_GRADIO_VERSION,
+                       "streamlit": settings.DEFAULT_STREAMLIT_VERSION}.get(space.sdk, "")
+    return BuildSpec(space=space.full_name, revision=number, sdk=space.sdk, snapshot=Path(snapshot), image=image,
+                     app_file=metadata.get("app_file") or "app.py", app_port=metadata.get("app_port") or 7860,
+                     sdk_version=metadata.get("sdk_version") or default_version, no_cache=no_cache,
+                     labels=dict(labels or {}))
+
+
 def revision_build(*, revision_id: int) -> None:
     """Build one revision's image (builds queue). Safe to run twice: the first claim wins.
 
@@ -68,13 +80,8 @@ def revision_build(*, revision_id: int) -> None:
     def should_continue() -> bool:
         return lease.held()
 
-    meta = rev.metadata
-    default_version = {"gradio": settings.DEFAULT_GRADIO_VERSION,
-                       "streamlit": settings.DEFAULT_STREAMLIT_VERSION}.get(space.sdk, "")
-    spec = BuildSpec(space=space.full_name, revision=rev.number, sdk=space.sdk, snapshot=Path(rev.snapshot_path),
-                     image=image_name(space, rev.number), app_file=meta.get("app_file") or "app.py",
-                     app_port=meta.get("app_port") or 7860, sdk_version=meta.get("sdk_version") or default_version,
-                     no_cache=rev.factory)
+    spec = build_spec(space, number=rev.number, metadata=rev.metadata, snapshot=rev.snapshot_path,
+                      image=image_name(space, rev.number), no_cache=rev.factory)
     # The request id of the upload (or of the task that sent this build): the build log names it,
     # so the log lines of the hub and the worker about this build can be found (README "Logs").
     request_id = structlog.contextvars.get_contextvars().get("request_id", "")

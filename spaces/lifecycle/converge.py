@@ -13,9 +13,11 @@ from runner.exceptions import BackendUnavailable
 from spaces.lifecycle import reconcile as reconciliation
 from spaces.lifecycle import redeploy
 from spaces.lifecycle.engine import get_backend
-from spaces.lifecycle.routes import container_name, proxy_config, space_publish_route, space_route, switch_static_site
+from spaces.lifecycle.routes import (container_name, preview_container_name, preview_publish_route, preview_route,
+                                     proxy_config, space_publish_route, space_route, switch_preview_site,
+                                     switch_static_site)
 from spaces.records import jobs
-from spaces.records.models import Revision, Sdk, Space
+from spaces.records.models import Preview, Revision, Sdk, Space
 from spaces.records.status import SERVING, SpaceStatus
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,8 @@ def reconcile() -> None:
             raise  # not this space's fault: the whole round stops, as before
         except Exception:
             log.exception("reconcile: space %s (%s) cannot be converged; skipped", s.pk, s.full_name)
-    proxy.remove_routes_except([s.label for s in spaces], config)
+    previews = previews_converge(config)
+    proxy.remove_routes_except([s.label for s in spaces] + [p.label for p in previews], config)
     redeploy.slot_flags_repair(healthy, config)
 
     # Builds whose lease expired (spaces/builds/leases.py): the builds room's own sweep.
@@ -77,6 +80,8 @@ def reconcile() -> None:
             wanted.add(container_name(s, s.active_slot))
         if s.status in (S.APP_STARTING, S.RUNNING_APP_STARTING):
             wanted.update({container_name(s, "a"), container_name(s, "b")})
+    # A branch preview's container (one slot) is wanted while its row is there.
+    wanted.update(preview_container_name(p) for p in previews)
     for c in containers:
         # A draining container is the old one of a switch, still finishing its requests.
         if c.labels.get("demohub.slot") and c.name not in wanted and not redeploy.is_draining(c.name):
@@ -84,3 +89,21 @@ def reconcile() -> None:
             backend.stop(c.name, timeout=5)
     # After an engine restart: frozen spaces whose container is gone sleep stopped.
     reconciliation.frozen_containers_lost(spaces, {c.name: c for c in containers})
+
+
+def previews_converge(config: proxy.ProxyConfig) -> list[Preview]:
+    """Branch previews' routes and site links, republished where they drifted (as spaces'
+    above). Returns the previews of live spaces."""
+    previews = list(Preview.objects.select_related("space__owner").exclude(space__status=S.DELETING))
+    for p in previews:
+        try:
+            if proxy.routes_out_of_date([preview_route(p)], config):
+                preview_publish_route(preview_id=p.pk, wait=False)
+            if (p.space.sdk == Sdk.STATIC and p.status == Preview.Status.RUNNING
+                    and not (settings.SITES_DIR / p.label).exists()):
+                switch_preview_site(p)
+        except (BackendUnavailable, DatabaseError):
+            raise
+        except Exception:
+            log.exception("reconcile: preview %s (%s) cannot be converged; skipped", p.pk, p.label)
+    return previews

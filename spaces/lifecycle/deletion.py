@@ -10,7 +10,7 @@ from spaces.lifecycle import housekeeping, logs, run_logs
 from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.routes import proxy_config
 from spaces.records import jobs
-from spaces.records.models import Revision, Space
+from spaces.records.models import Preview, Revision, Space
 from spaces.records.services import space_transition
 from spaces.records.status import SpaceStatus
 
@@ -31,7 +31,12 @@ def space_purge(*, space_id: int) -> None:
     housekeeping.layers_remember(get_backend().remove_space(space.full_name))
     proxy.remove_route(space.label, proxy_config())
     (settings.SITES_DIR / space.label).unlink(missing_ok=True)
+    # Its branch previews' routes and links (their containers and images went above).
+    for label in space.previews.values_list("label", flat=True):
+        proxy.remove_route(label, proxy_config())
+        (settings.SITES_DIR / label).unlink(missing_ok=True)
     snapshots = set(space.revisions.values_list("snapshot_path", flat=True))
+    snapshots |= set(space.previews.values_list("snapshot_path", flat=True))
     rev_ids = list(space.revisions.values_list("pk", flat=True))
     space.delete()
     for rev_id in rev_ids:
@@ -40,6 +45,7 @@ def space_purge(*, space_id: int) -> None:
     run_logs.run_log_forget(space_id)
     # Snapshots are content-addressed and may be shared with another space's revision.
     still_used = set(Revision.objects.filter(snapshot_path__in=snapshots).values_list("snapshot_path", flat=True))
+    still_used |= set(Preview.objects.filter(snapshot_path__in=snapshots).values_list("snapshot_path", flat=True))
     for path in snapshots - still_used:
         shutil.rmtree(path, ignore_errors=True)
     housekeeping.layers_prune()

@@ -40,7 +40,7 @@ from runner.exceptions import BackendUnavailable
 from spaces.lifecycle import logs
 from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.redeploy import is_draining
-from spaces.records.models import Revision, Space
+from spaces.records.models import Preview, Revision, Space
 from spaces.records.status import SpaceStatus
 
 log = logging.getLogger(__name__)
@@ -107,12 +107,18 @@ def images_to_remove(images: list[ImageInfo], containers: list[ContainerState]) 
             "pk", "space_id", "number", "status", "error"):
         revisions[rev.space_id].append(rev)
     doomed = []
+    # A branch preview's image stays while its row names it (spaces/lifecycle/preview_runs.py).
+    preview_images = set(Preview.objects.exclude(image="").values_list("image", flat=True))
     for name, space_images in by_space.items():
         space = spaces.get(name)
         if space is not None and space.status == S.DELETING:
             continue  # space_purge is removing everything of it
         keep = set() if space is None else revisions_to_keep(space, revisions[space.pk])
         for image in space_images:
+            if image.labels.get("demohub.preview"):
+                if not preview_images.intersection(image.tags):
+                    doomed.append(image)
+                continue
             number = image.labels.get("demohub.revision", "")
             if not number.isdigit() or not name:
                 continue  # not a revision image: never guessed at
@@ -167,19 +173,24 @@ def _snapshot_remove_if_unused(path: str) -> bool:
     """Remove a snapshot directory no revision refers to. It is first moved aside and checked
     again, so an upload of the same content at that moment (snapshots are content-addressed)
     either sees it referenced and it is moved back, or makes a fresh copy of its own."""
-    if Revision.objects.filter(snapshot_path=path).exists() or not os.path.isdir(path):
+    if _snapshot_used(path) or not os.path.isdir(path):
         return False
     aside = f"{path}.prune-{secrets.token_hex(4)}"
     try:
         os.rename(path, aside)
     except OSError:
         return False
-    if Revision.objects.filter(snapshot_path=path).exists():
+    if _snapshot_used(path):
         with contextlib.suppress(OSError):
             os.rename(aside, path)
             return False
     shutil.rmtree(aside, ignore_errors=True)
     return True
+
+
+def _snapshot_used(path: str) -> bool:
+    """Whether a revision or a branch preview refers to the snapshot at `path`."""
+    return Revision.objects.filter(snapshot_path=path).exists() or Preview.objects.filter(snapshot_path=path).exists()
 
 
 # ----------------------------------------------------------------------------- layers

@@ -17,18 +17,19 @@ from django.utils.translation import gettext_noop  # page text, translated in sp
 
 from spaces.access.proxy_gate import (
     hidden_answer,
+    host_target,
     label_from_host,
     proxy_auth,
     proxy_key_ok,
     proxy_role,
     proxy_session,
-    space_for_host,
     token_user,
     wants_json,
 )
 from spaces.access.selectors import Role
 from spaces.lifecycle import health, sleep
 from spaces.lifecycle.wake_gate import proxy_wake
+from spaces.records.models import Preview
 from spaces.records.status import SpaceStatus
 
 S = SpaceStatus
@@ -48,10 +49,13 @@ def proxy_fallback(request):
         return JsonResponse({"detail": "Forbidden.", "code": "forbidden"}, status=403)
     host = request.headers.get("X-Demohub-Host", "")
     uri = request.headers.get("X-Demohub-Uri", "/")
-    space = space_for_host(host)
-    role, user = proxy_role(request, space) if space is not None else (Role.NONE, token_user(request))
+    space, preview = host_target(host)
+    role, user = proxy_role(request, space, preview) if space is not None else (Role.NONE, token_user(request))
     if space is None or role < Role.PUBLIC:
         return hidden_answer(request, host=host, uri=uri, user=user, label=label_from_host(host))
+    if preview is not None:
+        return _answer(request, uri, space, status=503, retry_after="5", code="unavailable",
+                       message=PREVIEW_MESSAGES.get(preview.status, gettext_noop("is not answering right now.")))
 
     waking = request.headers.get("X-Demohub-Reason") == "waking" and space.sleep_mode != ""
     if waking and space.status == S.SLEEPING and not sleep.has_room(space.pk):
@@ -77,6 +81,16 @@ def proxy_fallback(request):
         message = gettext_noop("is waking up.")
     return _answer(request, uri, space, status=503, retry_after=retry_after,
                    code="waking" if waking else "unavailable", message=message)
+
+
+# A branch preview's host, for its space's editors (spaces/lifecycle/preview_runs.py).
+P = Preview.Status
+PREVIEW_MESSAGES = {
+    P.BUILDING: gettext_noop("is building the preview of this branch."),
+    P.STARTING: gettext_noop("is starting the preview of this branch."),
+    P.SLEEPING: gettext_noop("is waking the preview of this branch."),
+    P.FAILED: gettext_noop("could not build or start the preview of this branch."),
+}
 
 
 def _answer(request, uri: str, space, *, status: int, retry_after: str, code: str, message: str) -> HttpResponse:

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from runner import connections, proxy
-from spaces.records.models import Revision, Sdk, Space
+from spaces.records.models import Preview, Revision, Sdk, Space
 from spaces.records.status import SpaceStatus
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,10 @@ def space_publish_route(*, space_id: int, wait: bool = True, end_open_connection
                 setattr(space, key, value)
         route = space_route(space)
         changed = proxy.publish_route(route, config)
+        # Its branch previews' flags carry the space's access epoch: a change of who may
+        # enter (a collaborator removed) reaches their hosts at once too.
+        for preview in Preview.objects.filter(space_id=space_id).select_related("space__owner"):
+            changed = proxy.set_route_state(preview_route(preview), config) or changed
     if end_open_connections and route.private:
         changed = _end_open_connections(route, config) or changed
     if changed and wait and not proxy.wait_applied(config):
@@ -113,3 +117,50 @@ def switch_static_site(space: Space, rev: Revision) -> None:
     tmp = settings.SITES_DIR / f".{space.label}.{secrets.token_hex(4)}"
     os.symlink(rev.snapshot_path, tmp)
     os.replace(tmp, link)
+
+
+# ----------------------------------------------------------------------------- branch previews
+def preview_container_name(preview: Preview) -> str:
+    return f"dh-{settings.DEMOHUB_INSTANCE}-{preview.label}"
+
+
+def preview_route(preview: Preview) -> proxy.Route:
+    """A branch preview's route: always private (the gate lets only the space's editors in,
+    spaces/access/proxy_gate.py), asleep while stopped or starting (a request then waits in the
+    hub's wake call), a static site served from its own link like a static space's."""
+    space = preview.space
+    name = f"{space.full_name}@{preview.branch}"
+    if space.sdk == Sdk.STATIC:
+        return proxy.Route(label=preview.label, space=name, kind="static", private=True,
+                           static_root=str(settings.SITES_DIR / preview.label), access_epoch=space.access_epoch)
+    port = int(preview.metadata.get("app_port") or 7860)
+    return proxy.Route(label=preview.label, space=name, kind="container", upstream=f"{preview.address}:{port}",
+                       private=True, access_epoch=space.access_epoch,
+                       sleeping=preview.status in (Preview.Status.SLEEPING, Preview.Status.STARTING))
+
+
+def preview_publish_route(*, preview_id: int, wait: bool = True, **fields) -> Preview | None:
+    """Write `fields` to the preview, then its route from the row (locked meanwhile, as
+    space_publish_route does). Returns the row, None when it is gone."""
+    config = proxy_config()
+    with transaction.atomic():
+        preview = (Preview.objects.select_for_update(of=("self",)).select_related("space__owner")
+                   .filter(pk=preview_id).exclude(space__status=S.DELETING).first())
+        if preview is None:
+            return None
+        if fields:
+            Preview.objects.filter(pk=preview_id).update(**fields)
+            for key, value in fields.items():
+                setattr(preview, key, value)
+        changed = proxy.publish_route(preview_route(preview), config)
+    if changed and wait and not proxy.wait_applied(config):
+        log.warning("the proxy has not loaded routes generation %s yet", proxy.current_generation(config))
+    return preview
+
+
+def switch_preview_site(preview: Preview) -> None:
+    """Point sites/<preview label> at the preview's snapshot (a static space's branch)."""
+    settings.SITES_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = settings.SITES_DIR / f".{preview.label}.{secrets.token_hex(4)}"
+    os.symlink(preview.snapshot_path, tmp)
+    os.replace(tmp, settings.SITES_DIR / preview.label)

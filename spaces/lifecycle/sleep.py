@@ -40,12 +40,12 @@ from runner.backends.base import parse_bytes
 from runner.exceptions import BackendUnavailable
 from spaces.access.proxy_gate import label_from_host
 from spaces.analytics.services import record_event
-from spaces.lifecycle import claims, logs
+from spaces.lifecycle import claims, logs, preview_runs
 from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.routes import container_name, space_app_port, space_publish_route
 from spaces.lifecycle.starts import start_container
 from spaces.records import jobs
-from spaces.records.models import Space
+from spaces.records.models import Preview, Space
 from spaces.records.services import space_transition
 from spaces.records.status import SERVING, SpaceStatus
 
@@ -173,7 +173,7 @@ def _sleep_check() -> dict[str, list[int]]:
     spaces = list(Space.objects.select_related("owner").filter(
         Q(status__in=SERVING) | Q(status=S.SLEEPING, sleep_mode=FROZEN)))
     upstreams = {f"{s.slot_address(s.active_slot)}:{int(space_app_port(s))}": s.label for s in spaces
-                 if s.sdk != "static"}
+                 if s.sdk != "static"} | preview_runs.preview_upstreams()
     requests = activity_collect()
     connections = connection_activity(upstreams, now)
     done: dict[str, list[int]] = {"frozen": [], "stopped": [], "capped": []}
@@ -198,6 +198,9 @@ def _sleep_check() -> dict[str, list[int]]:
             if space_sleep(space.pk, STOPPED, idle_since=last):
                 done["stopped"].append(space.pk)
     done["capped"] = frozen_memory_cap()
+    seen = {label: max(requests.get(label, 0.0), connections.get(label, 0.0)) for label in {*requests, *connections}}
+    if slept := preview_runs.previews_idle(now, seen):   # branch previews: stopped when idle
+        done["previews"] = slept
     if any(done.values()):
         log.info("sleep check: %s", done)
     return done
@@ -268,7 +271,9 @@ class NoRoom(Exception):
 
 
 def running_count() -> int:
-    return Space.objects.filter(status__in=SERVING).count()
+    """Running spaces and running container previews (spaces/lifecycle/preview_runs.py)."""
+    return (Space.objects.filter(status__in=SERVING).count()
+            + Preview.objects.filter(status=Preview.Status.RUNNING).exclude(space__sdk="static").count())
 
 
 def _eviction_candidate(exclude: int) -> Space | None:

@@ -18,7 +18,7 @@ from runner.exceptions import NotIsolated
 from spaces.lifecycle import claims, redeploy, variables
 from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.routes import container_name, other_slot, proxy_config, space_publish_route, switch_static_site
-from spaces.lifecycle.run_logs import exit_message, run_log_copy, run_log_follow
+from spaces.lifecycle.run_logs import exit_message, exit_reason, run_log_copy, run_log_follow
 from spaces.records.models import Revision, Sdk, Space
 from spaces.records.services import space_transition
 from spaces.records.status import SERVING, SpaceStatus
@@ -29,8 +29,11 @@ S = SpaceStatus
 R = Revision.Status
 
 
-def run_env(space: Space, rev: Revision) -> dict[str, str]:
-    meta = rev.metadata
+def run_env(space: Space, rev: Revision | None, *, metadata: dict | None = None, host: str = "") -> dict[str, str]:
+    """The app's environment: the runner's names and the space's variables and secrets. A
+    branch preview passes its own `metadata` (README of its commit) and `host`."""
+    meta = rev.metadata if metadata is None else metadata
+    host = host or space.host
     port = str(meta.get("app_port") or 7860)
     runner_env = {
         "HOME": "/tmp/home",
@@ -52,9 +55,9 @@ def run_env(space: Space, rev: Revision) -> dict[str, str]:
         "PORT": port,
         # Demohub's own names; never SYSTEM=spaces (it switches on HF-only behaviour).
         "DEMOHUB_SPACE_ID": space.full_name,
-        "DEMOHUB_SPACE_HOST": space.host,
+        "DEMOHUB_SPACE_HOST": host,
         "SPACE_ID": space.full_name,
-        "SPACE_HOST": space.host,
+        "SPACE_HOST": host,
         "SPACE_AUTHOR_NAME": space.owner.username,
         "SPACE_REPO_NAME": space.name,
         "SPACE_TITLE": space.title,
@@ -142,12 +145,17 @@ def _revision_start(*, revision_id: int, restart: bool = False) -> None:
 
 
 def _run_spec(space: Space, rev: Revision, slot: str) -> RunSpec:
-    port = int(rev.metadata.get("app_port") or 7860)
+    return run_spec(space, name=container_name(space, slot), image=rev.image, address=space.slot_address(slot),
+                    metadata=rev.metadata, env=run_env(space, rev),
+                    labels={"demohub.revision": str(rev.number), "demohub.slot": slot, "demohub.label": space.label})
+
+
+def run_spec(space: Space, *, name: str, image: str, address: str, metadata: dict, env: dict[str, str],
+             labels: dict[str, str]) -> RunSpec:
+    """One container of `space` (a slot of a revision, or a branch preview) with the space's limits."""
     return RunSpec(
-        name=container_name(space, slot), image=rev.image, address=space.slot_address(slot), port=port,
-        env=run_env(space, rev),
-        labels={"demohub.space": space.full_name, "demohub.revision": str(rev.number),
-                "demohub.slot": slot, "demohub.label": space.label},
+        name=name, image=image, address=address, port=int(metadata.get("app_port") or 7860), env=env,
+        labels={"demohub.space": space.full_name, **labels},
         # Gradio and Streamlit write only to /tmp; a Dockerfile app may expect a writable root.
         read_only_root=space.sdk != Sdk.DOCKER,
         memory=space.memory_limit or settings.SPACE_MEMORY_LIMIT, cpus=settings.SPACE_CPUS,
@@ -162,27 +170,38 @@ def start_container(space: Space, rev: Revision, slot: str, *, still_wanted=None
     waiting; `fresh_log=False` keeps the run log going (a crash restart appends to it, so the
     crash's output stays readable above the new run's).
     """
-    backend = get_backend()
     spec = _run_spec(space, rev, slot)
     run_log_follow(space_id=space.pk, container=spec.name, reset=fresh_log)
+    return run_until_healthy(
+        spec, metadata=rev.metadata, still_wanted=still_wanted or (lambda: space_still_starting(space.pk, rev.pk)),
+        on_tick=lambda: run_log_copy(space_id=space.pk),
+        exit_why=lambda state: exit_message(state, space.pk, memory=spec.memory))
+
+
+def run_until_healthy(spec: RunSpec, *, metadata: dict, still_wanted, on_tick=lambda: None,
+                      exit_why=None) -> tuple[bool, str]:
+    """Start `spec` and wait until GET / answers below 500 (within the README's startup
+    timeout, capped). Returns (healthy, why not). `on_tick` runs after each look (the run
+    log's copy); `exit_why(state)` words an exit (default: its reason alone)."""
+    backend = get_backend()
     try:
         backend.start(spec)
     except NotIsolated as exc:  # the host firewall is missing: the error says what to do
         return False, str(exc)
     # Capped here too: a revision parsed before the operator lowered the cap keeps its metadata.
-    timeout = min(rev.metadata.get("startup_duration_timeout") or settings.SPACE_STARTUP_TIMEOUT,
+    timeout = min(metadata.get("startup_duration_timeout") or settings.SPACE_STARTUP_TIMEOUT,
                   settings.SPACE_STARTUP_TIMEOUT_MAX)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = backend.state(spec.name)
         if state is None or not state.running:
-            run_log_copy(space_id=space.pk)
-            return False, exit_message(state, space.pk, memory=spec.memory)
+            on_tick()
+            return False, exit_why(state) if exit_why else exit_reason(state, memory=spec.memory)
         if probe(spec.address, spec.port) is not None:
-            run_log_copy(space_id=space.pk)
+            on_tick()
             return True, ""
-        run_log_copy(space_id=space.pk)
-        if not (still_wanted() if still_wanted else space_still_starting(space.pk, rev.pk)):
+        on_tick()
+        if not still_wanted():
             backend.stop(spec.name, timeout=2)
             return False, "superseded while starting"
         # Short: a visitor may be waiting on this start (waking, spaces/lifecycle/sleep.py); a probe is

@@ -34,7 +34,7 @@ from django.db import connection
 from redis import RedisError
 
 from spaces.lifecycle import logs
-from spaces.records.models import Revision, Space
+from spaces.records.models import Preview, Revision, Space
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,13 @@ async def release_connection() -> None:
 
 # ----------------------------------------------------------------------------- the board
 def _read_rows(keys: list[tuple[str, int]]) -> dict[tuple[str, int], dict | None]:
-    """The rows the waiters want, two queries at most. A row that is gone reads as None."""
+    """The rows the waiters want, one query per kind. A row that is gone reads as None."""
     found: dict[tuple[str, int], dict | None] = {key: None for key in keys}
     space_ids = [ident for kind, ident in keys if kind == "space"]
     revision_ids = [ident for kind, ident in keys if kind == "revision"]
+    preview_ids = [ident for kind, ident in keys if kind == "preview"]
+    for row in Preview.objects.filter(pk__in=preview_ids).values("pk", "status", "error") if preview_ids else ():
+        found[("preview", row.pop("pk"))] = row
     if space_ids:
         for row in Space.objects.filter(pk__in=space_ids).values("pk", "status", "sleep_mode", "error"):
             found[("space", row.pop("pk"))] = row

@@ -113,7 +113,8 @@ class Space(models.Model):
         net = ipaddress.ip_network(settings.SPACES_SUBNET)
         # Skip the first 16 addresses (gateway, reserved) of the subnet.
         offset = 16 + 2 * self.address_index + (0 if slot == "a" else 1)
-        if offset >= net.num_addresses - 1:
+        # The top of the subnet is kept for branch previews (Preview.address).
+        if offset >= net.num_addresses - 1 - preview_address_reserve(net):
             raise ValueError("the spaces subnet is full; widen SPACES_SUBNET")
         return str(net.network_address + offset)
 
@@ -170,3 +171,66 @@ class HostLabel(models.Model):
 
     label = models.CharField(max_length=63, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Preview(models.Model):
+    """A branch other than `main`, built and run on a host of its own for the space's editors
+    (issue 10 item 8). The rules are in spaces/records/previews.py (what a push may add) and
+    the previews room (build, run, sleep, removal); the row is here, low, so that the proxy's
+    gate, the sleep check, reconciliation and the push hook can read it."""
+
+    class Status(models.TextChoices):
+        BUILDING = "building"
+        STARTING = "starting"
+        RUNNING = "running"
+        SLEEPING = "sleeping"    # idle: its container is stopped; the next editor's request wakes it
+        FAILED = "failed"
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="previews")
+    branch = models.CharField(max_length=255)
+    commit = models.CharField(max_length=40)
+    # A host label of its own (kept in HostLabel, never reused): <label[:40]>--<branch slug>-<hash6>.
+    label = models.CharField(max_length=63, unique=True)
+    # A fixed address counted from the top of the spaces subnet (Preview.address).
+    address_index = models.PositiveIntegerField(unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.BUILDING)
+    error = models.TextField(blank=True)
+    snapshot_path = models.CharField(max_length=500, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    image = models.CharField(max_length=300, blank=True)
+    build_log = models.TextField(blank=True)
+    pushed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    last_active_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["space", "branch"], name="preview_branch_unique")]
+        ordering = ["branch"]
+
+    def __str__(self) -> str:
+        return f"{self.space_id}:{self.branch}"
+
+    @property
+    def host(self) -> str:
+        return f"{self.label}.{settings.SPACES_DOMAIN}"
+
+    @property
+    def url(self) -> str:
+        default_port = {"http": 80, "https": 443}.get(settings.SPACES_SCHEME)
+        port = "" if settings.SPACES_PORT == default_port else f":{settings.SPACES_PORT}"
+        return f"{settings.SPACES_SCHEME}://{self.host}{port}/"
+
+    @property
+    def address(self) -> str:
+        """Its fixed IP: counted down from the top of the spaces subnet, in the range that
+        Space.slot_address leaves free (preview_address_reserve)."""
+        net = ipaddress.ip_network(settings.SPACES_SUBNET)
+        if self.address_index >= preview_address_reserve(net):
+            raise ValueError("no free preview address; widen SPACES_SUBNET")
+        return str(net.network_address + net.num_addresses - 2 - self.address_index)
+
+
+def preview_address_reserve(net) -> int:
+    """How many addresses at the top of the spaces subnet belong to branch previews."""
+    return max(net.num_addresses // 32, 1)
