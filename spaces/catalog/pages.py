@@ -12,7 +12,7 @@ from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_POST
 
 from runner.exceptions import ArchiveError
-from spaces.access.selectors import Action, Role, space_list_visible_to
+from spaces.access.selectors import Action, Role, can, space_list_visible_to
 from spaces.access.viewer import space_for_page
 from spaces.accounts import ratelimits
 from spaces.accounts.pages import rate_limit_message
@@ -26,7 +26,7 @@ from spaces.lifecycle.deletion import space_delete
 from spaces.lifecycle.services import space_pause, space_restart
 from spaces.lifecycle.space_errors import space_error_for
 from spaces.records.errors import ServiceError
-from spaces.records.models import Sdk, Visibility
+from spaces.records.models import Preview, Sdk, Visibility
 from spaces.records.status import SERVING
 
 
@@ -114,6 +114,9 @@ def space_page(request, owner, name):
         "iframe_src": space.url if not space.is_private else f"/go/{space.label}?next=/",
         # Not "isolated": the host firewall is missing (README "Network isolation").
         "isolation": readiness.isolation(),
+        # Branch previews (issue 10 item 8): listed, with their status and a way in, for editors.
+        "can_preview": (can_preview := can(role, Action.OPEN_PREVIEW, user=request.user, space=space)),
+        "previews": list(Preview.objects.filter(space=space).order_by("branch")) if can_preview else [],
         **views_social.space_social_context(request, space, role),
     })
 

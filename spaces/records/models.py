@@ -13,6 +13,7 @@ from django.contrib.postgres.search import SearchVectorField
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.translation import pgettext_lazy
 
 from spaces.records.status import SpaceStatus
 
@@ -180,11 +181,12 @@ class Preview(models.Model):
     gate, the sleep check, reconciliation and the push hook can read it."""
 
     class Status(models.TextChoices):
-        BUILDING = "building"
-        STARTING = "starting"
-        RUNNING = "running"
-        SLEEPING = "sleeping"    # idle: its container is stopped; the next editor's request wakes it
-        FAILED = "failed"
+        BUILDING = "building", pgettext_lazy("preview status", "building")
+        STARTING = "starting", pgettext_lazy("preview status", "starting")
+        RUNNING = "running", pgettext_lazy("preview status", "running")
+        # Idle: its container is stopped; the next editor's request wakes it.
+        SLEEPING = "sleeping", pgettext_lazy("preview status", "sleeping")
+        FAILED = "failed", pgettext_lazy("preview status", "failed")
 
     space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="previews")
     branch = models.CharField(max_length=255)
