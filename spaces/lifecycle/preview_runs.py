@@ -17,8 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.utils import timezone
@@ -26,8 +25,7 @@ from django.utils import timezone
 from runner import proxy
 from spaces.lifecycle import logs
 from spaces.lifecycle.engine import get_backend
-from spaces.lifecycle.routes import (preview_container_name, preview_publish_route, proxy_config,
-                                     switch_preview_site)
+from spaces.lifecycle.routes import preview_container_name, preview_publish_route, proxy_config, switch_preview_site
 from spaces.lifecycle.starts import run_env, run_spec, run_until_healthy
 from spaces.records import jobs
 from spaces.records.models import Preview, Revision, Sdk
@@ -130,7 +128,7 @@ def previews_idle(now: float, seen: dict[str, float]) -> list[int]:
     for preview in Preview.objects.filter(status=P.RUNNING).exclude(space__sdk=Sdk.STATIC):
         last = seen.get(preview.label, 0.0)
         if last and (preview.last_active_at is None or last > preview.last_active_at.timestamp()):
-            preview.last_active_at = datetime.fromtimestamp(last, tz=dt_timezone.utc)
+            preview.last_active_at = datetime.fromtimestamp(last, tz=UTC)
             Preview.objects.filter(pk=preview.pk).update(last_active_at=preview.last_active_at)
         since = preview.last_active_at.timestamp() if preview.last_active_at else now
         if now - since >= setting("PREVIEW_SLEEP_AFTER"):

@@ -14,17 +14,19 @@ from pathlib import Path
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from runner.exceptions import BuildCancelled, BuildError
+from runner.archive import Snapshot
+from runner.exceptions import ArchiveError, BuildCancelled, BuildError
 from spaces.builds.services import build_spec
 from spaces.lifecycle import preview_runs, sleep, variables
 from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.routes import preview_publish_route
 from spaces.records import jobs
 from spaces.records.errors import ServiceError
-from spaces.records.frontmatter import ConfigError, MissingAppFile, read_config
 from spaces.records.models import HostLabel, Preview, Sdk, Space
 from spaces.records.previews import MAIN, preview_label_for, preview_refusal
 from spaces.records.status import SpaceStatus
+from spaces.repos.services import read_metadata, snapshot_commit
+from spaces.repos.store import RepoError
 
 log = logging.getLogger(__name__)
 P = Preview.Status
@@ -33,23 +35,28 @@ BUILD_LOG_MAX = 200_000
 
 def preview_update(*, space_id: int, branch: str, sha: str, pusher_id: int | None) -> Preview | None:
     """The push hook's task: export the commit like an upload (spaces/repos), then deploy it."""
-    from spaces.repos.services import snapshot_commit  # noqa: PLC0415 - until git-core is merged
-
     space = Space.objects.select_related("owner").filter(pk=space_id).exclude(status=SpaceStatus.DELETING).first()
     if space is None or branch == MAIN:
         return None
-    snapshot = snapshot_commit(space, sha)
+    try:
+        snapshot = snapshot_commit(space, sha)
+    except (ArchiveError, RepoError) as exc:   # the hook checked it already: only a limit lowered since
+        return preview_deploy(space=space, branch=branch, sha=sha, snapshot=None, files=set(),
+                              pushed_by_id=pusher_id, error=f"the commit cannot be deployed: {exc}")
     return preview_deploy(space=space, branch=branch, sha=sha, snapshot=Path(snapshot.path),
                           files=set(snapshot.files), pushed_by_id=pusher_id)
 
 
-def preview_deploy(*, space: Space, branch: str, sha: str, snapshot: Path, files: set[str],
-                   pushed_by_id: int | None) -> Preview | None:
+def preview_deploy(*, space: Space, branch: str, sha: str, snapshot: Path | None, files: set[str],
+                   pushed_by_id: int | None, error: str = "") -> Preview | None:
     """Make or update the preview of `branch` at commit `sha` (files checked and exported to
     `snapshot` already), then build it (a static site: serve it). Returns the row, or None
     when the space may not have another preview (the push hook refuses that push first)."""
-    error, metadata = _config(space, snapshot, files)
-    fields = {"commit": sha, "snapshot_path": str(snapshot), "metadata": metadata, "pushed_by_id": pushed_by_id,
+    metadata = {}
+    if snapshot is not None:
+        error, metadata = _config(space, snapshot, files)
+        metadata.pop("readme", None)   # the space page shows main's README, never a branch's
+    fields = {"commit": sha, "snapshot_path": str(snapshot or ""), "metadata": metadata, "pushed_by_id": pushed_by_id,
               "error": error, "status": P.FAILED if error else (P.STARTING if space.sdk == Sdk.STATIC else P.BUILDING)}
     for _ in range(8):
         try:
@@ -80,14 +87,10 @@ def preview_deploy(*, space: Space, branch: str, sha: str, snapshot: Path, files
 
 
 def _config(space: Space, snapshot: Path, files: set[str]) -> tuple[str, dict]:
-    """(error, metadata) of the commit's README, read as an upload's is."""
-    try:
-        cfg = read_config(snapshot, files, space_sdk=space.sdk, max_bytes=settings.README_MAX_BYTES)
-    except (MissingAppFile, ConfigError) as exc:
-        return str(exc), {}
-    if space.sdk == Sdk.DOCKER and "Dockerfile" not in files:
-        return "sdk: docker needs a Dockerfile at the root of the repo", {}
-    return "", cfg.as_metadata()
+    """(error, metadata) of the commit's README, read as an upload's is (spaces/repos)."""
+    metadata, error, _ = read_metadata(space, Snapshot(content_hash="", path=snapshot, files=tuple(files),
+                                                       total_bytes=0))
+    return error, metadata
 
 
 def _free_address_index() -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -268,3 +269,25 @@ def test_reconcile_and_housekeeping_keep_a_preview_and_clear_what_it_left(gradio
     converge.reconcile()
     assert not route.exists() and preview_container_name(preview) not in hub.backend.containers
     assert preview.image in housekeeping.images_prune()
+
+
+def test_the_push_hook_s_task_deploys_a_branch_commit_of_the_repository(olive, make_space, run_on_commit, tmp_path):
+    from spaces.records import jobs
+    from spaces.repos import store
+
+    space = make_space(olive, "site")
+    src = tmp_path / "branch"
+    src.mkdir()
+    (src / "README.md").write_text("---\nsdk: static\n---\n")
+    (src / "index.html").write_text("<h1>from git</h1>")
+    store.ensure_repo(space)
+    sha = store.commit_directory(space, src, author=olive, message="a branch", branch="feature")
+    with run_on_commit():
+        jobs.send("spaces.tasks.preview_update", space.pk, "feature", sha, olive.pk)
+    preview = Preview.objects.get(space=space, branch="feature")
+    assert (preview.status, preview.commit, preview.pushed_by) == (P.RUNNING, sha, olive)
+    assert (Path(preview.snapshot_path) / "index.html").read_text() == "<h1>from git</h1>"
+    jobs.send("spaces.tasks.preview_update", space.pk, "main", sha, olive.pk)   # main is never a preview
+    jobs.send("spaces.tasks.preview_delete", space.pk, "feature")
+    assert not Preview.objects.filter(space=space).exists()
+    assert fresh(space).status == "NO_APP_FILE"
