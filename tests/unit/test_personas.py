@@ -25,6 +25,7 @@ their browser gets through /go.
 """
 from __future__ import annotations
 
+import io
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -65,7 +66,9 @@ INTERACT = "comment, like"
 LOGS = "build/run logs, revisions, files, analytics"
 EDIT = "upload revision, restart, variables/secrets"
 ADMIN = "visibility, collaborators, share links, pause, delete"
-DESIGN_ROWS = (SEE, INTERACT, LOGS, EDIT, ADMIN)
+# Issue 10 item 8: a branch preview is for the space's editors only, whatever its visibility.
+PREVIEW = "branch previews: their host, /go to it, their list"
+DESIGN_ROWS = (SEE, INTERACT, LOGS, EDIT, ADMIN, PREVIEW)
 
 # surface -> visibility -> persona -> answer.
 EXPECTED: dict[str, dict[str, dict]] = {
@@ -185,7 +188,21 @@ EXPECTED: dict[str, dict[str, dict]] = {
                          "private": cells(204,      403,      403,      404,      404,      401,      404)},
     "api_share_link_revoke": {"public": cells(204,  403,      403,      403,      401,      401,      401),
                          "private": cells(204,      403,      403,      404,      404,      401,      404)},
+    # ---------------------------------------------------------------- branch previews (issue 10 item 8)
+    # On a preview's host everyone but the editors gets a missing host's answer, public space or not.
+    "api_previews":     {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      404,      401,      404)},
+    "preview_go":       {"public":  cells(SHOWN,    SHOWN,    HIDDEN,   HIDDEN,   HIDDEN,   HIDDEN,   HIDDEN),
+                         "private": cells(SHOWN,    SHOWN,    HIDDEN,   HIDDEN,   HIDDEN,   HIDDEN,   HIDDEN)},
+    "preview_proxy_auth": {"public": cells(204,     204,      401,      401,      401,      401,      401),
+                         "private": cells(204,      204,      401,      401,      401,      401,      401)},
+    "preview_proxy_html": {"public": cells(SHOWN,   SHOWN,    HIDDEN,   HIDDEN,   HIDDEN,   HIDDEN,   HIDDEN),
+                         "private": cells(SHOWN,    SHOWN,    HIDDEN,   HIDDEN,   HIDDEN,   HIDDEN,   HIDDEN)},
+    "preview_proxy_api": {"public": cells(SHOWN,    SHOWN,    HIDDEN,   HIDDEN,   HIDDEN,   HIDDEN,   HIDDEN),
+                         "private": cells(SHOWN,    SHOWN,    HIDDEN,   HIDDEN,   HIDDEN,   HIDDEN,   HIDDEN)},
 }
+# Surfaces asked on the host of the space's branch preview ("docs", see `world`), not its own.
+PREVIEW_SURFACES = ("preview_go", "preview_proxy_auth", "preview_proxy_html", "preview_proxy_api")
 
 
 # ------------------------------------------------------------------------------ who and what
@@ -358,6 +375,13 @@ SURFACES: dict[str, Surface] = {
         f"/api/spaces/{t.path}/collaborators/{VIEWER_NAME}")),
     "api_share_link_revoke": Surface("api", ADMIN, lambda c, t, s: c.api.delete(
         f"/api/spaces/{t.path}/share-links/{new_share_link_id(t)}")),
+    # A preview's surfaces get a Target whose label and host are the preview's (World.target).
+    "api_previews": Surface("api", PREVIEW, api_call("get", "/previews")),
+    "preview_go": Surface("go", PREVIEW, hub_get(lambda t: f"/go/{t.label}", lambda t: {"next": "/"})),
+    "preview_proxy_auth": Surface("proxy_auth", PREVIEW, proxy_ask("/internal/proxy/auth", "/", BROWSER_ACCEPT)),
+    "preview_proxy_html": Surface("proxy_fallback", PREVIEW, proxy_ask("/internal/proxy/fallback", "/",
+                                                                       BROWSER_ACCEPT)),
+    "preview_proxy_api": Surface("proxy_fallback", PREVIEW, proxy_ask("/internal/proxy/fallback", "/config", "*/*")),
 }
 PROXY_KINDS = ("proxy_auth", "proxy_fallback")
 
@@ -441,10 +465,11 @@ def static_repo(title: str) -> dict:
             "index.html": "<h1>hello</h1>\n"}
 
 
-def space_cookie(settings, browser: Client, space: Space) -> str:
+def space_cookie(settings, browser: Client, space: Space, label: str = "") -> str:
     """The space cookie a browser gets on its way in (/go -> ticket -> /.demohub/session), or ""
-    when /go hands it no ticket (a public space needs none; a hidden one gives none)."""
-    resp = browser.get(f"/go/{space.label}", {"next": "/"})
+    when /go hands it no ticket (a public space needs none; a hidden one gives none). With
+    `label`, the cookie of that host (a branch preview's)."""
+    resp = browser.get(f"/go/{label or space.label}", {"next": "/"})
     if resp.status_code != 302:
         return ""
     ticket_target = urlsplit(resp["Location"])
@@ -468,11 +493,14 @@ class World:
     tokens: dict
     spaces: dict
     run_on_commit: Callable
+    previews: dict = field(default_factory=dict)
 
-    def target(self, visibility: str) -> Target:
+    def target(self, visibility: str, *, preview: bool = False) -> Target:
+        """The space's names; with `preview`, the label and host of its branch preview."""
         space = self.spaces[visibility]
         name, _, word = SPACE_SPECS[visibility]
-        return Target(space.owner.username, space.name, space.label, urlsplit(space.url).netloc, visibility,
+        host = self.previews[visibility] if preview else space
+        return Target(space.owner.username, space.name, host.label, urlsplit(host.url).netloc, visibility,
                       word, comment_text(name))
 
     def owner_api(self) -> APIClient:
@@ -480,10 +508,11 @@ class World:
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.tokens['owner']}")
         return client
 
-    def caller(self, who: str, space: Space, credential: str | None) -> Caller:
-        """`who` as a caller of `space`'s surfaces, showing the apps domain `credential`."""
+    def caller(self, who: str, space: Space, credential: str | None, label: str = "") -> Caller:
+        """`who` as a caller of `space`'s surfaces, showing the apps domain `credential` (the
+        cookie of the host `label`, a branch preview's, when given)."""
         if who in ("share", "revoked"):
-            return self._link_holder(space, revoked=who == "revoked")
+            return self._link_holder(space, revoked=who == "revoked", label=label)
         user = self.people[who]
         browser, api_client = Client(), APIClient(REMOTE_ADDR=next_ip())
         if user is None:
@@ -496,12 +525,12 @@ class World:
         elif credential == "x-hf-authorization":
             proxy = {"X-HF-Authorization": f"Bearer {token}"}
         elif credential == "cookie":
-            proxy = {"X-Demohub-Space-Cookie": space_cookie(self.settings, browser, space)}
+            proxy = {"X-Demohub-Space-Cookie": space_cookie(self.settings, browser, space, label)}
         else:
             proxy = {}
         return Caller(browser, api_client, proxy)
 
-    def _link_holder(self, space: Space, *, revoked: bool) -> Caller:
+    def _link_holder(self, space: Space, *, revoked: bool, label: str = "") -> Caller:
         owner = self.owner_api()
         base = f"/api/spaces/{space.owner.username}/{space.name}/share-links"
         link = owner.post(base, {"note": "persona matrix"}, format="json")
@@ -511,6 +540,8 @@ class World:
         assert resp.status_code == 302 and resp["Location"] == f"/spaces/{space.owner.username}/{space.name}"
         cookie = space_cookie(self.settings, holder, space)
         assert cookie or not space.is_private, "a valid link must let its holder into the private host"
+        if label:
+            cookie = space_cookie(self.settings, holder, space, label) or cookie
         if revoked:
             with self.run_on_commit():
                 assert owner.delete(f"{base}/{link.json()['id']}").status_code == 204
@@ -523,6 +554,9 @@ def comment_text(space_name: str) -> str:
 
 @pytest.fixture
 def world(settings, people, make_space, make_token, upload, run_on_commit) -> World:
+    from runner.archive import ArchiveLimits, snapshot_archive
+    from spaces.previews.services import preview_deploy
+
     tokens = {who: make_token(user) for who, user in people.items() if user is not None}
     built = World(settings, people, tokens, {}, run_on_commit)
     for visibility, (name, title, _) in SPACE_SPECS.items():
@@ -534,6 +568,10 @@ def world(settings, people, make_space, make_token, upload, run_on_commit) -> Wo
         space = Space.objects.select_related("owner").get(pk=space.pk)
         assert (space.status, space.title) == ("RUNNING", title)
         built.spaces[visibility] = space
+        # A branch preview of it, starting (so its host's fallback answers with a status).
+        snap = snapshot_archive(io.BytesIO(make_archive(static_repo(title))), settings.SNAPSHOTS_DIR, ArchiveLimits())
+        built.previews[visibility] = preview_deploy(space=space, branch="docs", sha="d" * 40, snapshot=snap.path,
+                                                    files=set(snap.files), pushed_by_id=space.owner_id)
     return built
 
 
@@ -541,8 +579,8 @@ def world(settings, people, make_space, make_token, upload, run_on_commit) -> Wo
 @pytest.mark.parametrize("surface, visibility, who, credential", CASES, ids=CASE_IDS)
 def test_persona_matrix(world, surface, visibility, who, credential):
     spec, expected = SURFACES[surface], EXPECTED[surface][visibility][who]
-    target = world.target(visibility)
-    caller = world.caller(who, world.spaces[visibility], credential)
+    target = world.target(visibility, preview=surface in PREVIEW_SURFACES)
+    caller = world.caller(who, world.spaces[visibility], credential, target.label)
     resp = spec.call(caller, target, world.settings)
     got = observe(spec.kind, resp, target)
     assert got == expected, (f"{who} ({credential or 'default credential'}) on the {visibility} space, "
@@ -640,7 +678,7 @@ VIEWER_NAME = "vera"  # the viewer of `people` (conftest.py)
 ROUTE_SURFACES: dict[str, tuple[str, ...]] = {
     "": ("browse", "browse_search"),
     "users/<str:username>": ("owner_profile",),
-    "go/<str:label>": ("go",),
+    "go/<str:label>": ("go", "preview_go"),
     S: ("page", "page_comments"),
     f"{S}/logs": ("logs_page",),
     f"{S}/analytics": ("analytics_page",),
@@ -670,6 +708,7 @@ ROUTE_SURFACES: dict[str, tuple[str, ...]] = {
     f"{A}/collaborators/<str:username>": ("api_collaborator_remove",),
     f"{A}/share-links": ("api_share_links",),
     f"{A}/share-links/<int:link_id>": ("api_share_link_revoke",),
+    f"{A}/previews": ("api_previews",),
     f"{S}/badge.svg": ("badge",),
     f"{S}/webhooks": ("webhooks_page",),
     f"{S}/webhooks/<int:webhook_id>/<str:action>": ("page_webhook_off",),
@@ -677,10 +716,11 @@ ROUTE_SURFACES: dict[str, tuple[str, ...]] = {
     f"{A}/webhooks/<int:webhook_id>": ("api_webhook",),
     f"{A}/webhooks/<int:webhook_id>/test": ("api_webhook_test",),
     f"{A}/webhooks/<int:webhook_id>/deliveries": ("api_webhook_log",),
-    "internal/proxy/auth": ("proxy_auth",),
-    "internal/proxy/fallback": ("proxy_html", "proxy_api"),
+    "internal/proxy/auth": ("proxy_auth", "preview_proxy_auth"),
+    "internal/proxy/fallback": ("proxy_html", "proxy_api", "preview_proxy_html", "preview_proxy_api"),
     # Every "cookie" case of the proxy surfaces gets its cookie here (space_cookie above).
-    "internal/proxy/session": ("proxy_auth", "proxy_html", "proxy_api"),
+    "internal/proxy/session": ("proxy_auth", "proxy_html", "proxy_api", "preview_proxy_auth", "preview_proxy_html",
+                               "preview_proxy_api"),
 }
 
 ROUTES_OUTSIDE_THE_MATRIX: dict[str, str] = {
