@@ -39,7 +39,8 @@ class Action(enum.Enum):
     VIEW = ("view", Role.PUBLIC)  # page, app
     READ_COMMENTS = ("read_comments", Role.PUBLIC)  # not share-link holders: see can()
     INTERACT = ("interact", Role.VIEWER)  # comment, like (and PUBLIC spaces: any logged-in user)
-    READ_LOGS = ("read_logs", Role.EDITOR)  # build/run logs, revisions, files
+    READ_LOGS = ("read_logs", Role.EDITOR)  # build/run logs, revisions
+    READ_FILES = ("read_files", Role.PUBLIC)  # files, history, clone (not share-link holders: see can())
     EDIT = ("edit", Role.EDITOR)  # upload, restart, variables/secrets
     # A branch preview (issue 10 item 8): its host, its page entry and the API. Editors only,
     # whatever the space's visibility: a branch is work in progress, not a published app.
@@ -91,6 +92,8 @@ def can(role: Role, action: Action, *, user=None, space: Space | None = None) ->
         return bool(user is not None and user.is_authenticated)
     if action is Action.READ_COMMENTS and role == Role.SHARE_LINK:
         return False  # a share link opens the page and the app, not the discussion
+    if action is Action.READ_FILES and role == Role.SHARE_LINK:
+        return False  # nor the files: a link shares the running app, not its code (design.md §6)
     return role >= action.least_role
 
 
