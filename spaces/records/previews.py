@@ -59,12 +59,13 @@ def preview_label_for(space: Space, branch: str) -> str:
     return f"{base}-{secrets.token_hex(3)}"
 
 
-def preview_refusal(space: Space, branch: str) -> str | None:
+def preview_refusal(space: Space, branch: str, *, also=()) -> str | None:
     """Why a push may not create (or update) the preview of `branch`, or None when it may.
 
     For the push hook, before the ref moves: a deletion is always allowed (do not call this
     for one), `main` is never a preview. An existing preview may always be updated; a new one
-    only while the space has fewer than PREVIEW_MAX_PER_SPACE.
+    only while the space has fewer than PREVIEW_MAX_PER_SPACE, counting the new branches `also`
+    that the same push adds.
     """
     if branch == MAIN:
         return None
@@ -72,6 +73,7 @@ def preview_refusal(space: Space, branch: str) -> str | None:
         return (f"branch '{branch}' cannot be previewed: its name needs a letter or digit to make a host name "
                 "of; use another branch name")
     existing = list(Preview.objects.filter(space=space).values_list("branch", flat=True))
+    existing += [b for b in also if b not in existing and b != branch]
     if branch in existing:
         return None
     limit = setting("PREVIEW_MAX_PER_SPACE")

@@ -112,6 +112,22 @@ def _check_main(space, new: str) -> None:
         raise
 
 
+def _check_previews(space, updates) -> None:
+    """A branch other than main becomes a branch preview (spaces/previews): no more of them than
+    PREVIEW_MAX_PER_SPACE, counting the new branches of this push too (helper C)."""
+    from spaces.records.previews import MAIN, preview_refusal
+
+    added: list[str] = []
+    for _old, new, ref in updates:
+        branch = ref.removeprefix("refs/heads/")
+        if not ref.startswith("refs/heads/") or branch == MAIN or new == ZERO:
+            continue
+        reason = preview_refusal(space, branch, also=added)
+        if reason:
+            raise Refused(reason)
+        added.append(branch)
+
+
 def pre_receive(space, pusher, updates, report: Report) -> int:
     checked: set[str] = set()
     try:
@@ -120,6 +136,7 @@ def pre_receive(space, pusher, updates, report: Report) -> int:
         for _old, new, ref in updates:
             if ref == MAIN_REF and new != ZERO:
                 _check_main(space, new)
+        _check_previews(space, updates)
     except Refused as exc:
         report.say(f"Demohub refused this push: {exc}", "Nothing was changed; the running revision keeps serving.")
         return 1
