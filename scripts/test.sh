@@ -4,8 +4,18 @@
 # Unit tests (fake runner backend, real Postgres and Redis), end-to-end tests on the real stack
 # (Docker engine, nginx, Celery workers, real builds, Chromium), and a smoke test of the compose
 # stack. Nothing is skipped: a missing engine, nginx or browser is installed here, not excused.
-#   scripts/test.sh                 # everything
-#   scripts/test.sh tests/unit -x   # arguments go to pytest
+#   scripts/test.sh                 # everything: in TEST_WORKERS parallel processes, then alone
+#   scripts/test.sh tests/unit -x   # arguments go to pytest (one process; -n 2 --dist loadgroup: two)
+#
+# Everything runs in two parts. First every test not marked `alone`, in TEST_WORKERS processes
+# (pytest-xdist, default 3; --dist loadgroup): unit tests one at a time wherever a process is
+# free, each e2e file whole in one process (tests/e2e/conftest.py groups them: they share the
+# file's stacks and compose project), in the order collected, so the long e2e files start
+# first. Each process has a test database of its own (tests/unit/conftest.py), its own cache
+# keys (tests/settings.py) and, for e2e files, a stack of its own (tests/e2e/stack.py:
+# installation id, database, Redis db, ports, subnets). Then the tests marked `alone`
+# (tests/e2e/test_restarts.py restarts the Docker engine, which stops every container on the
+# machine) by themselves. Both parts together are every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { echo "[test] $*" >&2; }
@@ -55,5 +65,16 @@ log "compiling message catalogs"
 DJANGO_DEBUG=true DEMOHUB_ENV_FILE=/dev/null .venv/bin/python manage.py compilemessages --ignore .venv >/dev/null
 
 export CI="${CI:-}"
-log "running pytest"
-exec .venv/bin/python -m pytest -p no:cacheprovider "${@:-tests}"
+pytest() { .venv/bin/python -m pytest -p no:cacheprovider "$@"; }
+if [ $# -gt 0 ]; then
+  log "running pytest $*"
+  pytest "$@"
+  exit
+fi
+workers=${TEST_WORKERS:-3}
+log "running pytest: every test not marked alone, in $workers processes"
+status=0
+pytest -n "$workers" --dist loadgroup --no-loadscope-reorder -m "not alone" tests || status=$?
+log "running pytest: the tests marked alone"
+pytest -m alone tests || status=$?
+exit "$status"

@@ -23,5 +23,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 PROXY_SHARED_SECRET = "unit-proxy-key"
 REDIS_URL = os.environ.get("UNIT_REDIS_URL", "redis://127.0.0.1:6379/8")
+# One key space per pytest-xdist worker (gw0, gw1, ...; scripts/test.sh runs several): cache keys
+# named by row id (an ended grant, a share sweep) would otherwise meet another worker's rows,
+# whose test database hands out the same ids.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                      "KEY_PREFIX": "demohub:unit"}}
+                      "KEY_PREFIX": f"demohub:unit:{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"}}

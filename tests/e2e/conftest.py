@@ -1,13 +1,24 @@
-"""Fixtures for end-to-end tests: one real stack per test session (see stack.py)."""
+"""Fixtures for end-to-end tests: one real stack per test process (see stack.py)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import docker
 import pytest
 
 from .browser import CHROMIUM, CHROMIUM_ARGS, SHOTS
 from .stack import new_stack
+
+
+def pytest_collection_modifyitems(config, items):
+    """Each e2e file's tests in one process when scripts/test.sh runs them in several
+    (pytest-xdist, --dist loadgroup): they share the file's module-scoped stacks, spaces and
+    compose project. (This hook sees every collected item, unit tests too: only ours are marked.)"""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.parent == here:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,10 @@ tests/e2e/test_dependency_restarts.py restarts and kills it.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -398,13 +400,37 @@ class Stack:
         return requests.get(url.rstrip("/") + path, timeout=kwargs.pop("timeout", 10), **kwargs)
 
 
+def _subnet(k: int) -> str:
+    return f"10.{216 + k // 16}.{(k % 16) * 16}.0/20"
+
+
+def _free_subnets() -> list[int]:
+    """The /20s of 10.216.0.0/13 (numbered 0-127) that no Docker network uses and that no other
+    process of this test run may pick: pytest-xdist worker gwI of N takes those numbered I mod N
+    (scripts/test.sh runs several), so two stacks of one run never overlap, whatever the
+    timing; a network of another run or a leftover is seen on the engine."""
+    import docker
+
+    used = []
+    try:
+        for net in docker.from_env().networks.list():
+            for conf in (net.attrs.get("IPAM") or {}).get("Config") or []:
+                if conf.get("Subnet", "").count(".") == 3:
+                    used.append(ipaddress.ip_network(conf["Subnet"], strict=False))
+    except docker.errors.DockerException:
+        pass  # the stack's own start reports an engine that does not answer
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    index = int(worker[2:]) % count if worker[2:].isdigit() else 0
+    return [k for k in range(128) if k % count == index
+            and not any(ipaddress.ip_network(_subnet(k)).overlaps(u) for u in used)]
+
+
 def new_stack(*, private_redis: bool = False, private_postgres: bool = False) -> Stack:
     instance = "t" + uuid.uuid4().hex[:8]
-    # A /20 per run out of 10.216.0.0/13, so parallel or leftover runs do not overlap.
-    # The builds network gets another /20 of the same range.
-    n = int(uuid.uuid4().hex[:4], 16) % 128
-    m = (n + 1 + int(uuid.uuid4().hex[:4], 16) % 127) % 128
-    subnet, builds_subnet = (f"10.{216 + k // 16}.{(k % 16) * 16}.0/20" for k in (n, m))
+    # A /20 per stack out of 10.216.0.0/13, none in use and none another worker of this run may
+    # take, so parallel or leftover stacks do not overlap. The builds network gets another.
+    subnet, builds_subnet = (_subnet(k) for k in random.sample(_free_subnets(), 2))
     return Stack(instance=instance, hub_port=free_port(), proxy_port=free_port(), subnet=subnet,
                  builds_subnet=builds_subnet,
                  data_dir=Path(f"/tmp/demohub-e2e-{instance}"), db_name=f"demohub_e2e_{instance}",

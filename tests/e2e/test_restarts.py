@@ -39,7 +39,9 @@ import requests
 from .load import revision_app
 from .stack import ROOT, STARTED_INSTANCES, new_stack
 
-pytestmark = pytest.mark.e2e
+# Alone: it restarts the Docker engine, which stops every container on the machine (other test
+# files' spaces too); scripts/test.sh runs it after the parallel part.
+pytestmark = [pytest.mark.e2e, pytest.mark.alone]
 
 DOWNTIME: dict[str, dict[str, float]] = {}  # restart kind -> space -> seconds without an answer
 ENGINE_IDLE_WAIT = 600  # seconds to wait (outside CI) for other people's containers to end

@@ -75,8 +75,17 @@ def fake_backend():
 
 
 @pytest.fixture
-def hub(db, settings, tmp_path, fake_backend):
+def hub(db, settings, tmp_path, fake_backend, monkeypatch):
     """Per-test files and settings for the hub."""
+    from runner import proxy
+    from spaces.lifecycle import redeploy
+
+    # No nginx behind these routes (a proxy that applied everything, below): a slot switch is
+    # seen at once and no connection is left to drain, so a start or redeploy does not wait out
+    # a worker's flag cache (up to 1.05 s, runner/proxy.wait_applied) or a drain's quiet time.
+    # Tests of those waits run a real nginx or a routes dir of their own, without this fixture.
+    monkeypatch.setattr(proxy, "SLOT_FLAG_CACHE_SECONDS", 0)
+    monkeypatch.setattr(redeploy, "DRAIN_SETTLE", 0.0)
     settings.SNAPSHOTS_DIR = tmp_path / "snapshots"
     settings.REPOS_DIR = tmp_path / "repos"
     settings.SITES_DIR = tmp_path / "sites"

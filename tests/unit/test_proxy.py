@@ -35,6 +35,10 @@ from runner.proxy import (
     validate_label,
 )
 
+# One process for the whole file when scripts/test.sh runs tests in several (pytest-xdist):
+# the module-scoped real nginx (`stack`) is started once.
+pytestmark = pytest.mark.xdist_group("test_proxy")
+
 REPO = Path(__file__).resolve().parents[2]
 RUN_SH = REPO / "deploy" / "proxy" / "run.sh"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)

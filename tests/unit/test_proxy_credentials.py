@@ -28,6 +28,10 @@ from tests.unit.test_proxy import (
     stop_http,
 )
 
+# One process for the whole file when scripts/test.sh runs tests in several (pytest-xdist):
+# the module-scoped real nginx per scheme (`proxy`) is started once.
+pytestmark = pytest.mark.xdist_group("test_proxy_credentials")
+
 
 @pytest.fixture(scope="module", params=["http", "https"])
 def proxy(request):
