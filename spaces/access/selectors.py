@@ -39,7 +39,8 @@ class Action(enum.Enum):
     VIEW = ("view", Role.PUBLIC)  # page, app
     READ_COMMENTS = ("read_comments", Role.PUBLIC)  # not share-link holders: see can()
     INTERACT = ("interact", Role.VIEWER)  # comment, like (and PUBLIC spaces: any logged-in user)
-    READ_LOGS = ("read_logs", Role.EDITOR)  # build/run logs, revisions, files
+    READ_FILES = ("read_files", Role.PUBLIC)  # files, history, clone, download; not share-link holders
+    READ_LOGS = ("read_logs", Role.EDITOR)  # build/run logs, revisions
     EDIT = ("edit", Role.EDITOR)  # upload, restart, variables/secrets
     ADMIN = ("admin", Role.OWNER)  # visibility, collaborators, share links, pause, delete
 
@@ -88,6 +89,8 @@ def can(role: Role, action: Action, *, user=None, space: Space | None = None) ->
         return bool(user is not None and user.is_authenticated)
     if action is Action.READ_COMMENTS and role == Role.SHARE_LINK:
         return False  # a share link opens the page and the app, not the discussion
+    if action is Action.READ_FILES and role == Role.SHARE_LINK:
+        return False  # ... nor the repository (design.md §6: files, history, clone, download)
     return role >= action.least_role
 
 
