@@ -10,6 +10,7 @@ from spaces.catalog import api_browse as browse_api
 from spaces.community import api as community_api
 from spaces.lifecycle import api_variables as variables_api
 from spaces.lifecycle import streams
+from spaces.repos import api_files as files_api
 from spaces.webhooks import api as webhook_api
 
 S = "spaces/<str:owner>/<str:name>"
@@ -43,6 +44,12 @@ urlpatterns = [
     path(f"{S}/webhooks/<int:webhook_id>", webhook_api.WebhookDetailApi.as_view()),
     path(f"{S}/webhooks/<int:webhook_id>/test", webhook_api.WebhookTestApi.as_view()),
     path(f"{S}/webhooks/<int:webhook_id>/deliveries", webhook_api.DeliveryListApi.as_view()),
+    path(f"{S}/tree", files_api.TreeApi.as_view()),
+    path(f"{S}/tree/<path:path>", files_api.TreeApi.as_view()),
+    path(f"{S}/files/<path:path>", files_api.FileApi.as_view()),
+    path(f"{S}/raw/<path:path>", files_api.RawApi.as_view()),
+    path(f"{S}/commits", files_api.CommitListApi.as_view()),
+    path(f"{S}/commits/<str:sha>", files_api.CommitDetailApi.as_view()),
     # The log streams are a plain async view: described by a hook (spaces/lifecycle/streams_schema.py).
     path("schema", SpectacularAPIView.as_view(custom_settings={"POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums", "spaces.lifecycle.streams_schema.add_log_streams"]}),
