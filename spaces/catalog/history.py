@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 
 from django.db import transaction
 from django.utils import timezone
@@ -26,7 +25,7 @@ from spaces.lifecycle.models import SpaceVariable
 from spaces.records import jobs
 from spaces.records.errors import ServiceError
 from spaces.records.models import Revision, Space
-from spaces.repos import reading
+from spaces.repos import reading, services, store
 
 log = logging.getLogger(__name__)
 R = Revision.Status
@@ -45,8 +44,6 @@ def image_kept(image: str) -> bool:
 
 def space_rollback(*, space: Space, revision: Revision, by) -> Revision:
     """A new revision running `revision`'s files again (see the module docstring)."""
-    from spaces.repos import services, store
-
     if revision.space_id != space.pk:
         raise ServiceError("That revision belongs to another space.", code="not_found", http_status=404)
     if revision.status != R.SUCCEEDED or revision.error:
@@ -57,9 +54,12 @@ def space_rollback(*, space: Space, revision: Revision, by) -> Revision:
     tree = reading.stat(space, revision.commit, "").oid
     message = f"Run revision {revision.number} again\n\nRestores the files of {revision.commit[:12]}."
     reuse = revision.image if space.sdk != "static" and image_kept(revision.image) else ""
+    head = store.head(space)
+    sha = store.commit_tree(space, tree, [head] if head else [], author=by, message=message)
+    snapshot = services.snapshot_commit(space, sha)  # the upload checks, before main moves
+    store.update_ref(space, "refs/heads/main", sha, head, reason=f"run revision {revision.number} again")
     with transaction.atomic():
-        sha = store.commit_tree(space, tree, author=by, message=message, parent=store.head(space))
-        new = services.revision_from_commit(space, sha, created_by=by, message=message)
+        new = services.revision_from_commit(space, sha, created_by=by, message=message, snapshot=snapshot)
         if reuse and Revision.objects.filter(pk=new.pk, status=R.QUEUED).update(
                 status=R.SUCCEEDED, image=reuse, started_at=timezone.now(), finished_at=timezone.now(),
                 build_log=f"==> revision {new.number}: the image of revision {revision.number} ({reuse}) is "
@@ -76,8 +76,6 @@ def space_rollback(*, space: Space, revision: Revision, by) -> Revision:
 def space_duplicate(*, source: Space, owner, name: str, visibility: str, title: str = "") -> Space:
     """A copy of `source` under `owner` (see the module docstring). Its first revision is the
     source's main, queued to build; a source without a repository yet copies without one."""
-    from spaces.repos import services, store
-
     try:
         head = reading.resolve(source, "main")
     except reading.RevisionMissing:
@@ -91,9 +89,8 @@ def space_duplicate(*, source: Space, owner, name: str, visibility: str, title: 
             copied = target
             if head:
                 # All of main's history, nothing else (no previews, no revision refs).
-                subprocess.run(["git", "--git-dir", str(target), "fetch", "--quiet", "--no-tags",
-                                str(store.repo_path(source)), "+refs/heads/main:refs/heads/main"],
-                               check=True, capture_output=True, timeout=300)
+                store.git(target, "fetch", "--quiet", "--no-tags", str(store.repo_path(source)),
+                          "+refs/heads/main:refs/heads/main")
             for row in SpaceVariable.objects.filter(space=source).order_by("key"):
                 SpaceVariable.objects.create(space=space, key=row.key, secret=row.secret,
                                              value=variables.stored_value(row) if not row.secret else "")
