@@ -7,10 +7,15 @@ from spaces.accounts import api as accounts_api
 from spaces.analytics import api as analytics_api
 from spaces.catalog import api as catalog_api
 from spaces.catalog import api_browse as browse_api
+from spaces.catalog import api_history as history_api
 from spaces.community import api as community_api
 from spaces.lifecycle import api_variables as variables_api
 from spaces.lifecycle import streams
+<<<<<<< HEAD
 from spaces.previews import api as previews_api
+=======
+from spaces.repos import api_files as files_api
+>>>>>>> git-read
 from spaces.webhooks import api as webhook_api
 
 S = "spaces/<str:owner>/<str:name>"
@@ -25,6 +30,8 @@ urlpatterns = [
     path(S, catalog_api.SpaceDetailApi.as_view()),
     path(f"{S}/revisions", catalog_api.RevisionListCreateApi.as_view()),
     path(f"{S}/revisions/<int:number>", catalog_api.RevisionDetailApi.as_view()),
+    path(f"{S}/revisions/<int:number>/rollback", history_api.RevisionRollbackApi.as_view()),
+    path(f"{S}/duplicate", history_api.SpaceDuplicateApi.as_view()),
     path(f"{S}/logs/<str:kind>", streams.space_log_view),
     path(f"{S}/analytics", analytics_api.SpaceAnalyticsApi.as_view()),
     path(f"{S}/restart", catalog_api.SpaceRestartApi.as_view()),
@@ -45,6 +52,12 @@ urlpatterns = [
     path(f"{S}/webhooks/<int:webhook_id>", webhook_api.WebhookDetailApi.as_view()),
     path(f"{S}/webhooks/<int:webhook_id>/test", webhook_api.WebhookTestApi.as_view()),
     path(f"{S}/webhooks/<int:webhook_id>/deliveries", webhook_api.DeliveryListApi.as_view()),
+    path(f"{S}/tree", files_api.TreeApi.as_view()),
+    path(f"{S}/tree/<path:path>", files_api.TreeApi.as_view()),
+    path(f"{S}/files/<path:path>", files_api.FileApi.as_view()),
+    path(f"{S}/raw/<path:path>", files_api.RawApi.as_view()),
+    path(f"{S}/commits", files_api.CommitListApi.as_view()),
+    path(f"{S}/commits/<str:sha>", files_api.CommitDetailApi.as_view()),
     # The log streams are a plain async view: described by a hook (spaces/lifecycle/streams_schema.py).
     path("schema", SpectacularAPIView.as_view(custom_settings={"POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums", "spaces.lifecycle.streams_schema.add_log_streams"]}),

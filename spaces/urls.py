@@ -7,11 +7,13 @@ from spaces.accounts import pages as accounts_pages
 from spaces.analytics import pages as analytics_pages
 from spaces.catalog import pages as catalog_pages
 from spaces.catalog import pages_browse as browse_pages
+from spaces.catalog import pages_history as history_pages
 from spaces.community import pages as community_pages
 from spaces.lifecycle import pages_variables as variable_pages
 from spaces.lifecycle import proxy_pages
 from spaces.repos import git_http
 from spaces.embeds import pages as embed_pages
+from spaces.repos import pages_files as file_pages
 from spaces.webhooks import pages as webhook_pages
 
 urlpatterns = [
@@ -53,6 +55,17 @@ urlpatterns = [
     path("spaces/<str:owner>/<str:name>/webhooks", webhook_pages.webhooks_page, name="space-webhooks"),
     path("spaces/<str:owner>/<str:name>/webhooks/<int:webhook_id>/<str:action>", webhook_pages.webhook_action,
          name="space-webhook-action"),
+    # Files and History, in Hugging Face's layout (spaces/repos/pages_files.py); <rest> is
+    # "<rev>/<path>", split there (a revision may hold "/": refs%2Fpr%2F1).
+    path("spaces/<str:owner>/<str:name>/tree/<path:rest>", file_pages.tree_page, name="space-tree"),
+    path("spaces/<str:owner>/<str:name>/blob/<path:rest>", file_pages.blob_page, name="space-blob"),
+    path("spaces/<str:owner>/<str:name>/resolve/<path:rest>", file_pages.resolve_file, name="space-resolve"),
+    path("spaces/<str:owner>/<str:name>/edit/<path:rest>", file_pages.edit_page, name="space-edit"),
+    path("spaces/<str:owner>/<str:name>/commits/<path:rev>", file_pages.commits_page, name="space-commits"),
+    path("spaces/<str:owner>/<str:name>/commit/<str:sha>", file_pages.commit_page, name="space-commit"),
+    path("spaces/<str:owner>/<str:name>/revisions/<int:number>/rollback", history_pages.rollback,
+         name="space-rollback"),
+    path("spaces/<str:owner>/<str:name>/duplicate", history_pages.duplicate, name="space-duplicate"),
     path("spaces/<str:owner>/<str:name>/badge.svg", embed_pages.badge, name="space-badge"),
     path("internal/proxy/fallback", proxy_pages.proxy_fallback, name="proxy-fallback"),
     path("internal/proxy/auth", proxy_pages.proxy_auth_view, name="proxy-auth"),
