@@ -78,6 +78,9 @@ def revision_build(*, revision_id: int) -> None:
     # The request id of the upload (or of the task that sent this build): the build log names it,
     # so the log lines of the hub and the worker about this build can be found (README "Logs").
     request_id = structlog.contextvars.get_contextvars().get("request_id", "")
+    if rev.commit:
+        title = (rev.message.strip().splitlines() or [""])[0][:200]
+        sink(f"==> commit {rev.commit}" + (f": {title}" if title else "") + "\n")
     sink(f"==> revision {rev.number} of {space.full_name} ({space.sdk}), request {request_id}\n")
     retries = build_leases.retries(rev.pk)
     if retries:
@@ -121,6 +124,7 @@ def space_rebuild(*, space: Space, by: User | None = None) -> Revision:
                                code="snapshot_pruned")
         rev = Revision.objects.create(space=space, number=number, content_hash=source.content_hash,
                                       snapshot_path=source.snapshot_path, metadata=source.metadata,
+                                      commit=source.commit, message=source.message,
                                       created_by=by, factory=True)
         make_latest(space, rev)
         if space.sdk == Sdk.STATIC:

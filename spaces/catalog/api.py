@@ -72,8 +72,8 @@ class RevisionOut(serializers.ModelSerializer):
 
     class Meta:
         model = Revision
-        fields = ["number", "status", "content_hash", "error", "created_by", "created_at", "started_at",
-                  "finished_at", "factory"]
+        fields = ["number", "status", "content_hash", "commit", "message", "error", "created_by", "created_at",
+                  "started_at", "finished_at", "factory"]
 
 
 # ----------------------------------------------------------------------------- spaces
@@ -152,7 +152,10 @@ class RevisionListCreateApi(BaseApi):
         if archive is None:
             raise serializers.ValidationError({"archive": "Attach the repo as a .zip or .tar.gz file "
                                                           "in the multipart field 'archive'."})
-        rev = revision_create(space=space, archive=archive, created_by=request.user)
+        message = request.data.get("message") or ""
+        if not isinstance(message, str) or len(message) > 10_000:
+            raise serializers.ValidationError({"message": "Give the commit message as text (at most 10000 characters)."})
+        rev = revision_create(space=space, archive=archive, created_by=request.user, message=message or None)
         location = f"/api/spaces/{space.owner.username}/{space.name}/revisions/{rev.number}"
         return Response(RevisionOut(rev).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
 

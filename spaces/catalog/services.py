@@ -11,32 +11,21 @@ import hashlib
 import logging
 import re
 import secrets
-import shutil
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max
-from django.utils import timezone
 
-from runner.archive import ArchiveLimits, snapshot_archive
 from spaces.access.services import space_access_changed
-from spaces.lifecycle import logs, quotas
-from spaces.records import events, jobs
+from spaces.lifecycle import quotas
+from spaces.records import jobs
 from spaces.records.errors import ServiceError
-from spaces.records.frontmatter import ConfigError, MissingAppFile, read_config
 from spaces.records.models import HostLabel, Revision, Sdk, Space, Visibility
 from spaces.records.search import SEARCHED_FIELDS, space_search_vector_refresh
-from spaces.records.services import (
-    apply_metadata,
-    make_latest,
-    space_transition,
-    status_keeping_running_revision,
-    status_while_building,
-)
 from spaces.records.status import SpaceStatus
 from spaces.records.tags import TagError, normalize_tags
+from spaces.repos.services import commit_upload
 
 log = logging.getLogger(__name__)
 User = get_user_model()
@@ -136,83 +125,8 @@ def space_update(*, space: Space, **fields) -> Space:
     return space
 
 
-def _archive_limits() -> ArchiveLimits:
-    return ArchiveLimits(max_archive_bytes=settings.UPLOAD_MAX_BYTES, max_files=settings.ARCHIVE_MAX_FILES,
-                         max_total_bytes=settings.ARCHIVE_MAX_TOTAL_BYTES,
-                         max_file_bytes=settings.ARCHIVE_MAX_FILE_BYTES, max_ratio=settings.ARCHIVE_MAX_RATIO,
-                         max_readme_bytes=settings.README_MAX_BYTES)
-
-
-def revision_create(*, space: Space, archive, created_by: User) -> Revision:
-    """Check and store an upload, then queue its build.
-
-    The archive is validated and snapshotted before any row changes (ArchiveError leaves no
-    trace). A README config error still records the revision, as failed, so the user sees
-    why; the revision that is serving keeps serving either way.
-    """
-    quotas.check_build_queue(space)
-    quotas.check_running(space)
-    snapshot = snapshot_archive(archive, settings.SNAPSHOTS_DIR, _archive_limits())
-    try:
-        quotas.check_storage(space, snapshot.total_bytes)
-    except ServiceError:
-        _snapshot_forget(str(snapshot.path))
-        raise
-    files = set(snapshot.files)
-    config_error = ""
-    metadata: dict = {}
-    missing_app = False
-    try:
-        cfg = read_config(snapshot.path, files, space_sdk=space.sdk, max_bytes=settings.README_MAX_BYTES)
-        metadata = cfg.as_metadata()
-        metadata["readme"] = cfg.readme_body[:100_000]
-    except MissingAppFile as exc:
-        config_error, missing_app = str(exc), True
-    except ConfigError as exc:
-        config_error = str(exc)
-    if space.sdk == Sdk.DOCKER and "Dockerfile" not in files and not config_error:
-        config_error, missing_app = "sdk: docker needs a Dockerfile at the root of the repo", True
-
-    with transaction.atomic():
-        space = Space.objects.select_for_update().get(pk=space.pk)
-        if space.status == S.DELETING:
-            raise ServiceError("The space is being deleted.", code="deleting")
-        number = (space.revisions.aggregate(m=Max("number"))["m"] or 0) + 1
-        rev = Revision.objects.create(
-            space=space, number=number, content_hash=snapshot.content_hash,
-            snapshot_path=str(snapshot.path), snapshot_bytes=snapshot.total_bytes, metadata=metadata,
-            created_by=created_by,
-            status=R.FAILED if config_error else R.QUEUED, error=config_error,
-            finished_at=timezone.now() if config_error else None)
-        make_latest(space, rev)
-        if config_error:
-            fallback = status_keeping_running_revision(space.status)
-            if fallback:
-                space_transition(space, fallback, error=f"revision {number}: {config_error}")
-            else:
-                space_transition(space, S.NO_APP_FILE if missing_app else S.CONFIG_ERROR, error=config_error)
-            logs.reset(logs.build_key(rev.pk))
-            Revision.objects.filter(pk=rev.pk).update(build_log=config_error + "\n")
-            events.revision_finished.send(sender=Revision, revision_id=rev.pk, status=R.FAILED)
-            rev.refresh_from_db()
-            return rev
-        # README values win over the API's (design.md §4).
-        apply_metadata(space, metadata)
-        space_transition(space, status_while_building(space.status), error="")
-        if space.sdk == Sdk.STATIC:
-            # Nothing to build: the proxy serves the files themselves.
-            Revision.objects.filter(pk=rev.pk).update(status=R.SUCCEEDED, started_at=timezone.now(),
-                                                      finished_at=timezone.now(), build_log="static files, nothing to build\n")
-            events.revision_finished.send(sender=Revision, revision_id=rev.pk, status=R.SUCCEEDED)
-            jobs.send_on_commit("spaces.tasks.start_revision_task", rev.pk)
-        else:
-            jobs.send_on_commit("spaces.tasks.build_revision_task", rev.pk)
-    # The caller shows the revision: give it the stored row (a static site is already built).
-    rev.refresh_from_db()
-    return rev
-
-
-def _snapshot_forget(path: str) -> None:
-    """Remove a snapshot no revision refers to (content-addressed: another may share it)."""
-    if path and not Revision.objects.filter(snapshot_path=path).exists():
-        shutil.rmtree(path, ignore_errors=True)
+def revision_create(*, space: Space, archive, created_by: User, message: str | None = None) -> Revision:
+    """Check and store an upload as one commit on main, then queue its build
+    (spaces/repos/services.commit_upload: the archive is validated before any row or ref
+    changes; a README config error still records the revision, as failed)."""
+    return commit_upload(space, archive, created_by=created_by, message=message)

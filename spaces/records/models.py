@@ -60,6 +60,8 @@ class Space(models.Model):
     address_index = models.PositiveIntegerField(unique=True)
     active_slot = models.CharField(max_length=1, default="a")
     sleep_after = models.IntegerField(default=-1, help_text="seconds idle before sleeping; -1 never")
+    # The owner may allow force pushes to main (editors only; each is recorded on its revision).
+    allow_force_push = models.BooleanField(default=False)
     # How a SLEEPING space sleeps: "frozen" (the engine suspended its processes, memory kept,
     # wakes in a blink) or "stopped" (container gone, memory freed, wakes by starting).
     sleep_mode = models.CharField(max_length=8, blank=True, default="")
@@ -135,6 +137,9 @@ class Revision(models.Model):
     space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="revisions")
     number = models.PositiveIntegerField()
     content_hash = models.CharField(max_length=64)
+    # The commit on main this revision is (spaces/repos): full SHA, and its message.
+    commit = models.CharField(max_length=40, blank=True)
+    message = models.TextField(blank=True)
     snapshot_path = models.CharField(max_length=500)
     # Uncompressed size of the snapshot, counted against the owner's storage quota
     # (spaces/lifecycle/quotas.py); 0 once housekeeping pruned the snapshot (snapshot_path is then "").

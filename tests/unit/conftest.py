@@ -78,6 +78,7 @@ def fake_backend():
 def hub(db, settings, tmp_path, fake_backend):
     """Per-test files and settings for the hub."""
     settings.SNAPSHOTS_DIR = tmp_path / "snapshots"
+    settings.REPOS_DIR = tmp_path / "repos"
     settings.SITES_DIR = tmp_path / "sites"
     settings.PROXY_ROUTES_DIR = tmp_path / "proxy" / "routes"
     settings.PROXY_ROUTES_DIR.mkdir(parents=True)

@@ -18,7 +18,7 @@ from tests.unit.helpers import assert_error
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 
-REVISION_FIELDS = {"number", "status", "content_hash", "error", "created_by", "created_at", "started_at",
+REVISION_FIELDS = {"number", "status", "content_hash", "commit", "message", "error", "created_by", "created_at", "started_at",
                    "finished_at"}
 
 
