@@ -21,6 +21,7 @@ from runner.exceptions import ArchiveError
 from spaces.accounts.models import ApiToken
 from spaces.hfapi.answers import BAD_TOKEN, HfError, hf_error, not_found
 from spaces.records.errors import AccessError, RateLimited, ServiceError
+from spaces.repos.store import RepoError, RepoNotFound
 from spaces.web.unavailable import DOWN, RETRY_AFTER
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,11 @@ def answer_for(exc) -> JsonResponse | None:
     if isinstance(exc, (exceptions.PermissionDenied, DjangoPermissionDenied)):
         detail = exc.detail if isinstance(exc, exceptions.PermissionDenied) else "You may not do this."
         return hf_error(403, str(detail), code="permission_denied")
+    if isinstance(exc, RepoNotFound):
+        return hf_error(404, str(exc), error_code="RevisionNotFound", code=exc.code)
+    if isinstance(exc, RepoError):
+        # A refused or conflicting commit: the hub's sentence, which the client shows as it is.
+        return hf_error(exc.http_status or 422, str(exc), code=exc.code)
     if isinstance(exc, (ServiceError, AccessError, ArchiveError)):
         return hf_error(exc.http_status, str(exc), code=exc.code)
     if isinstance(exc, RateLimited):

@@ -149,7 +149,7 @@ def _operations(request) -> tuple[dict, dict[str, bytes], list[str]]:
     header, additions, deletions = None, {}, []
     cap = settings.UPLOAD_MAX_BYTES * 4 // 3 + COMMIT_LINE_MAX
     seen = 0
-    for raw in request:
+    for raw in request.stream or ():
         seen += len(raw)
         if seen > cap:
             raise HfError(413, f"The commit is larger than the largest upload this hub takes "
@@ -206,24 +206,28 @@ def commit(request, args, rest):
 
 
 def _already_committed(space: Space, head: str | None, parent: str | None, additions, deletions) -> bool:
-    """Whether main's head already is this commit: a retried POST (the client retries commits)
-    made from the same parent, or a change that changes nothing."""
+    """Whether main's head already is this commit: a change that changes nothing, or a retried
+    POST (the clients retry commits) whose change main's head already made on the same parent.
+    A retry's files that main already holds are left out by the client (the preupload answer
+    gives their blob ids), so "already made" is: applied to the head, the change changes nothing."""
     from spaces.repos import store
 
     if head is None:
         return False
-    base = parent or head
+    if parent and parent != head and reading.commit(space, head).parents[:1] != (parent,):
+        return False          # main moved on by other commits: a conflict, not a retry
+    present = {e.path for e in reading.tree_recursive(space, head)}
+    gone = [d for d in deletions if d.strip("/") in present
+            or any(p.startswith(d.strip("/") + "/") for p in present)]
+    if parent and parent != head:
+        deletions = gone      # what the first attempt deleted is gone already
+    elif len(gone) != len(deletions):
+        return False          # deleting a file that is not there: let the commit refuse it by name
     try:
-        wanted = store.write_tree_with_changes(space, base, additions=additions, deletions=deletions)
+        wanted = store.write_tree_with_changes(space, head, additions=additions, deletions=deletions)
     except store.RepoRefused:
-        if base == head:
-            raise
         return False
-    if store.tree_of(space, head) != wanted:
-        return False
-    if base == head:
-        return True
-    return bool(reading.commit(space, head).parents[:1] == (base,))
+    return store.tree_of(space, head) == wanted
 
 
 def _commit_answer(request, space: Space, sha: str) -> Response:
