@@ -7,6 +7,7 @@ from spaces.accounts import api as accounts_api
 from spaces.analytics import api as analytics_api
 from spaces.catalog import api as catalog_api
 from spaces.catalog import api_browse as browse_api
+from spaces.catalog import api_history as history_api
 from spaces.community import api as community_api
 from spaces.lifecycle import api_variables as variables_api
 from spaces.lifecycle import streams
@@ -25,6 +26,8 @@ urlpatterns = [
     path(S, catalog_api.SpaceDetailApi.as_view()),
     path(f"{S}/revisions", catalog_api.RevisionListCreateApi.as_view()),
     path(f"{S}/revisions/<int:number>", catalog_api.RevisionDetailApi.as_view()),
+    path(f"{S}/revisions/<int:number>/rollback", history_api.RevisionRollbackApi.as_view()),
+    path(f"{S}/duplicate", history_api.SpaceDuplicateApi.as_view()),
     path(f"{S}/logs/<str:kind>", streams.space_log_view),
     path(f"{S}/analytics", analytics_api.SpaceAnalyticsApi.as_view()),
     path(f"{S}/restart", catalog_api.SpaceRestartApi.as_view()),

@@ -7,6 +7,7 @@ from spaces.accounts import pages as accounts_pages
 from spaces.analytics import pages as analytics_pages
 from spaces.catalog import pages as catalog_pages
 from spaces.catalog import pages_browse as browse_pages
+from spaces.catalog import pages_history as history_pages
 from spaces.community import pages as community_pages
 from spaces.lifecycle import pages_variables as variable_pages
 from spaces.lifecycle import proxy_pages
@@ -55,6 +56,9 @@ urlpatterns = [
     path("spaces/<str:owner>/<str:name>/edit/<path:rest>", file_pages.edit_page, name="space-edit"),
     path("spaces/<str:owner>/<str:name>/commits/<path:rev>", file_pages.commits_page, name="space-commits"),
     path("spaces/<str:owner>/<str:name>/commit/<str:sha>", file_pages.commit_page, name="space-commit"),
+    path("spaces/<str:owner>/<str:name>/revisions/<int:number>/rollback", history_pages.rollback,
+         name="space-rollback"),
+    path("spaces/<str:owner>/<str:name>/duplicate", history_pages.duplicate, name="space-duplicate"),
     path("spaces/<str:owner>/<str:name>/badge.svg", embed_pages.badge, name="space-badge"),
     path("internal/proxy/fallback", proxy_pages.proxy_fallback, name="proxy-fallback"),
     path("internal/proxy/auth", proxy_pages.proxy_auth_view, name="proxy-auth"),

@@ -17,6 +17,7 @@ from spaces.access.viewer import space_for_page
 from spaces.accounts import ratelimits
 from spaces.accounts.pages import rate_limit_message
 from spaces.builds.services import space_rebuild
+from spaces.catalog.history import secrets_without_value
 from spaces.catalog.pages_browse import space_list_context
 from spaces.catalog.services import revision_create, space_create, space_update
 from spaces.community import pages as views_social
@@ -109,6 +110,7 @@ def space_page(request, owner, name):
         # A sleeping app is shown too: loading it is what wakes it (spaces/lifecycle/sleep.py).
         "serving": space.status in SERVING or space.status == "SLEEPING",
         "space_error": space_error_for(space, role),
+        "secrets_missing": secrets_without_value(space) if role >= Role.EDITOR else [],
         # A private app is entered through the hub, which carries the login (or the share
         # link) to the space's host as a one-time ticket (spaces/access/proxy_gate.py).
         "iframe_src": space.url if not space.is_private else f"/go/{space.label}?next=/",
@@ -142,6 +144,7 @@ def space_settings(request, owner, name):
     return render(request, "spaces/settings.html", {"space": space, "role": role, "upload": upload,
                                                     "revisions": revisions, "can_edit": True,
                                                     "can_admin": role >= Role.OWNER, "can_logs": True,
+                                                    "secrets_missing": secrets_without_value(space),
                                                     **views_variables.settings_context(space)},
                   status=status)
 

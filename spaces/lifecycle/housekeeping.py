@@ -104,7 +104,7 @@ def images_to_remove(images: list[ImageInfo], containers: list[ContainerState]) 
         name__in={name.partition("/")[2] for name in by_space})}
     revisions: dict[int, list[Revision]] = defaultdict(list)
     for rev in Revision.objects.filter(space__in=list(spaces.values())).only(
-            "pk", "space_id", "number", "status", "error"):
+            "pk", "space_id", "number", "status", "error", "image"):
         revisions[rev.space_id].append(rev)
     doomed = []
     for name, space_images in by_space.items():
@@ -112,7 +112,11 @@ def images_to_remove(images: list[ImageInfo], containers: list[ContainerState]) 
         if space is not None and space.status == S.DELETING:
             continue  # space_purge is removing everything of it
         keep = set() if space is None else revisions_to_keep(space, revisions[space.pk])
+        # A rollback's revision runs an earlier revision's image (catalog/history.py): kept by tag.
+        kept_tags = {r.image for r in revisions[space.pk] if r.number in keep and r.image} if space else set()
         for image in space_images:
+            if kept_tags.intersection(image.tags):
+                continue
             number = image.labels.get("demohub.revision", "")
             if not number.isdigit() or not name:
                 continue  # not a revision image: never guessed at

@@ -13,7 +13,7 @@ from django.utils.http import content_disposition_header
 
 from spaces.records.errors import ServiceError
 from spaces.records.models import Revision, Space
-from spaces.repos import highlight, reading
+from spaces.repos import highlight, reading, services, store
 
 EDIT_MAX_BYTES = 1024 * 1024  # the browser editor edits text files up to this size
 MESSAGE_MAX = 4000
@@ -113,23 +113,20 @@ class EditConflict(ServiceError):
 
 def file_commit(*, space: Space, path: str, content: bytes, message: str, base: str | None, by) -> Revision:
     """Commit one file's new content on main and make it a revision (built and deployed as an
-    upload is, with the same checks). `base` is the commit the editor started from: when main
-    is elsewhere now, EditConflict and nothing changes."""
-    from spaces.repos import services, store
-
+    upload is, with the same checks before main moves). `base` is the commit the editor started
+    from: when main is elsewhere now, EditConflict and nothing changes."""
     path = reading.clean_path(path)
     if not path:
         raise ServiceError("Name the file to change.", code="invalid_path", http_status=400)
     if len(content) > EDIT_MAX_BYTES:
         raise ServiceError(f"Files over {EDIT_MAX_BYTES // 1024} KiB are changed with git, not in the browser.",
                            code="too_large", http_status=413)
-    head = store.head(space)
-    if base and base != head:
-        raise EditConflict(head or "")
     message = (message or "").strip()[:MESSAGE_MAX] or f"Update {path}"
-    sha = store.commit_changes(space, additions={path: content}, deletions=[], author=by, message=message,
-                               parent=head)
-    return services.revision_from_commit(space, sha, created_by=by, message=message)
+    try:
+        return services.commit_changes(space, additions={path: content}, author=by, message=message,
+                                       parent=base or None)
+    except store.RepoConflict as exc:
+        raise EditConflict(store.head(space) or "") from exc
 
 
 def attachment(data: bytes, path: str) -> HttpResponse:

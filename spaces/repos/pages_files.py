@@ -15,10 +15,11 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext, gettext_lazy
 
+from runner.exceptions import ArchiveError
 from spaces.access.selectors import Action, Role
 from spaces.access.viewer import space_for_page
 from spaces.records.errors import ServiceError
-from spaces.repos import files, highlight, reading
+from spaces.repos import files, highlight, reading, store
 
 COMMITS_PER_PAGE = 30
 
@@ -160,9 +161,7 @@ def edit_page(request, owner, name, rest):
             form.add_error(None, gettext("Someone committed to main since you opened this file. Your text is "
                                          "kept below: compare it with the latest version, then commit again."))
             status = 409
-        except (ServiceError, Exception) as exc:  # refusals of the commit (A's checks): shown, text kept
-            if not _is_refusal(exc):
-                raise
+        except (ServiceError, ArchiveError, store.RepoRefused) as exc:  # the upload checks: shown, text kept
             form.add_error(None, str(exc))
             status = getattr(exc, "http_status", 400)
         else:
@@ -172,11 +171,3 @@ def edit_page(request, owner, name, rest):
     return render(request, "spaces/files_edit.html", _context(
         space, role, tab="files", rev=rev, sha=sha, path=path, crumbs=_crumbs(path), form=form,
         conflict=conflict), status=status)
-
-
-def _is_refusal(exc: Exception) -> bool:
-    """A user's change refused by a check (archive rules, quotas, the repository's own)."""
-    from runner.exceptions import ArchiveError
-
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    return isinstance(exc, (ServiceError, ArchiveError)) or "RepoRefused" in names

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from django.conf import settings
+from spaces.repos import store
 
 GIT_TIMEOUT = 20  # seconds: a read of one tree or one diff is far quicker on any sane repo
 DIFF_MAX_BYTES = 2 * 1024 * 1024  # a diff is cut here (the page says so); the raw files stay whole
@@ -60,9 +60,8 @@ class Commit:
 
 # ----------------------------------------------------------------------------- plumbing
 def repo_dir(space) -> Path:
-    """The space's bare repository (settings.REPOS_DIR / <pk>.git, contract-git.md)."""
-    base = getattr(settings, "REPOS_DIR", None) or Path(settings.DATA_DIR) / "repos"
-    return Path(base) / f"{space.pk}.git"
+    """The space's bare repository (store.repo_path: REPOS_DIR / <pk>.git, contract-git.md)."""
+    return store.repo_path(space)
 
 
 def _git(space, *args: str, limit: int | None = None) -> subprocess.CompletedProcess:

@@ -62,10 +62,11 @@ def cells(*answers) -> dict:
 # The rows of design.md §6, each checked by the surfaces filed under it below.
 SEE = "page, app, comments (read)"
 INTERACT = "comment, like"
-LOGS = "build/run logs, revisions, files, analytics"
+FILES = "files, history, clone, download"
+LOGS = "build/run logs, revisions, analytics"
 EDIT = "upload revision, restart, variables/secrets"
 ADMIN = "visibility, collaborators, share links, pause, delete"
-DESIGN_ROWS = (SEE, INTERACT, LOGS, EDIT, ADMIN)
+DESIGN_ROWS = (SEE, INTERACT, FILES, LOGS, EDIT, ADMIN)
 
 # surface -> visibility -> persona -> answer.
 EXPECTED: dict[str, dict[str, dict]] = {
@@ -115,6 +116,36 @@ EXPECTED: dict[str, dict[str, dict]] = {
     # editing a comment is its author's (the viewer wrote the first one), within what one may see
     "api_comment_edit": {"public":  cells(403,      403,      200,      403,      401,      401,      401),
                          "private": cells(403,      403,      200,      404,      404,      401,      404)},
+    # ---------------------------------------------------------------- files, history, clone, download
+    # viewers and up on a private space; a share link opens the app, not the repository
+    # (issue 10: spaces/repos/pages_files.py, api_files.py)
+    "files_tree":        {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      403,      404)},
+    "files_blob":        {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      403,      404)},
+    "files_download":    {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      403,      404)},
+    "history_page":      {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      403,      404)},
+    "commit_page":       {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      403,      404)},
+    "api_tree":          {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      401,      404)},
+    "api_tree_path":     {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      401,      404)},
+    "api_file":          {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      401,      404)},
+    "api_raw":           {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      401,      404)},
+    "api_commits":       {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      401,      404)},
+    "api_commit":        {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      401,      404)},
+    # a duplicate is the caller's own copy: anyone logged in who may read the files (login first on the page)
+    "page_duplicate":   {"public":  cells(200,      200,      200,      200,      302,      302,      302),
+                         "private": cells(200,      200,      200,      404,      302,      302,      302)},
+    "api_duplicate":    {"public":  cells(202,      202,      202,      202,      401,      401,      401),
+                         "private": cells(202,      202,      202,      404,      404,      401,      404)},
     # ---------------------------------------------------------------- build/run logs, revisions
     # (the status stays in the detail above: "public: build status only")
     "logs_page":        {"public":  cells(200,      200,      403,      403,      403,      403,      403),
@@ -153,6 +184,15 @@ EXPECTED: dict[str, dict[str, dict]] = {
                          "private": cells(DONE,     DONE,     403,      404,      404,      403,      404)},
     "page_restart":     {"public":  cells(DONE,     DONE,     403,      403,      403,      403,      403),
                          "private": cells(DONE,     DONE,     403,      404,      404,      403,      404)},
+    # editing a file in the browser and running a revision again are an upload's (issue 10)
+    "page_edit":        {"public":  cells(200,      200,      403,      403,      403,      403,      403),
+                         "private": cells(200,      200,      403,      404,      404,      403,      404)},
+    "api_file_commit":  {"public":  cells(202,      202,      403,      403,      401,      401,      401),
+                         "private": cells(202,      202,      403,      404,      404,      401,      404)},
+    "page_rollback":    {"public":  cells(DONE,     DONE,     403,      403,      403,      403,      403),
+                         "private": cells(DONE,     DONE,     403,      404,      404,      403,      404)},
+    "api_rollback":     {"public":  cells(202,      202,      403,      403,      401,      401,      401),
+                         "private": cells(202,      202,      403,      404,      404,      401,      404)},
     # webhooks (issue 14): the space's configuration, as variables are
     "webhooks_page":    {"public":  cells(200,      200,      403,      403,      403,      403,      403),
                          "private": cells(200,      200,      403,      404,      404,      403,      404)},
@@ -298,6 +338,25 @@ def space_page(suffix: str = "") -> Call:
     return hub_get(lambda t: f"/spaces/{t.path}{suffix}")
 
 
+_SHAS: dict[str, str] = {}
+
+
+def head_sha(t: Target) -> str:
+    """main's commit of the target; for a missing space the one the real target's call just
+    used, so that the two URLs differ only by name (a 404 page shows its own path)."""
+    from spaces.repos import reading
+
+    space = Space.objects.filter(owner__username=t.owner, name=t.name).first()
+    if space is None:
+        return _SHAS.get("last", "0" * 40)
+    _SHAS["last"] = reading.resolve(space, "main")
+    return _SHAS["last"]
+
+
+def new_file_content(_: Target) -> dict:
+    return {"content": "<h1>edited</h1>\n", "message": "Edit from the matrix"}
+
+
 SURFACES: dict[str, Surface] = {
     "page": Surface("html", SEE, space_page()),
     "page_comments": Surface("html_comments", SEE, space_page()),
@@ -354,6 +413,23 @@ SURFACES: dict[str, Surface] = {
         f"/api/spaces/{t.path}/webhooks/{new_webhook_id(t)}/test")),
     "api_webhook_log": Surface("api", EDIT, lambda c, t, s: c.api.get(
         f"/api/spaces/{t.path}/webhooks/{new_webhook_id(t)}/deliveries")),
+    "files_tree": Surface("html", FILES, space_page("/tree/main")),
+    "files_blob": Surface("html", FILES, space_page("/blob/main/index.html")),
+    "files_download": Surface("html", FILES, space_page("/resolve/main/index.html")),
+    "history_page": Surface("html", FILES, space_page("/commits/main")),
+    "commit_page": Surface("html", FILES, hub_get(lambda t: f"/spaces/{t.path}/commit/{head_sha(t)}")),
+    "api_tree": Surface("api", FILES, api_call("get", "/tree")),
+    "api_tree_path": Surface("api", FILES, api_call("get", "/tree/assets")),
+    "api_file": Surface("api", FILES, api_call("get", "/files/index.html")),
+    "api_raw": Surface("api", FILES, api_call("get", "/raw/index.html")),
+    "api_commits": Surface("api", FILES, api_call("get", "/commits")),
+    "api_commit": Surface("api", FILES, lambda c, t, s: c.api.get(f"/api/spaces/{t.path}/commits/{head_sha(t)}")),
+    "page_duplicate": Surface("html", FILES, space_page("/duplicate")),
+    "api_duplicate": Surface("api", FILES, api_call("post", "/duplicate", lambda t: {"name": "my-copy"})),
+    "page_edit": Surface("html", EDIT, space_page("/edit/main/index.html")),
+    "api_file_commit": Surface("api", EDIT, api_call("post", "/files/index.html", new_file_content)),
+    "page_rollback": Surface("form", EDIT, hub_post(lambda t: f"/spaces/{t.path}/revisions/1/rollback")),
+    "api_rollback": Surface("api", EDIT, api_call("post", "/revisions/1/rollback")),
     "api_collaborator_remove": Surface("api", ADMIN, lambda c, t, s: c.api.delete(
         f"/api/spaces/{t.path}/collaborators/{VIEWER_NAME}")),
     "api_share_link_revoke": Surface("api", ADMIN, lambda c, t, s: c.api.delete(
@@ -438,7 +514,7 @@ SPACE_SPECS = {"public": ("public-demo", "Aurora lantern", "lantern"),
 
 def static_repo(title: str) -> dict:
     return {"README.md": f"---\ntitle: {title}\nsdk: static\nemoji: 🧭\n---\n\n# {title}\n",
-            "index.html": "<h1>hello</h1>\n"}
+            "index.html": "<h1>hello</h1>\n", "assets/site.css": "h1 { color: teal }\n"}
 
 
 def space_cookie(settings, browser: Client, space: Space) -> str:
@@ -677,6 +753,22 @@ ROUTE_SURFACES: dict[str, tuple[str, ...]] = {
     f"{A}/webhooks/<int:webhook_id>": ("api_webhook",),
     f"{A}/webhooks/<int:webhook_id>/test": ("api_webhook_test",),
     f"{A}/webhooks/<int:webhook_id>/deliveries": ("api_webhook_log",),
+    f"{S}/tree/<path:rest>": ("files_tree",),
+    f"{S}/blob/<path:rest>": ("files_blob",),
+    f"{S}/resolve/<path:rest>": ("files_download",),
+    f"{S}/edit/<path:rest>": ("page_edit",),
+    f"{S}/commits/<path:rev>": ("history_page",),
+    f"{S}/commit/<str:sha>": ("commit_page",),
+    f"{S}/revisions/<int:number>/rollback": ("page_rollback",),
+    f"{S}/duplicate": ("page_duplicate",),
+    f"{A}/tree": ("api_tree",),
+    f"{A}/tree/<path:path>": ("api_tree_path",),
+    f"{A}/files/<path:path>": ("api_file", "api_file_commit"),
+    f"{A}/raw/<path:path>": ("api_raw",),
+    f"{A}/commits": ("api_commits",),
+    f"{A}/commits/<str:sha>": ("api_commit",),
+    f"{A}/revisions/<int:number>/rollback": ("api_rollback",),
+    f"{A}/duplicate": ("api_duplicate",),
     "internal/proxy/auth": ("proxy_auth",),
     "internal/proxy/fallback": ("proxy_html", "proxy_api"),
     # Every "cookie" case of the proxy surfaces gets its cookie here (space_cookie above).
