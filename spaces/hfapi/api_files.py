@@ -14,10 +14,14 @@ import binascii
 import json
 
 from django.conf import settings
+from django.db import transaction
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.response import Response
 
 from spaces.access.selectors import Action
 from spaces.access.viewer import get_space
+from spaces.accounts import ratelimits
+from spaces.catalog.history import space_duplicate
 from spaces.hfapi import files, options, shapes
 from spaces.hfapi.answers import HfError, bad_request
 from spaces.hfapi.api_base import HfApiView
@@ -237,12 +241,8 @@ def _commit_answer(request, space: Space, sha: str) -> Response:
 
 def duplicate(request, args, rest):
     """duplicate_space (1.x) / duplicate_repo (2.x): a copy of the files under the caller's name."""
-    from spaces.repos import services
-
     space, _ = get_space(request, *args, files.READ_FILES)
     if not request.user.is_authenticated:
-        from rest_framework.exceptions import NotAuthenticated
-
         raise NotAuthenticated()
     body = request.data if isinstance(request.data, dict) else {}
     target = body.get("repository") or f"{request.user.username}/{space.name}"
@@ -254,15 +254,15 @@ def duplicate(request, args, rest):
         if body.get(field) not in (None, shapes.HARDWARE if field == "hardware" else None):
             raise bad_request(field, "not available on this hub")
     files.check_new_name(name)
-    visibility = body.get("visibility") or ("private" if body.get("private") else None) or space.visibility
-    if visibility not in Visibility.values:
-        raise bad_request("visibility", "use public or private")
+    visibility = options.visibility_from(body) or space.visibility   # Hugging Face: the source's, by default
     existing = Space.objects.filter(owner=request.user, name__iexact=name).exclude(status="DELETING").first()
     if existing is not None:
         return Response({"error": "You already created this space repo", "url": shapes.web_url(request, existing)},
                         status=409)
-    copy = services.duplicate(space, owner=request.user, name=name, private=visibility == Visibility.PRIVATE)
-    options.apply_space_options(copy, body, request.user)
+    ratelimits.check_space_create(request, request.user)
+    with transaction.atomic():
+        copy = space_duplicate(source=space, owner=request.user, name=name, visibility=visibility)
+        options.apply_space_options(copy, body, request.user)
     return Response({"url": shapes.web_url(request, copy), "filesCopyPending": False})
 
 
