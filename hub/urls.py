@@ -16,5 +16,7 @@ urlpatterns = [
     # The language selector (templates/base.html) posts here; the choice is a cookie, no URL prefix.
     path("i18n/setlang/", set_language, name="set_language"),
     path("api/", include("spaces.api_urls")),
+    # The Hugging Face Hub face: HF_ENDPOINT=http://<hub>/hf (spaces/hfapi, issue 11).
+    path("hf/", include("spaces.hf_urls")),
     path("", include("spaces.urls")),
 ]

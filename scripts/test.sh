@@ -60,6 +60,18 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.requirements-* && touch "$stamp"
 fi
 
+# The Hugging Face clients the tests run in subprocesses (issue 11), one environment per pinned
+# version (HF_ENDPOINT is read at import), reinstalled only when its requirements file changes.
+for v in hf1 hf2; do
+  if [ ! -x ".venv-$v/bin/python" ]; then python3 -m venv ".venv-$v"; fi
+  stamp=".venv-$v/.requirements-$(sha256sum "requirements-$v.txt" | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    log "installing requirements-$v.txt"
+    ".venv-$v/bin/pip" install -q -r "requirements-$v.txt"
+    rm -f ".venv-$v"/.requirements-* && touch "$stamp"
+  fi
+done
+
 # The message catalogs (locale/*/LC_MESSAGES/django.po -> .mo): generated, never committed.
 log "compiling message catalogs"
 DJANGO_DEBUG=true DEMOHUB_ENV_FILE=/dev/null .venv/bin/python manage.py compilemessages --ignore .venv >/dev/null

@@ -11,11 +11,8 @@ from spaces.catalog import api_history as history_api
 from spaces.community import api as community_api
 from spaces.lifecycle import api_variables as variables_api
 from spaces.lifecycle import streams
-<<<<<<< HEAD
 from spaces.previews import api as previews_api
-=======
 from spaces.repos import api_files as files_api
->>>>>>> git-read
 from spaces.webhooks import api as webhook_api
 
 S = "spaces/<str:owner>/<str:name>"

@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 ENVELOPE_BYTES = 1 * 2**20
 # URL names (spaces/urls.py) and the API view whose bodies are repos; they need EDIT on the space.
 UPLOAD_URL_NAMES = frozenset({"new", "space-settings"})
-UPLOAD_API_VIEWS = frozenset({"RevisionListCreateApi"})
+UPLOAD_API_VIEWS = frozenset({"RevisionListCreateApi",
+                              # /hf/api/spaces/<owner>/<name>/commit/<rev>: files travel inline (spaces/hfapi)
+                              "SpaceCallApi"})
 
 
 def _upload_cap() -> int:
@@ -130,22 +132,23 @@ class BodyGate:
         try:
             length = int(raw_length) if raw_length is not None else None
         except ValueError:
-            return await _answer(send, Refusal(400, "The Content-Length header is not a number.", "bad_request"))
+            return await _answer(send, Refusal(400, "The Content-Length header is not a number.", "bad_request"),
+                                 scope)
         if length is None and not chunked:
             return await self.app(scope, receive, send)  # no body
         if length is not None and length > _upload_cap():
             return await _answer(send, Refusal(
                 413, f"The request body ({length} bytes) is larger than the largest upload this hub takes "
-                     f"({settings.UPLOAD_MAX_BYTES} bytes).", "request_too_large"))
+                     f"({settings.UPLOAD_MAX_BYTES} bytes).", "request_too_large"), scope)
         if length is None or length > settings.BODY_GATE_BYTES:
             try:
                 await sync_to_async(decide, thread_sensitive=True)(scope, length)
             except Refusal as refusal:
-                return await _answer(send, refusal)
+                return await _answer(send, refusal, scope)
             except DatabaseError:
                 log.warning("body gate: the database does not answer")
                 return await _answer(send, Refusal(503, "The hub's database does not answer; try again shortly.",
-                                                   "unavailable", {"Retry-After": "5"}))
+                                                   "unavailable", {"Retry-After": "5"}), scope)
         if chunked:
             receive = _counted(receive, send)
         return await self.app(scope, receive, send)
@@ -170,8 +173,14 @@ def _counted(receive, send):
     return wrapped
 
 
-async def _answer(send, refusal: Refusal) -> None:
-    body = json.dumps({"detail": refusal.detail, "code": refusal.code}).encode()
+async def _answer(send, refusal: Refusal, scope: dict | None = None) -> None:
+    answer = {"detail": refusal.detail, "code": refusal.code}
+    if scope is not None and scope.get("path", "").startswith("/hf/"):
+        # The Hugging Face clients show `error` (and type a 404 by X-Error-Code): spaces/hfapi.
+        answer["error"] = refusal.detail
+        if refusal.status == 404:
+            refusal.headers.setdefault("X-Error-Code", "RepoNotFound")
+    body = json.dumps(answer).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                # The rest of the body is never read: the connection cannot carry another request.
                (b"connection", b"close")]

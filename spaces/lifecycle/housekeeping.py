@@ -117,13 +117,11 @@ def images_to_remove(images: list[ImageInfo], containers: list[ContainerState]) 
         # A rollback's revision runs an earlier revision's image (catalog/history.py): kept by tag.
         kept_tags = {r.image for r in revisions[space.pk] if r.number in keep and r.image} if space else set()
         for image in space_images:
-<<<<<<< HEAD
             if image.labels.get("demohub.preview"):
                 if not preview_images.intersection(image.tags):
                     doomed.append(image)
-=======
+                continue
             if kept_tags.intersection(image.tags):
->>>>>>> git-read
                 continue
             number = image.labels.get("demohub.revision", "")
             if not number.isdigit() or not name:

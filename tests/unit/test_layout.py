@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CODE = ("spaces", "hub", "runner")
 ROOMS = ("records", "web", "accounts", "access", "analytics", "lifecycle", "builds", "repos", "community", "catalog",
-         "operations", "webhooks", "embeds", "previews")
+         "operations", "webhooks", "embeds", "previews", "hfapi")
 MAX_LINES = 400
 # Older modules outside spaces/ still over the bound, each held at most at its size when the
 # rooms landed (a ratchet: they may shrink, never grow) until they are split in turn.
