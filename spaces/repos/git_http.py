@@ -40,7 +40,7 @@ from django.db import connections as db_connections
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from spaces.access.selectors import Action, can, space_get_for_viewer
+from spaces.access.selectors import Action, can, space_get_for_git
 from spaces.accounts.auth import BadCredentials, basic_token_user
 from spaces.accounts.models import ApiToken
 from spaces.repos import receive, store
@@ -50,6 +50,8 @@ from spaces.web.unavailable import answers_503_when_down
 log = logging.getLogger(__name__)
 
 SERVICES = ("git-upload-pack", "git-receive-pack")
+# One answer for every anonymous refusal: a private repository and a missing one look the same.
+AUTH_REQUIRED = "Authentication required: your user name and an API token (dh_...) as the password."
 HOOKS_DIR = Path(__file__).resolve().parent / "git_hooks"
 _CHUNK = 64 * 1024
 def _text(status: int, message: str, headers: dict | None = None) -> HttpResponse:
@@ -62,16 +64,6 @@ def _text(status: int, message: str, headers: dict | None = None) -> HttpRespons
 
 def _unauthorized(message: str) -> HttpResponse:
     return _text(401, message, {"WWW-Authenticate": 'Basic realm="Demohub", charset="UTF-8"'})
-
-
-def _find_space(owner: str, name: str, user):
-    """The space (and role) the URL names, with or without `.git`; Http404 when hidden."""
-    try:
-        return space_get_for_viewer(owner=owner, name=name, user=user)
-    except Http404:
-        if not name.lower().endswith(".git") or len(name) <= 4:
-            raise
-    return space_get_for_viewer(owner=owner, name=name[:-4], user=user)
 
 
 @csrf_exempt
@@ -93,13 +85,13 @@ def git_http(request, owner: str, name: str, service: str = ""):
     user, token = found if found else (None, None)
     push = service == "git-receive-pack"
     try:
-        space, role = _find_space(owner, name, user)
+        space, role = space_get_for_git(owner=owner, name=name, user=user)
     except Http404:
         if user is None:
-            return _unauthorized("Authentication required: your user name and an API token as the password.")
+            return _unauthorized(AUTH_REQUIRED)
         return _text(404, "Repository not found.")
     if push and user is None:
-        return _unauthorized("Pushing needs your user name and a write API token as the password.")
+        return _unauthorized(AUTH_REQUIRED)
     if not can(role, Action.READ_FILES, user=user, space=space):
         return _text(404, "Repository not found.")
     if push and not can(role, Action.EDIT, user=user, space=space):

@@ -146,3 +146,28 @@ def test_who_may_clone_and_push(live_server, make_user, make_space, make_token, 
         out = run_git(d, "push", remote, "main", check=False)
         assert out.returncode != 0, remote
     assert store.head(public) is None
+
+
+@pytest.mark.parametrize("method, suffix", [("get", "info/refs?service=git-upload-pack"),
+                                            ("get", "info/refs?service=git-receive-pack"),
+                                            ("post", "git-upload-pack"), ("post", "git-receive-pack")])
+def test_a_database_that_does_not_answer_is_a_503_with_retry_after(make_user, make_space, make_token, monkeypatch,
+                                                                   method, suffix):
+    import base64
+
+    from django.db import OperationalError, connection
+    from django.test import Client
+
+    olive = make_user("olive")
+    make_space(olive, "site")
+    auth = "Basic " + base64.b64encode(f"olive:{make_token(olive)}".encode()).decode()
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("could not connect to server: Connection refused")
+
+    monkeypatch.setattr(connection, "cursor", refuse)
+    client = Client(HTTP_AUTHORIZATION=auth)
+    path = f"/spaces/olive/site/{suffix}"
+    resp = client.get(path) if method == "get" else client.post(path, b"0000", content_type="application/x-git")
+    assert resp.status_code == 503, resp.content
+    assert resp["Retry-After"] == "5"
