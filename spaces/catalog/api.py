@@ -54,7 +54,8 @@ class SpaceOut(serializers.ModelSerializer):
         model = Space
         fields = ["owner", "name", "sdk", "visibility", "status", "url", "title", "emoji",
                   "short_description", "tags", "revision", "running_revision", "error", "likes",
-                  "comments", "liked", "sleep_after", "sleep_mode", "last_active_at", "created_at", "updated_at"]
+                  "comments", "liked", "sleep_after", "sleep_mode", "last_active_at", "created_at", "updated_at",
+                  "allow_force_push"]
 
     def get_revision(self, obj) -> int | None:
         return obj.latest_revision.number if obj.latest_revision_id else None
@@ -115,6 +116,8 @@ class SpaceDetailApi(BaseApi):
         short_description = serializers.CharField(max_length=200, required=False, allow_blank=True)
         tags = TagsField(required=False)
         sleep_after = serializers.IntegerField(required=False, min_value=-1)
+        allow_force_push = serializers.BooleanField(
+            required=False, help_text="owner only: editors may force-push main (each one is recorded)")
 
     def get(self, request, owner, name):
         space, role = get_space(request, owner, name)
@@ -127,7 +130,7 @@ class SpaceDetailApi(BaseApi):
         unknown = set(request.data) - set(self.PatchSerializer().fields)
         if unknown:
             raise serializers.ValidationError({k: "This field cannot be changed here." for k in sorted(unknown)})
-        needs = Action.ADMIN if "visibility" in data.validated_data else Action.EDIT
+        needs = Action.ADMIN if {"visibility", "allow_force_push"} & set(data.validated_data) else Action.EDIT
         space, role = get_space(request, owner, name, needs)
         space = space_update(space=space, **data.validated_data)
         return Response(SpaceOut(space, context={"role": role}).data)

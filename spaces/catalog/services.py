@@ -101,7 +101,7 @@ def _free_address_index() -> int:
 
 
 def space_update(*, space: Space, **fields) -> Space:
-    allowed = {"visibility", "title", "short_description", "tags", "sleep_after", "emoji"}
+    allowed = {"visibility", "title", "short_description", "tags", "sleep_after", "emoji", "allow_force_push"}
     unknown = set(fields) - allowed
     if unknown:
         raise ValidationError({k: "This field cannot be changed." for k in unknown})

@@ -341,3 +341,13 @@ def test_times_are_utc(api, olive, make_space):
     body = api().get("/api/spaces/olive/demo").json()
     created = datetime.fromisoformat(body["created_at"].replace("Z", "+00:00"))
     assert created.utcoffset().total_seconds() == 0
+
+
+def test_only_the_owner_allows_force_pushes(api, olive, make_user, make_space):
+    eddie = make_user("eddie")
+    make_space(olive, "demo", editors=[eddie])
+    assert api(olive).get("/api/spaces/olive/demo").json()["allow_force_push"] is False
+    assert_error(api(eddie).patch("/api/spaces/olive/demo", {"allow_force_push": True}, format="json"), 403)
+    resp = api(olive).patch("/api/spaces/olive/demo", {"allow_force_push": True}, format="json")
+    assert resp.status_code == 200 and resp.json()["allow_force_push"] is True
+    assert Space.objects.get(name="demo").allow_force_push

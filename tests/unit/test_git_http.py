@@ -90,7 +90,7 @@ def test_refused_pushes_change_nothing(live_server, make_user, make_space, make_
     run_git(d, "rm", "-q", "big.bin")
     run_git(d, "commit", "-q", "-m", "remove big")
     out = run_git(d, "push", remote, "main", check=False)
-    assert out.returncode != 0 and "big.bin" in out.stderr and "limit" in out.stderr, out.stderr
+    assert out.returncode != 0 and "big.bin" in out.stderr and "limit" in out.stderr and "LFS" in out.stderr, out.stderr
     assert store.head(space) == head
     run_git(d, "reset", "-q", "--hard", "HEAD~2")
     # A link leaving the repo.
@@ -171,3 +171,21 @@ def test_a_database_that_does_not_answer_is_a_503_with_retry_after(make_user, ma
     resp = client.get(path) if method == "get" else client.post(path, b"0000", content_type="application/x-git")
     assert resp.status_code == 503, resp.content
     assert resp["Retry-After"] == "5"
+
+
+def test_the_hook_socket_answers_only_its_own_push():
+    import sys
+
+    from spaces.repos.git_http import HOOKS_DIR, HookServer
+
+    server = HookServer(space_id=1, pusher_id=1)
+    try:
+        env = {**server.env(), "DEMOHUB_HOOK_KEY": "not-the-key", "PATH": os.environ["PATH"]}
+        proc = subprocess.run([sys.executable, "-I", "-S", str(HOOKS_DIR / "client.py"), "pre-receive"],
+                              input=f"{'0' * 40} {'1' * 40} refs/heads/main\n", capture_output=True, text=True,
+                              env=env, timeout=30)
+        assert proc.returncode == 1 and "nothing was changed" in proc.stderr, proc.stderr
+        assert oct(os.stat(server.dir).st_mode & 0o777) == "0o700"
+    finally:
+        server.close()
+    assert not os.path.exists(server.dir)
