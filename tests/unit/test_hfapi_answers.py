@@ -68,3 +68,12 @@ def test_503_with_retry_after_when_the_database_or_broker_is_down(people, make_s
                  client.post("/hf/api/spaces/olive/demo/restart"), client.get("/hf/api/spaces")):
         assert resp.status_code == 503, resp.content
         assert resp["Retry-After"] and "try again" in resp.json()["error"]
+
+
+@pytest.mark.parametrize("name", ["demo.git", "my--demo", "my..demo"])
+def test_names_hugging_faces_clients_refuse_are_not_taken_for_new_spaces(people, api, name):
+    resp = api(people["owner"]).post("/api/spaces", {"name": name, "sdk": "static"}, format="json")
+    assert resp.status_code == 400 and resp.json()["detail"].startswith("name:"), resp.content
+    hf = api(people["owner"]).post("/hf/api/repos/create", {"name": name, "organization": "olive", "type": "space",
+                                                             "sdk": "static"}, format="json")
+    assert hf.status_code == 400 and hf.json()["error"].startswith("name:"), hf.content
