@@ -2,6 +2,7 @@
 # Benchmarks (make bench): each brings up its own real stack (tests/e2e/stack.py), measures,
 # and tears it down. Output, human lines plus a final JSON line each, goes to artifacts/bench/:
 #   upload_to_live.txt / .json     upload POST -> first 200 through the proxy
+#   hf_upload_to_live.txt / .json  huggingface_hub upload_folder via /hf -> first 200 (issue 11)
 #   proxy_throughput.txt / .json   proxy req/s as a ratio to a minimal nginx, same container
 #   redeploy.txt / .json           failed requests and switch times of redeploys under load,
 #                                  memory of a running space and of the hub per running space
@@ -48,6 +49,7 @@ run() {
 
 # BENCH_REPEAT: samples per warm upload scenario (the median is reported).
 run upload_to_live --repeat "${BENCH_REPEAT:-3}"
+run hf_upload_to_live --repeat "${BENCH_REPEAT:-3}"
 run proxy_throughput
 run browse_search
 run analytics_rollup

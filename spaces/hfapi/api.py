@@ -42,10 +42,10 @@ def _who(request):
 
 
 def _namespace(request, body: dict) -> str:
-    """The owner a repos/create or repos/delete names: the caller (Demohub has no organizations)."""
-    user = _who(request)
+    """The owner a repos/create or repos/delete names (the client sends the namespace as
+    `organization`), else the caller: Demohub has no organizations."""
     org = body.get("organization")
-    return org if org else user.username
+    return org if org else _who(request).username
 
 
 def _repo_name(body: dict) -> str:
@@ -88,6 +88,7 @@ class ReposApi(HfApiView):
         _space_type(body)
         owner = _namespace(request, body)
         name = _repo_name(body)
+        _who(request)
         if owner.lower() != request.user.username.lower():
             raise HfError(403, f"You may create spaces under your own name ({request.user.username}) only; "
                                "Demohub has no organizations.", code="permission_denied")

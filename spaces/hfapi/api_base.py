@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, permissions
+from drf_spectacular.openapi import AutoSchema
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
@@ -49,9 +50,18 @@ class TokenMayRead(permissions.BasePermission):
         return True
 
 
+class NotInTheSchema(AutoSchema):
+    """The /hf face is Hugging Face's API, documented by Hugging Face, not part of Demohub's
+    OpenAPI schema (/api/schema describes /api/ only)."""
+
+    def is_excluded(self) -> bool:
+        return True
+
+
 class HfApiView(APIView):
     """Every /hf view: errors as the Hugging Face clients parse them."""
 
+    schema = NotInTheSchema()
     permission_classes = [TokenMayRead]
     # The clients never read a browsable API; JSON only.
     renderer_classes = [JSONRenderer]

@@ -25,7 +25,7 @@ from spaces.catalog.history import space_duplicate
 from spaces.hfapi import files, options, shapes
 from spaces.hfapi.answers import HfError, bad_request
 from spaces.hfapi.api_base import HfApiView
-from spaces.records.models import Space, Visibility
+from spaces.records.models import Space
 from spaces.repos import reading
 
 COMMIT_LINE_MAX = 2 * 1024 * 1024  # bytes of one NDJSON line other than a file's

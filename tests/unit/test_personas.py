@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import io
 import itertools
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Callable
@@ -95,6 +96,10 @@ EXPECTED: dict[str, dict[str, dict]] = {
                          "private": cells(LISTED,   LISTED,   LISTED,   UNLISTED, UNLISTED, UNLISTED, UNLISTED)},
     "api_detail":       {"public":  cells(200,      200,      200,      200,      200,      200,      200),
                          "private": cells(200,      200,      200,      404,      404,      200,      404)},
+    "hf_runtime":       {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      200,      404)},
+    "hf_list":          {"public":  cells(LISTED,   LISTED,   LISTED,   LISTED,   LISTED,   LISTED,   LISTED),
+                         "private": cells(LISTED,   LISTED,   LISTED,   UNLISTED, UNLISTED, UNLISTED, UNLISTED)},
     "api_comments":     {"public":  cells(200,      200,      200,      200,      200,      200,      200),
                          "private": cells(200,      200,      200,      404,      404,      401,      404)},
     # the status badge is for everybody, so a private space has none, whoever asks (issue 14)
@@ -151,10 +156,21 @@ EXPECTED: dict[str, dict[str, dict]] = {
                          "private": cells(200,      200,      200,      404,      302,      302,      302)},
     "api_duplicate":    {"public":  cells(202,      202,      202,      202,      401,      401,      401),
                          "private": cells(202,      202,      202,      404,      404,      401,      404)},
+    # the Hugging Face face under /hf (issue 11): the same check, Hugging Face's shapes
+    "hf_info":          {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      401,      404)},
+    "hf_tree":          {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      401,      404)},
+    "hf_resolve":       {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      404,      401,      404)},
+    "hf_duplicate":     {"public":  cells(200,      200,      200,      200,      401,      401,      401),
+                         "private": cells(200,      200,      200,      404,      404,      401,      404)},
     # ---------------------------------------------------------------- build/run logs, revisions
     # (the status stays in the detail above: "public: build status only")
     "logs_page":        {"public":  cells(200,      200,      403,      403,      403,      403,      403),
                          "private": cells(200,      200,      403,      404,      404,      403,      404)},
+    "hf_logs":          {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      404,      401,      404)},
     "api_revisions":    {"public":  cells(200,      200,      403,      403,      401,      401,      401),
                          "private": cells(200,      200,      403,      404,      404,      401,      404)},
     "api_revision":     {"public":  cells(200,      200,      403,      403,      401,      401,      401),
@@ -198,6 +214,12 @@ EXPECTED: dict[str, dict[str, dict]] = {
                          "private": cells(DONE,     DONE,     403,      404,      404,      403,      404)},
     "api_rollback":     {"public":  cells(202,      202,      403,      403,      401,      401,      401),
                          "private": cells(202,      202,      403,      404,      404,      401,      404)},
+    "hf_commit":        {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      404,      401,      404)},
+    "hf_variables":     {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      404,      401,      404)},
+    "hf_restart":       {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      404,      401,      404)},
     # webhooks (issue 14): the space's configuration, as variables are
     "webhooks_page":    {"public":  cells(200,      200,      403,      403,      403,      403,      403),
                          "private": cells(200,      200,      403,      404,      404,      403,      404)},
@@ -233,6 +255,10 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "api_share_links":  {"public":  cells(200,      403,      403,      403,      401,      401,      401),
                          "private": cells(200,      403,      403,      404,      404,      401,      404)},
     "api_collaborators": {"public": cells(200,      403,      403,      403,      401,      401,      401),
+                         "private": cells(200,      403,      403,      404,      404,      401,      404)},
+    "hf_settings":      {"public":  cells(200,      403,      403,      403,      401,      401,      401),
+                         "private": cells(200,      403,      403,      404,      404,      401,      404)},
+    "hf_delete":        {"public":  cells(200,      403,      403,      403,      401,      401,      401),
                          "private": cells(200,      403,      403,      404,      404,      401,      404)},
     "api_pause":        {"public":  cells(202,      403,      403,      403,      401,      401,      401),
                          "private": cells(202,      403,      403,      404,      404,      401,      404)},
@@ -400,6 +426,28 @@ def new_file_content(_: Target) -> dict:
     return {"content": "<h1>edited</h1>\n", "message": "Edit from the matrix"}
 
 
+def hf_call(method: str, suffix: str = "", body: Callable[[Target], object] | None = None,
+            content_type: str = "application/json") -> Call:
+    """A call to the Hugging Face face, /hf/api/spaces/<owner>/<name><suffix> (issue 11)."""
+    def call(c, t, s):
+        data = body(t) if body else None
+        if isinstance(data, dict):
+            data = json.dumps(data)
+        return c.api.generic(method.upper(), f"/hf/api/spaces/{t.path}{suffix}", data or "", content_type=content_type)
+    return call
+
+
+def hf_commit_body(t: Target) -> str:
+    lines = [{"key": "header", "value": {"summary": "From the matrix", "description": ""}},
+             {"key": "file", "value": {"path": "notes.txt", "encoding": "base64",
+                                       "content": base64.b64encode(b"hello").decode()}}]
+    return "\n".join(json.dumps(line) for line in lines)
+
+
+def hf_repo_body(t: Target) -> dict:
+    return {"name": t.name, "organization": t.owner, "type": "space"}
+
+
 SURFACES: dict[str, Surface] = {
     "page": Surface("html", SEE, space_page()),
     "page_comments": Surface("html_comments", SEE, space_page()),
@@ -473,6 +521,20 @@ SURFACES: dict[str, Surface] = {
     "api_file_commit": Surface("api", EDIT, api_call("post", "/files/index.html", new_file_content)),
     "page_rollback": Surface("form", EDIT, hub_post(lambda t: f"/spaces/{t.path}/revisions/1/rollback")),
     "api_rollback": Surface("api", EDIT, api_call("post", "/revisions/1/rollback")),
+    "hf_info": Surface("api", FILES, hf_call("get")),
+    "hf_runtime": Surface("api", SEE, hf_call("get", "/runtime")),
+    "hf_list": Surface("hf_list", SEE, lambda c, t, s: c.api.get("/hf/api/spaces")),
+    "hf_tree": Surface("api", FILES, hf_call("get", "/tree/main")),
+    "hf_resolve": Surface("api", FILES, lambda c, t, s: c.api.get(f"/hf/spaces/{t.path}/resolve/main/index.html")),
+    "hf_duplicate": Surface("api", FILES, hf_call("post", "/duplicate", lambda t: {"repository": "my-hf-copy"})),
+    "hf_logs": Surface("api", LOGS, hf_call("get", "/logs/build")),
+    "hf_commit": Surface("api", EDIT, hf_call("post", "/commit/main", hf_commit_body, "application/x-ndjson")),
+    "hf_variables": Surface("api", EDIT, hf_call("get", "/variables")),
+    "hf_restart": Surface("api", EDIT, hf_call("post", "/restart")),
+    "hf_settings": Surface("api", ADMIN, hf_call("put", "/settings", lambda t: {"private": t.visibility == "public"})),
+    "hf_delete": Surface("api", ADMIN, lambda c, t, s: c.api.generic("DELETE", "/hf/api/repos/delete",
+                                                                      json.dumps(hf_repo_body(t)),
+                                                                      content_type="application/json")),
     "api_collaborator_remove": Surface("api", ADMIN, lambda c, t, s: c.api.delete(
         f"/api/spaces/{t.path}/collaborators/{VIEWER_NAME}")),
     "api_share_link_revoke": Surface("api", ADMIN, lambda c, t, s: c.api.delete(
@@ -527,6 +589,9 @@ def observe(kind: str, resp, target: Target) -> str | int:
         assert resp.status_code == 200, resp.content
         names = {f"{s['owner']}/{s['name']}" for s in resp.json()["results"]}
         return LISTED if target.path in names else UNLISTED
+    if kind == "hf_list":
+        assert resp.status_code == 200, resp.content
+        return LISTED if target.path in {s["id"] for s in resp.json()} else UNLISTED
     if kind == "html_comments":
         return SHOWN if resp.status_code == 200 and target.comment in resp.content.decode() else HIDDEN
     if kind == "go":
@@ -840,6 +905,12 @@ ROUTE_SURFACES: dict[str, tuple[str, ...]] = {
     f"{A}/commits/<str:sha>": ("api_commit",),
     f"{A}/revisions/<int:number>/rollback": ("api_rollback",),
     f"{A}/duplicate": ("api_duplicate",),
+    "hf/api/spaces": ("hf_list",),
+    f"hf/api/{S}": ("hf_info",),
+    f"hf/api/{S}/<path:rest>": ("hf_runtime", "hf_tree", "hf_duplicate", "hf_logs", "hf_commit", "hf_variables",
+                                "hf_restart", "hf_settings"),
+    f"hf/{S}/resolve/<path:rest>": ("hf_resolve",),
+    "hf/api/repos/<str:action>": ("hf_delete",),
     "internal/proxy/auth": ("proxy_auth", "preview_proxy_auth"),
     "internal/proxy/fallback": ("proxy_html", "proxy_api", "preview_proxy_html", "preview_proxy_api"),
     # Every "cookie" case of the proxy surfaces gets its cookie here (space_cookie above).
@@ -878,6 +949,10 @@ ROUTES_OUTSIDE_THE_MATRIX: dict[str, str] = {
     f"{S}/comments/<int:comment_id>/<str:action>": "a comment's author or the space owner acts on it, by the "
                                                    "services api_comment_edit checks; the page answers by a "
                                                    "redirect with a message (test_comments.py)",
+    "hf/api/whoami-v2": "the caller's own account, as huggingface_hub's whoami reads it (test_hfapi_clients.py)",
+    "hf/api/validate-yaml": "a constant answer about the README text sent: no space, no data (test_hfapi_repo.py)",
+    "hf/<path:rest>": "a constant 404 for what the Hugging Face face does not have (models, datasets): no space is "
+                      "looked up (test_hfapi_clients.py)",
     "internal/proxy/wake": "a sleeping space's hold: the proxy's key and the same proxy_role as "
                            "internal/proxy/auth (test_sleep.py)",
 }
