@@ -119,3 +119,15 @@ def test_share_link_holders_and_strangers_cannot_read_private_files(repo_space, 
     viewer_browser.force_login(viewer)
     assert viewer_browser.get("/spaces/olive/demo/blob/main/index.html").status_code == 200
     assert viewer_browser.get("/spaces/olive/demo/edit/main/index.html").status_code == 403
+
+
+def test_a_space_without_files_yet_has_empty_tabs(make_user, make_space):
+    owner = make_user("nina")
+    make_space(owner, "fresh")
+    browser = Client()
+    browser.force_login(owner)
+    files = browser.get("/spaces/nina/fresh/tree/main")
+    assert files.status_code == 200 and "This directory is empty." in files.content.decode()
+    history = browser.get("/spaces/nina/fresh/commits/main")
+    assert history.status_code == 200 and "No commits yet." in history.content.decode()
+    assert browser.get("/spaces/nina/fresh/tree/other").status_code == 404
