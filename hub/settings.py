@@ -89,6 +89,8 @@ if not DEMOHUB_INSTANCE.replace("-", "").isalnum():
     raise ImproperlyConfigured("DEMOHUB_INSTANCE may hold only letters, digits and '-'")
 DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
 SNAPSHOTS_DIR = DATA_DIR / "snapshots"
+REPOS_DIR = Path(env.str("REPOS_DIR", default=str(DATA_DIR / "repos"))).resolve()  # <space id>.git
+GIT_PUSH_MAX_BYTES = env.int("GIT_PUSH_MAX_BYTES", default=200 * 2**20)  # receive.maxInputSize
 SITES_DIR = DATA_DIR / "sites"
 BUILDS_DIR = DATA_DIR / "builds"
 PROXY_ROUTES_DIR = Path(env.str("PROXY_ROUTES_DIR", default=str(DATA_DIR / "proxy" / "routes")))

@@ -49,7 +49,7 @@ from typing import BinaryIO, Callable, Iterator
 
 from runner.exceptions import ArchiveError
 
-__all__ = ["ArchiveLimits", "Snapshot", "snapshot_archive"]
+__all__ = ["ArchiveLimits", "Snapshot", "check_archive", "snapshot_archive"]
 
 _CHUNK = 1 << 20                 # streaming unit
 _MAX_HEADER_READ = 1 << 20       # largest single read tarfile may ask for (pax / GNU long names)
@@ -757,6 +757,21 @@ def _archive_too_large(size: int, limits: ArchiveLimits, at_least: bool = False)
         f"the archive is {'more than ' if at_least else ''}{_size(size)}; "
         f"the limit is {_size(limits.max_archive_bytes)}",
         code="archive_too_large", http_status=413)
+
+
+def check_archive(src: str | Path | BinaryIO, limits: ArchiveLimits = ArchiveLimits()) -> None:
+    """Every check of `snapshot_archive` (raising the same ArchiveError), writing nothing: for
+    a git push's intermediate commits, whose trees must pass as their tip's does."""
+    with contextlib.ExitStack() as stack:
+        fh, archive_bytes = _open_upload(src, limits, stack)
+        kind = _detect(fh.read(512))
+        fh.seek(0)
+        if kind is None:
+            raise _not_an_archive()
+        source = _ZipSource(fh, limits) if kind == "zip" else _TarSource(fh, kind == "tgz", archive_bytes, limits)
+        stack.callback(source.close)
+        _plan(source, limits, archive_bytes)
+        source.finish()
 
 
 def snapshot_archive(src: str | Path | BinaryIO, snapshots_dir: Path,

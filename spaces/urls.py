@@ -11,6 +11,7 @@ from spaces.catalog import pages_history as history_pages
 from spaces.community import pages as community_pages
 from spaces.lifecycle import pages_variables as variable_pages
 from spaces.lifecycle import proxy_pages
+from spaces.repos import git_http
 from spaces.embeds import pages as embed_pages
 from spaces.repos import pages_files as file_pages
 from spaces.webhooks import pages as webhook_pages
@@ -33,6 +34,12 @@ urlpatterns = [
     path("spaces/<str:owner>/<str:name>/access", access_pages.space_access_page, name="space-access"),
     path("users/<str:username>", browse_pages.user_profile, name="user-profile"),
     path("spaces/<str:owner>/<str:name>", catalog_pages.space_page, name="space"),
+    # Git's smart HTTP protocol at the space's own URL (with or without .git), spaces/repos/git_http.py.
+    path("spaces/<str:owner>/<str:name>/info/refs", git_http.git_http, name="git-info-refs"),
+    path("spaces/<str:owner>/<str:name>/git-upload-pack", git_http.git_http, {"service": "git-upload-pack"},
+         name="git-upload-pack"),
+    path("spaces/<str:owner>/<str:name>/git-receive-pack", git_http.git_http, {"service": "git-receive-pack"},
+         name="git-receive-pack"),
     path("spaces/<str:owner>/<str:name>/logs", catalog_pages.space_logs_page, name="space-logs"),
     path("spaces/<str:owner>/<str:name>/analytics", analytics_pages.space_analytics_page, name="space-analytics"),
     path("spaces/<str:owner>/<str:name>/settings", catalog_pages.space_settings, name="space-settings"),

@@ -39,8 +39,8 @@ class Action(enum.Enum):
     VIEW = ("view", Role.PUBLIC)  # page, app
     READ_COMMENTS = ("read_comments", Role.PUBLIC)  # not share-link holders: see can()
     INTERACT = ("interact", Role.VIEWER)  # comment, like (and PUBLIC spaces: any logged-in user)
-    READ_FILES = ("read_files", Role.PUBLIC)  # files, history, clone, download; not share-link holders
     READ_LOGS = ("read_logs", Role.EDITOR)  # build/run logs, revisions
+    READ_FILES = ("read_files", Role.PUBLIC)  # files, history, clone (not share-link holders: see can())
     EDIT = ("edit", Role.EDITOR)  # upload, restart, variables/secrets
     ADMIN = ("admin", Role.OWNER)  # visibility, collaborators, share links, pause, delete
 
@@ -90,7 +90,7 @@ def can(role: Role, action: Action, *, user=None, space: Space | None = None) ->
     if action is Action.READ_COMMENTS and role == Role.SHARE_LINK:
         return False  # a share link opens the page and the app, not the discussion
     if action is Action.READ_FILES and role == Role.SHARE_LINK:
-        return False  # ... nor the repository (design.md §6: files, history, clone, download)
+        return False  # nor the files: a link shares the running app, not its code (design.md §6)
     return role >= action.least_role
 
 
@@ -117,6 +117,17 @@ def space_get_for_viewer(*, owner: str, name: str, user=None, share_link_ids=(),
     if role < Role.PUBLIC:
         raise Http404("No such space.")
     return space, role
+
+
+def space_get_for_git(*, owner: str, name: str, user=None) -> tuple[Space, Role]:
+    """space_get_for_viewer for a git URL, where the name may end in `.git` (never with share
+    links: they open the app, not the repository)."""
+    try:
+        return space_get_for_viewer(owner=owner, name=name, user=user)
+    except Http404:
+        if not name.lower().endswith(".git") or len(name) <= 4:
+            raise
+    return space_get_for_viewer(owner=owner, name=name[:-4], user=user)
 
 
 def space_list_visible_to(user) -> QuerySet[Space]:

@@ -81,6 +81,9 @@ def revision_build(*, revision_id: int) -> None:
     if rev.commit:
         title = (rev.message.strip().splitlines() or [""])[0][:200]
         sink(f"==> commit {rev.commit}" + (f": {title}" if title else "") + "\n")
+    push = (rev.metadata or {}).get("push") or {}
+    if push.get("forced"):
+        sink(f"==> force push by {push.get('by')} replaced {push.get('replaced')}\n")
     sink(f"==> revision {rev.number} of {space.full_name} ({space.sdk}), request {request_id}\n")
     retries = build_leases.retries(rev.pk)
     if retries:

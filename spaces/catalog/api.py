@@ -6,6 +6,7 @@ view that names a space gets it through `get_space`, i.e. through the one access
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -137,6 +138,12 @@ class SpaceDetailApi(BaseApi):
         return Response(SpaceOut(space, context={"role": role}).data, status=status.HTTP_202_ACCEPTED)
 
 
+class RevisionUploadIn(serializers.Serializer):
+    archive = serializers.FileField(help_text="the repo as a .zip or .tar.gz; it becomes one commit on main")
+    message = serializers.CharField(required=False, max_length=10_000,
+                                    help_text='the commit message (default "Upload <file name>")')
+
+
 class RevisionListCreateApi(BaseApi):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
@@ -146,6 +153,7 @@ class RevisionListCreateApi(BaseApi):
         page = paginator.paginate_queryset(space.revisions.select_related("created_by"), request, view=self)
         return paginator.get_paginated_response(RevisionOut(page, many=True).data)
 
+    @extend_schema(request={"multipart/form-data": RevisionUploadIn}, responses={202: RevisionOut})
     def post(self, request, owner, name):
         space, _ = get_space(request, owner, name, Action.EDIT)
         archive = request.FILES.get("archive")
@@ -154,7 +162,8 @@ class RevisionListCreateApi(BaseApi):
                                                           "in the multipart field 'archive'."})
         message = request.data.get("message") or ""
         if not isinstance(message, str) or len(message) > 10_000:
-            raise serializers.ValidationError({"message": "Give the commit message as text (at most 10000 characters)."})
+            raise serializers.ValidationError({"message": "Give the commit message as text "
+                                                          "(at most 10000 characters)."})
         rev = revision_create(space=space, archive=archive, created_by=request.user, message=message or None)
         location = f"/api/spaces/{space.owner.username}/{space.name}/revisions/{rev.number}"
         return Response(RevisionOut(rev).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})

@@ -1,10 +1,10 @@
 """The repos room's settings (README "Git", "Configuration"): read from the environment (and the
 env file hub/settings.py loads) like every setting, each overridable by a Django setting of the
-same name (the tests do)."""
+same name (the tests do). REPOS_DIR and GIT_PUSH_MAX_BYTES are in hub/settings.py (the body
+gate reads the latter too)."""
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import environ
 from django.conf import settings
@@ -15,11 +15,6 @@ _env = environ.Env()
 @lru_cache(maxsize=1)
 def _defaults() -> dict:
     return {
-        # One bare repository per space: <REPOS_DIR>/<space id>.git (inside DATA_DIR by default,
-        # so the data volume of docker-compose.yml holds it).
-        "REPOS_DIR": Path(_env.str("REPOS_DIR", default=str(Path(settings.DATA_DIR) / "repos"))).resolve(),
-        # receive.maxInputSize: the largest pack one push may send (git refuses more).
-        "GIT_PUSH_MAX_BYTES": _env.int("GIT_PUSH_MAX_BYTES", default=200 * 2**20),
         # The git program (its http-backend is found with `git --exec-path`).
         "GIT_BINARY": _env.str("GIT_BINARY", default="git"),
         # A push is answered within this many seconds or git http-backend is stopped.

@@ -58,7 +58,7 @@ def archive_limits() -> ArchiveLimits:
                          max_readme_bytes=settings.README_MAX_BYTES)
 
 
-def _commit_limits() -> ArchiveLimits:
+def commit_limits() -> ArchiveLimits:
     # The tar of a commit is made here, not sent by the user: its own size is bounded by the
     # files' limits (count, each, total), which stay those of an upload.
     limits = archive_limits()
@@ -90,7 +90,7 @@ def snapshot_commit(space, sha: str) -> Snapshot:
     with tempfile.TemporaryFile(prefix="demohub-archive-") as tar:
         store.archive(space, sha, tar)
         tar.seek(0)
-        return snapshot_archive(tar, settings.SNAPSHOTS_DIR, _commit_limits())
+        return snapshot_archive(tar, settings.SNAPSHOTS_DIR, commit_limits())
 
 
 def read_metadata(space: Space, snapshot: Snapshot) -> tuple[dict, str, bool]:

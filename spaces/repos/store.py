@@ -15,11 +15,13 @@ historical models.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,10 +34,12 @@ REVISION_REFS = "refs/demohub/revisions/"
 # Quarantine variables git sets for its receive hooks: the hook's own git calls must see the
 # objects of the push before they are moved into the repository.
 _KEEP_ENV = frozenset({"GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH"})
+# Set while a receive hook's checks run in the hub process (spaces/repos/receive.py).
+_quarantine: ContextVar[dict | None] = ContextVar("git_quarantine", default=None)
 _CONFIG = (("receive.fsckObjects", "true"), ("transfer.fsckObjects", "true"), ("http.receivepack", "true"),
            ("http.uploadpack", "true"), ("http.getanyfile", "false"), ("uploadpack.hideRefs", "refs/demohub"),
            ("receive.hideRefs", "refs/demohub"), ("core.logAllRefUpdates", "always"),
-           ("receive.denyNonFastForwards", "false"), ("receive.denyDeletes", "false"), ("gc.autoDetach", "false"))
+           ("receive.denyNonFastForwards", "false"), ("receive.denyDeletes", "false"))
 
 
 class RepoError(Exception):
@@ -80,10 +84,22 @@ def repo_path(space) -> Path:
 
 def git_env(path: Path, extra: dict | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP_ENV}
+    env.update(_quarantine.get() or {})
     env.update({"GIT_DIR": str(path), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
                 "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
     env.update(extra or {})
     return env
+
+
+@contextlib.contextmanager
+def quarantine(env: dict):
+    """Let this thread's git calls see the objects of a push still in quarantine (the variables
+    git gives its pre-receive hook)."""
+    token = _quarantine.set({k: v for k, v in env.items() if k in _KEEP_ENV and v})
+    try:
+        yield
+    finally:
+        _quarantine.reset(token)
 
 
 def git(path: Path, *args: str, input: bytes | None = None, env: dict | None = None,

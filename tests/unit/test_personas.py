@@ -25,6 +25,7 @@ their browser gets through /go.
 """
 from __future__ import annotations
 
+import base64
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -66,7 +67,8 @@ FILES = "files, history, clone, download"
 LOGS = "build/run logs, revisions, analytics"
 EDIT = "upload revision, restart, variables/secrets"
 ADMIN = "visibility, collaborators, share links, pause, delete"
-DESIGN_ROWS = (SEE, INTERACT, FILES, LOGS, EDIT, ADMIN)
+PUSH = "push, edit a file, upload revision"
+DESIGN_ROWS = (SEE, INTERACT, LOGS, EDIT, ADMIN, FILES, PUSH)
 
 # surface -> visibility -> persona -> answer.
 EXPECTED: dict[str, dict[str, dict]] = {
@@ -208,6 +210,18 @@ EXPECTED: dict[str, dict[str, dict]] = {
                          "private": cells(202,      202,      403,      404,      404,      401,      404)},
     "api_webhook_log":  {"public":  cells(200,      200,      403,      403,      401,      401,      401),
                          "private": cells(200,      200,      403,      404,      404,      401,      404)},
+    # ---------------------------------------------------------------- files, history, clone (issue 10)
+    # git sends no cookie: a link holder is anonymous to git (401 asks for credentials), and an
+    # anonymous caller of a private repository gets 401 exactly as for a missing one.
+    "git_clone":        {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      401,      401,      401)},
+    "git_fetch":        {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      401,      401,      401)},
+    # ---------------------------------------------------------------- push (a write token; issue 10)
+    "git_push_refs":    {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      401,      401,      401)},
+    "git_push":         {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      401,      401,      401)},
     # ---------------------------------------------------------------- visibility, access, pause, delete
     "access_page":      {"public":  cells(200,      403,      403,      403,      403,      403,      403),
                          "private": cells(200,      403,      403,      404,      404,      403,      404)},
@@ -257,6 +271,7 @@ class Caller:
     browser: Client  # HTML pages
     api: Client  # /api/: a Bearer token (users), the browser session (link holders), or nothing
     proxy: dict = field(default_factory=dict)  # the credential headers nginx forwards to the hub
+    git: dict = field(default_factory=dict)  # what git sends: Basic user name + API token
 
 
 def proxy_call(settings, path: str, target: Target, uri: str, caller: Caller, accept: str):
@@ -332,6 +347,17 @@ def new_revision(_: Target) -> dict:
 
 def other_visibility(t: Target) -> dict:
     return {"visibility": "private" if t.visibility == "public" else "public"}
+
+
+def git_call(suffix: str, service: str, method: str = "get") -> Call:
+    """git's smart HTTP at the space's URL: an advertisement (GET) or an empty request (POST)."""
+    def call(c, t, s):
+        client = Client()
+        if method == "get":
+            return client.get(f"/spaces/{t.path}.git/{suffix}", {"service": service}, **c.git)
+        return client.post(f"/spaces/{t.path}/{suffix}", b"0000", content_type=f"application/x-{service}-request",
+                           **c.git)
+    return call
 
 
 def space_page(suffix: str = "") -> Call:
@@ -426,14 +452,18 @@ SURFACES: dict[str, Surface] = {
     "api_commit": Surface("api", FILES, lambda c, t, s: c.api.get(f"/api/spaces/{t.path}/commits/{head_sha(t)}")),
     "page_duplicate": Surface("html", FILES, space_page("/duplicate")),
     "api_duplicate": Surface("api", FILES, api_call("post", "/duplicate", lambda t: {"name": "my-copy"})),
-    "page_edit": Surface("html", EDIT, space_page("/edit/main/index.html")),
-    "api_file_commit": Surface("api", EDIT, api_call("post", "/files/index.html", new_file_content)),
+    "page_edit": Surface("html", PUSH, space_page("/edit/main/index.html")),
+    "api_file_commit": Surface("api", PUSH, api_call("post", "/files/index.html", new_file_content)),
     "page_rollback": Surface("form", EDIT, hub_post(lambda t: f"/spaces/{t.path}/revisions/1/rollback")),
     "api_rollback": Surface("api", EDIT, api_call("post", "/revisions/1/rollback")),
     "api_collaborator_remove": Surface("api", ADMIN, lambda c, t, s: c.api.delete(
         f"/api/spaces/{t.path}/collaborators/{VIEWER_NAME}")),
     "api_share_link_revoke": Surface("api", ADMIN, lambda c, t, s: c.api.delete(
         f"/api/spaces/{t.path}/share-links/{new_share_link_id(t)}")),
+    "git_clone": Surface("git", FILES, git_call("info/refs", "git-upload-pack")),
+    "git_fetch": Surface("git", FILES, git_call("git-upload-pack", "git-upload-pack", "post")),
+    "git_push_refs": Surface("git", PUSH, git_call("info/refs", "git-receive-pack")),
+    "git_push": Surface("git", PUSH, git_call("git-receive-pack", "git-receive-pack", "post")),
 }
 PROXY_KINDS = ("proxy_auth", "proxy_fallback")
 
@@ -458,7 +488,7 @@ CASE_IDS = ["-".join(filter(None, case)) for case in CASES]
 # ------------------------------------------------------------------------------ reading answers
 def observe(kind: str, resp, target: Target) -> str | int:
     """The answer in EXPECTED's terms."""
-    if kind in ("html", "api", "proxy_auth"):
+    if kind in ("html", "api", "proxy_auth", "git"):
         return resp.status_code
     if kind == "form":
         # A form post that was taken redirects back to the space's pages; one that needs a
@@ -490,6 +520,7 @@ def answers_as_missing(kind: str, expected) -> bool:
     """Whether the cell is "no (404)": the answer must be the one for a missing space."""
     return ((kind in ("html", "api", "form") and expected == 404)
             or (kind == "proxy_auth" and expected == 401)
+            or (kind == "git" and expected in (401, 404))
             or (kind in ("go", "proxy_fallback") and expected == HIDDEN))
 
 
@@ -567,6 +598,7 @@ class World:
         browser.force_login(user)
         token = self.tokens[who]
         api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        git = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(f"{user.username}:{token}".encode()).decode()}
         if credential == "authorization":
             proxy = {"Authorization": f"Bearer {token}"}
         elif credential == "x-hf-authorization":
@@ -575,7 +607,7 @@ class World:
             proxy = {"X-Demohub-Space-Cookie": space_cookie(self.settings, browser, space)}
         else:
             proxy = {}
-        return Caller(browser, api_client, proxy)
+        return Caller(browser, api_client, proxy, git)
 
     def _link_holder(self, space: Space, *, revoked: bool) -> Caller:
         owner = self.owner_api()
@@ -773,6 +805,9 @@ ROUTE_SURFACES: dict[str, tuple[str, ...]] = {
     "internal/proxy/fallback": ("proxy_html", "proxy_api"),
     # Every "cookie" case of the proxy surfaces gets its cookie here (space_cookie above).
     "internal/proxy/session": ("proxy_auth", "proxy_html", "proxy_api"),
+    f"{S}/info/refs": ("git_clone", "git_push_refs"),
+    f"{S}/git-upload-pack": ("git_fetch",),
+    f"{S}/git-receive-pack": ("git_push",),
 }
 
 ROUTES_OUTSIDE_THE_MATRIX: dict[str, str] = {
