@@ -6,7 +6,6 @@ import pytest
 from django.test import Client
 
 from spaces.access.models import Collaborator
-from tests.unit.repo_fixtures import repo_space  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 
@@ -110,7 +109,7 @@ def test_share_link_holders_and_strangers_cannot_read_private_files(repo_space, 
     assert api(viewer).get("/api/spaces/olive/demo/tree").status_code == 200
     assert api(make_user("stan")).get("/api/spaces/olive/demo/tree").status_code == 404
     assert api().get("/api/spaces/olive/demo/raw/index.html").status_code == 404
-    link, token = access.share_link_create(space=repo_space, by=repo_space.owner, note="x")
+    _, token = access.share_link_create(space=repo_space, by=repo_space.owner, note="x")
     holder = Client()
     assert holder.get(f"/s/{token.rsplit('/', 1)[-1]}").status_code == 302
     assert holder.get("/spaces/olive/demo").status_code == 200
