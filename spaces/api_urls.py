@@ -50,7 +50,7 @@ urlpatterns = [
     path(f"{S}/webhooks/<int:webhook_id>/test", webhook_api.WebhookTestApi.as_view()),
     path(f"{S}/webhooks/<int:webhook_id>/deliveries", webhook_api.DeliveryListApi.as_view()),
     path(f"{S}/tree", files_api.TreeApi.as_view()),
-    path(f"{S}/tree/<path:path>", files_api.TreeApi.as_view()),
+    path(f"{S}/tree/<path:path>", files_api.TreePathApi.as_view()),
     path(f"{S}/files/<path:path>", files_api.FileApi.as_view()),
     path(f"{S}/raw/<path:path>", files_api.RawApi.as_view()),
     path(f"{S}/commits", files_api.CommitListApi.as_view()),

@@ -55,9 +55,12 @@ def space_rollback(*, space: Space, revision: Revision, by) -> Revision:
     message = f"Run revision {revision.number} again\n\nRestores the files of {revision.commit[:12]}."
     reuse = revision.image if space.sdk != "static" and image_kept(revision.image) else ""
     head = store.head(space)
-    sha = store.commit_tree(space, tree, [head] if head else [], author=by, message=message)
-    snapshot = services.snapshot_commit(space, sha)  # the upload checks, before main moves
-    store.update_ref(space, "refs/heads/main", sha, head, reason=f"run revision {revision.number} again")
+    try:
+        sha = store.commit_tree(space, tree, [head] if head else [], author=by, message=message)
+        snapshot = services.snapshot_commit(space, sha)  # the upload checks, before main moves
+        store.update_ref(space, "refs/heads/main", sha, head, reason=f"run revision {revision.number} again")
+    except store.RepoError as exc:  # main moved meanwhile, or the tree is refused now: nothing moved
+        raise ServiceError(str(exc), code=exc.code, http_status=exc.http_status) from exc
     with transaction.atomic():
         new = services.revision_from_commit(space, sha, created_by=by, message=message, snapshot=snapshot)
         if reuse and Revision.objects.filter(pk=new.pk, status=R.QUEUED).update(

@@ -138,6 +138,16 @@ class TreeApi(BaseApi):
                                  "entries": [e.__dict__ for e in entries]}).data)
 
 
+class TreePathApi(TreeApi):
+    """The same for a directory below the root (its own operation id in the schema)."""
+
+    @extend_schema(operation_id="space_tree_path", parameters=[
+        REV, OpenApiParameter("recursive", bool, description="every directory and file below")],
+        responses=TreeOut)
+    def get(self, request, owner, name, path=""):
+        return super().get(request, owner, name, path)
+
+
 class FileApi(BaseApi):
     class CommitIn(serializers.Serializer):
         content = serializers.CharField(allow_blank=True, trim_whitespace=False)

@@ -127,6 +127,8 @@ def file_commit(*, space: Space, path: str, content: bytes, message: str, base: 
                                        parent=base or None)
     except store.RepoConflict as exc:
         raise EditConflict(store.head(space) or "") from exc
+    except store.RepoError as exc:  # refused by the repository's own rules: said as the API says errors
+        raise ServiceError(str(exc), code=exc.code, http_status=exc.http_status) from exc
 
 
 def attachment(data: bytes, path: str) -> HttpResponse:

@@ -50,8 +50,16 @@ def _rev_and_path(request, space, rest: str) -> tuple[str, str, str]:
         raise Http404 from exc
 
 
+def _no_files_yet(request, space, role, template: str, tab: str):
+    """main of a space nothing was uploaded or pushed to yet: an empty page, not a 404."""
+    return render(request, template, _context(space, role, tab=tab, rev="main", sha="", path="", crumbs=[],
+                                              entries=[], rows=[], head=None, parent="", page=None))
+
+
 def tree_page(request, owner, name, rest="main"):
     space, role = _page(request, owner, name)
+    if rest == "main" and not store.head(space):
+        return _no_files_yet(request, space, role, "spaces/files_tree.html", "files")
     rev, sha, path = _rev_and_path(request, space, rest)
     try:
         if reading.stat(space, sha, path).type == "file":  # a file's URL under /tree/: its page
@@ -91,6 +99,8 @@ def resolve_file(request, owner, name, rest):
 
 def commits_page(request, owner, name, rev="main"):
     space, role = _page(request, owner, name)
+    if rev == "main" and not store.head(space):
+        return _no_files_yet(request, space, role, "spaces/history.html", "history")
     try:
         sha = reading.resolve(space, rev)
         total = reading.commit_count(space, sha)
@@ -161,7 +171,7 @@ def edit_page(request, owner, name, rest):
             form.add_error(None, gettext("Someone committed to main since you opened this file. Your text is "
                                          "kept below: compare it with the latest version, then commit again."))
             status = 409
-        except (ServiceError, ArchiveError, store.RepoRefused) as exc:  # the upload checks: shown, text kept
+        except (ServiceError, ArchiveError) as exc:  # the upload checks: shown, text kept
             form.add_error(None, str(exc))
             status = getattr(exc, "http_status", 400)
         else:

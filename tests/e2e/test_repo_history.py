@@ -80,7 +80,8 @@ def test_files_view_edit_commit_builds_and_serves(stack, space, browser):
         expect(page.locator("#history tr").nth(1)).to_contain_text("#2")
         shot(page, "repo-04-history.png", full_page=True)
         page.locator("#history tr").nth(1).get_by_role("link", name="Answer as v2").click()
-        expect(page.locator("#diff .gi")).to_contain_text('REV = "v2"')
+        expect(page.locator("#diff .gi").filter(has_text='REV = "v2"')).to_have_count(1)
+        expect(page.locator("#diff .gd").filter(has_text='REV = "v1"')).to_have_count(1)
         shot(page, "repo-05-commit.png", full_page=True)
     finally:
         ctx.close()

@@ -282,3 +282,7 @@ def app_server():
 @pytest.fixture
 def olive(make_user):
     return make_user("olive")
+
+
+# ------------------------------------------------------------------------------ repositories
+from tests.unit.repo_fixtures import repo_space  # noqa: E402,F401 - a space with a bare repository

@@ -6,7 +6,6 @@ import pytest
 from django.test import Client
 
 from spaces.access.models import Collaborator
-from tests.unit.repo_fixtures import repo_space  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 
@@ -110,7 +109,7 @@ def test_share_link_holders_and_strangers_cannot_read_private_files(repo_space, 
     assert api(viewer).get("/api/spaces/olive/demo/tree").status_code == 200
     assert api(make_user("stan")).get("/api/spaces/olive/demo/tree").status_code == 404
     assert api().get("/api/spaces/olive/demo/raw/index.html").status_code == 404
-    link, token = access.share_link_create(space=repo_space, by=repo_space.owner, note="x")
+    _, token = access.share_link_create(space=repo_space, by=repo_space.owner, note="x")
     holder = Client()
     assert holder.get(f"/s/{token.rsplit('/', 1)[-1]}").status_code == 302
     assert holder.get("/spaces/olive/demo").status_code == 200
@@ -119,3 +118,15 @@ def test_share_link_holders_and_strangers_cannot_read_private_files(repo_space, 
     viewer_browser.force_login(viewer)
     assert viewer_browser.get("/spaces/olive/demo/blob/main/index.html").status_code == 200
     assert viewer_browser.get("/spaces/olive/demo/edit/main/index.html").status_code == 403
+
+
+def test_a_space_without_files_yet_has_empty_tabs(make_user, make_space):
+    owner = make_user("nina")
+    make_space(owner, "fresh")
+    browser = Client()
+    browser.force_login(owner)
+    files = browser.get("/spaces/nina/fresh/tree/main")
+    assert files.status_code == 200 and "This directory is empty." in files.content.decode()
+    history = browser.get("/spaces/nina/fresh/commits/main")
+    assert history.status_code == 200 and "No commits yet." in history.content.decode()
+    assert browser.get("/spaces/nina/fresh/tree/other").status_code == 404

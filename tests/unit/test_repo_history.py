@@ -140,3 +140,13 @@ def test_duplicate_copies_history_variables_and_secret_names(serving, olive, mak
     assert_error(api(stan).post("/api/spaces/olive/demo/duplicate", {"name": "my-copy"}, format="json"), 409,
                  "exists")
     assert api(olive).post("/api/spaces/stan/my-copy/duplicate", {"name": "x"}, format="json").status_code == 404
+
+
+def test_api_edit_refusals_are_clear_errors(serving, olive, api):
+    client = api(olive)
+    assert client.post("/api/spaces/olive/demo/files/a/../../x", {"content": "x"}, format="json").status_code == 404
+    bad = client.post("/api/spaces/olive/demo/files/app.py", {"content": "!!", "encoding": "base64"}, format="json")
+    assert_error(bad, 400)
+    assert_error(api(olive, scope="read").post("/api/spaces/olive/demo/files/app.py", {"content": "x"},
+                                               format="json"), 403)
+    assert store.head(serving) == reading.resolve(serving, "main") and serving.revisions.count() == 1

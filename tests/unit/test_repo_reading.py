@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from spaces.repos import reading
-from tests.unit.repo_fixtures import repo_space  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub")]
 
