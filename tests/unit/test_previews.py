@@ -291,3 +291,19 @@ def test_the_push_hook_s_task_deploys_a_branch_commit_of_the_repository(olive, m
     jobs.send("spaces.tasks.preview_delete", space.pk, "feature")
     assert not Preview.objects.filter(space=space).exists()
     assert fresh(space).status == "NO_APP_FILE"
+
+
+def test_the_previews_api_answers_503_when_the_database_does_not(olive, make_space, api, monkeypatch):
+    from django.db import OperationalError
+
+    from spaces.previews import selectors
+
+    make_space(olive, "site")
+    client = api(olive)
+
+    def down(**kw):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(selectors, "preview_list", down)
+    resp = client.get("/api/spaces/olive/site/previews")
+    assert resp.status_code == 503 and resp["Retry-After"] and resp.json()["code"] == "unavailable"
