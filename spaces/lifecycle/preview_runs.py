@@ -52,6 +52,11 @@ def preview_lock(preview_id: int, *, wait: float = 120):
             lock.release()
 
 
+def preview_busy(preview_id: int) -> bool:
+    """Whether a start, sleep or removal of the preview holds its lock now."""
+    return bool(logs.client().exists(_key("lock", preview_id)))
+
+
 def preview_serve(*, preview_id: int) -> None:
     """Serve the preview's built commit: a static site by its link, else its container on its
     address, healthy first. The preview must be STARTING (its build, or a wake, set that); the
@@ -85,11 +90,11 @@ def _serve(preview_id: int) -> None:
     if not ok:
         get_backend().stop(name, timeout=0)
         Preview.objects.filter(pk=preview.pk, commit=commit, status=P.STARTING).update(
-            status=P.FAILED, error=f"failed to start: {message}"[:4000])
+            status=P.FAILED, error=f"failed to start: {message}"[:4000], updated_at=timezone.now())
         preview_publish_route(preview_id=preview.pk)
         return
     if not Preview.objects.filter(pk=preview.pk, commit=commit, status=P.STARTING).update(
-            status=P.RUNNING, error="", last_active_at=timezone.now()):
+            status=P.RUNNING, error="", last_active_at=timezone.now(), updated_at=timezone.now()):
         return   # a newer commit or the branch's deletion took over; it owns the container now
     preview_publish_route(preview_id=preview.pk)
     log.info("preview %s of %s (%s) serves commit %s", preview.label, space.full_name, preview.branch, commit[:12])
@@ -99,7 +104,8 @@ def preview_wake_requested(preview_id: int) -> bool:
     """Ask for the preview's wake, once (a visitor's request waits in the wake call meanwhile)."""
     if not logs.client().set(_key("waking", preview_id), "1", nx=True, ex=120):
         return False
-    if not Preview.objects.filter(pk=preview_id, status=P.SLEEPING).update(status=P.STARTING):
+    if not Preview.objects.filter(pk=preview_id, status=P.SLEEPING).update(status=P.STARTING,
+                                                                          updated_at=timezone.now()):
         logs.client().delete(_key("waking", preview_id))
         return False
     jobs.send("spaces.tasks.preview_wake", preview_id, priority=0)
