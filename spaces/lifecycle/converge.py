@@ -12,13 +12,20 @@ from django.utils import timezone
 
 from runner import proxy
 from runner.exceptions import BackendUnavailable
-from spaces.lifecycle import preview_runs
+from spaces.lifecycle import preview_runs, redeploy
 from spaces.lifecycle import reconcile as reconciliation
-from spaces.lifecycle import redeploy
 from spaces.lifecycle.engine import get_backend
-from spaces.lifecycle.routes import (container_name, preview_container_name, preview_publish_route, preview_route,
-                                     proxy_config, space_publish_route, space_route, switch_preview_site,
-                                     switch_static_site)
+from spaces.lifecycle.routes import (
+    container_name,
+    preview_container_name,
+    preview_publish_route,
+    preview_route,
+    proxy_config,
+    space_publish_route,
+    space_route,
+    switch_preview_site,
+    switch_static_site,
+)
 from spaces.records import jobs
 from spaces.records.models import Preview, Revision, Sdk, Space
 from spaces.records.status import SERVING, SpaceStatus
