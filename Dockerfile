@@ -30,13 +30,18 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=hub.settings \
     DATA_DIR=/var/lib/demohub
+# git: every space is a git repository served by `git http-backend` (spaces/repos/git_http.py).
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends git >/dev/null \
+ && rm -rf /var/lib/apt/lists/* \
+ && git --exec-path >/dev/null
 # A fixed uid, so files in the shared data volume keep one owner across rebuilds.
 # The data dir is created with its layout: Docker copies it (and its owner) into an empty named
 # volume on first mount, and a non-empty volume is never re-owned by another image's mount.
 RUN groupadd --gid 10001 demohub \
  && useradd --uid 10001 --gid demohub --create-home --home-dir /home/demohub --shell /usr/sbin/nologin demohub \
  && mkdir -p /app/staticfiles /run/demohub \
-        /var/lib/demohub/snapshots /var/lib/demohub/sites /var/lib/demohub/builds /var/lib/demohub/proxy/routes \
+        /var/lib/demohub/snapshots /var/lib/demohub/repos /var/lib/demohub/sites /var/lib/demohub/builds /var/lib/demohub/proxy/routes \
  && chown -R demohub:demohub /app/staticfiles /var/lib/demohub \
  && chmod 1777 /run/demohub
 COPY --from=deps /opt/venv /opt/venv

@@ -4,7 +4,9 @@
 #   1. pauses beat and the lifecycle worker (the only processes that delete snapshots:
 #      housekeeping and space purges), so every snapshot the dump refers to stays on disk;
 #   2. dumps Postgres (pg_dump, custom format): the record;
-#   3. copies the uploaded revisions (DATA_DIR/snapshots) and the static sites (DATA_DIR/sites);
+#   3. copies the uploaded revisions (DATA_DIR/snapshots), the git repositories (DATA_DIR/repos:
+#      objects and refs are written atomically by git, and commits are never deleted) and the static
+#      sites (DATA_DIR/sites);
 #   4. resumes the paused services (their queued work waits in Redis meanwhile: nothing is lost);
 #   5. adds the env file (.env: the secrets key, the Django key, the proxy key) unless
 #      BACKUP_INCLUDE_ENV=false, and encrypts the whole with BACKUP_PASSPHRASE when it is set
@@ -60,8 +62,8 @@ compose exec -T postgres sh -c \
   >"$work/db.dump"
 [ -s "$work/db.dump" ] || { log "pg_dump wrote nothing"; exit 1; }
 
-log "copying snapshots and sites"
-compose exec -T web sh -c 'cd "$DATA_DIR" && tar -czf - --ignore-failed-read snapshots sites' >"$work/data.tar.gz"
+log "copying snapshots, git repositories and sites"
+compose exec -T web sh -c 'cd "$DATA_DIR" && tar -czf - --ignore-failed-read snapshots repos sites' >"$work/data.tar.gz"
 tar -tzf "$work/data.tar.gz" >/dev/null
 
 if [ ${#paused[@]} -gt 0 ]; then

@@ -95,12 +95,12 @@ compose exec -T postgres sh -c \
   <"$work/db.dump"
 compose exec -T redis redis-cli -s /run/demohub/redis.sock FLUSHALL >/dev/null
 
-log "restoring snapshots and sites"
+log "restoring snapshots, git repositories and sites"
 volume=$(docker volume ls -q --filter "label=com.docker.compose.project=$project" \
   --filter "label=com.docker.compose.volume=data")
 [ -n "$volume" ] || { log "no data volume of $project"; exit 1; }
 docker run --rm -i --network none -v "$volume:/var/lib/demohub" --entrypoint sh "demohub/hub:$image_tag" \
-  -c 'cd /var/lib/demohub && rm -rf snapshots sites && tar -xzf - --no-same-owner' <"$work/data.tar.gz"
+  -c 'cd /var/lib/demohub && rm -rf snapshots repos sites && tar -xzf - --no-same-owner' <"$work/data.tar.gz"
 
 log "starting the stack"
 bash "$ROOT/scripts/up.sh"

@@ -37,9 +37,14 @@ ENVELOPE_BYTES = 1 * 2**20
 # URL names (spaces/urls.py) and the API view whose bodies are repos; they need EDIT on the space.
 UPLOAD_URL_NAMES = frozenset({"new", "space-settings"})
 UPLOAD_API_VIEWS = frozenset({"RevisionListCreateApi"})
+# git's smart HTTP (spaces/repos/git_http.py): HTTP Basic with a token; a push may be larger.
+GIT_URL_NAMES = frozenset({"git-upload-pack", "git-receive-pack"})
+BASIC = {"WWW-Authenticate": 'Basic realm="Demohub", charset="UTF-8"'}
 
 
-def _upload_cap() -> int:
+def _upload_cap(path: str = "") -> int:
+    if path.endswith(("/git-receive-pack", "/git-upload-pack")):
+        return max(settings.UPLOAD_MAX_BYTES, settings.GIT_PUSH_MAX_BYTES) + ENVELOPE_BYTES
     return settings.UPLOAD_MAX_BYTES + ENVELOPE_BYTES
 
 
@@ -93,6 +98,8 @@ def _decide(scope: dict, length: int | None) -> None:
         match = resolve(request.path_info)
     except Resolver404:
         raise Refusal(404, "Not found.", "not_found") from None
+    if match.url_name in GIT_URL_NAMES:
+        return _decide_git(request, match)
     user, token = _caller(request)
     if user is None:
         raise Refusal(401, "Log in or send an API token before sending a body this large.", "not_authenticated")
@@ -115,6 +122,36 @@ def _decide(scope: dict, length: int | None) -> None:
         raise Refusal(403, "You may see this space but not do this.", "permission_denied")
 
 
+def _decide_git(request, match) -> None:
+    """The answers of git_http.git_http, from the headers: who may clone or push (design.md §6)."""
+    from django.http import Http404
+
+    from spaces.access.selectors import Action, can, space_get_for_git
+    from spaces.accounts.auth import BadCredentials, basic_token_user
+    from spaces.accounts.models import ApiToken
+
+    try:
+        found = basic_token_user(request.META.get("HTTP_AUTHORIZATION", ""))
+    except BadCredentials as exc:
+        raise Refusal(401, str(exc), "invalid_token", BASIC) from None
+    user, token = found if found else (None, None)
+    push = match.url_name == "git-receive-pack"
+    if push and user is None:
+        raise Refusal(401, "Pushing needs your user name and a write API token as the password.",
+                      "not_authenticated", BASIC)
+    try:
+        space, role = space_get_for_git(owner=match.kwargs["owner"], name=match.kwargs["name"], user=user)
+    except Http404:
+        if user is None:
+            raise Refusal(401, "Authentication required.", "not_authenticated", BASIC) from None
+        raise Refusal(404, "Repository not found.", "not_found") from None
+    if not can(role, Action.READ_FILES, user=user, space=space):
+        raise Refusal(404, "Repository not found.", "not_found")
+    if push and (not can(role, Action.EDIT, user=user, space=space) or token.scope == ApiToken.Scope.READ):
+        raise Refusal(403, "You may not push to this space (an editor's write token is needed).",
+                      "permission_denied")
+
+
 class BodyGate:
     """ASGI middleware around Django's application; see the module docstring."""
 
@@ -133,10 +170,11 @@ class BodyGate:
             return await _answer(send, Refusal(400, "The Content-Length header is not a number.", "bad_request"))
         if length is None and not chunked:
             return await self.app(scope, receive, send)  # no body
-        if length is not None and length > _upload_cap():
+        cap = _upload_cap(scope.get("path", ""))
+        if length is not None and length > cap:
             return await _answer(send, Refusal(
                 413, f"The request body ({length} bytes) is larger than the largest upload this hub takes "
-                     f"({settings.UPLOAD_MAX_BYTES} bytes).", "request_too_large"))
+                     f"({cap - ENVELOPE_BYTES} bytes).", "request_too_large"))
         if length is None or length > settings.BODY_GATE_BYTES:
             try:
                 await sync_to_async(decide, thread_sensitive=True)(scope, length)
@@ -147,11 +185,11 @@ class BodyGate:
                 return await _answer(send, Refusal(503, "The hub's database does not answer; try again shortly.",
                                                    "unavailable", {"Retry-After": "5"}))
         if chunked:
-            receive = _counted(receive, send)
+            receive = _counted(receive, send, cap)
         return await self.app(scope, receive, send)
 
 
-def _counted(receive, send):
+def _counted(receive, send, cap: int):
     """`receive` that cuts a chunked body off past the upload cap: the app sees a disconnect
     (Django then stops without answering) and the client gets 413."""
     seen = 0
@@ -161,9 +199,9 @@ def _counted(receive, send):
         message = await receive()
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
-            if seen > _upload_cap():
+            if seen > cap:
                 await _answer(send, Refusal(413, f"The request body is larger than the largest upload this hub "
-                                                 f"takes ({settings.UPLOAD_MAX_BYTES} bytes).", "request_too_large"))
+                                                 f"takes ({cap - ENVELOPE_BYTES} bytes).", "request_too_large"))
                 return {"type": "http.disconnect"}
         return message
 

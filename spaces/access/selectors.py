@@ -122,6 +122,17 @@ def space_get_for_viewer(*, owner: str, name: str, user=None, share_link_ids=(),
     return space, role
 
 
+def space_get_for_git(*, owner: str, name: str, user=None) -> tuple[Space, Role]:
+    """space_get_for_viewer for a git URL, where the name may end in `.git` (never with share
+    links: they open the app, not the repository)."""
+    try:
+        return space_get_for_viewer(owner=owner, name=name, user=user)
+    except Http404:
+        if not name.lower().endswith(".git") or len(name) <= 4:
+            raise
+    return space_get_for_viewer(owner=owner, name=name[:-4], user=user)
+
+
 def space_list_visible_to(user) -> QuerySet[Space]:
     """Spaces `user` may see in lists: public ones, and private ones they own or collaborate on.
 

@@ -6,6 +6,7 @@ view that names a space gets it through `get_space`, i.e. through the one access
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -53,7 +54,8 @@ class SpaceOut(serializers.ModelSerializer):
         model = Space
         fields = ["owner", "name", "sdk", "visibility", "status", "url", "title", "emoji",
                   "short_description", "tags", "revision", "running_revision", "error", "likes",
-                  "comments", "liked", "sleep_after", "sleep_mode", "last_active_at", "created_at", "updated_at"]
+                  "comments", "liked", "sleep_after", "sleep_mode", "last_active_at", "created_at", "updated_at",
+                  "allow_force_push"]
 
     def get_revision(self, obj) -> int | None:
         return obj.latest_revision.number if obj.latest_revision_id else None
@@ -114,6 +116,8 @@ class SpaceDetailApi(BaseApi):
         short_description = serializers.CharField(max_length=200, required=False, allow_blank=True)
         tags = TagsField(required=False)
         sleep_after = serializers.IntegerField(required=False, min_value=-1)
+        allow_force_push = serializers.BooleanField(
+            required=False, help_text="owner only: editors may force-push main (each one is recorded)")
 
     def get(self, request, owner, name):
         space, role = get_space(request, owner, name)
@@ -126,7 +130,7 @@ class SpaceDetailApi(BaseApi):
         unknown = set(request.data) - set(self.PatchSerializer().fields)
         if unknown:
             raise serializers.ValidationError({k: "This field cannot be changed here." for k in sorted(unknown)})
-        needs = Action.ADMIN if "visibility" in data.validated_data else Action.EDIT
+        needs = Action.ADMIN if {"visibility", "allow_force_push"} & set(data.validated_data) else Action.EDIT
         space, role = get_space(request, owner, name, needs)
         space = space_update(space=space, **data.validated_data)
         return Response(SpaceOut(space, context={"role": role}).data)
@@ -135,6 +139,12 @@ class SpaceDetailApi(BaseApi):
         space, role = get_space(request, owner, name, Action.ADMIN)
         space_delete(space=space)
         return Response(SpaceOut(space, context={"role": role}).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RevisionUploadIn(serializers.Serializer):
+    archive = serializers.FileField(help_text="the repo as a .zip or .tar.gz; it becomes one commit on main")
+    message = serializers.CharField(required=False, max_length=10_000,
+                                    help_text='the commit message (default "Upload <file name>")')
 
 
 class RevisionListCreateApi(BaseApi):
@@ -146,6 +156,7 @@ class RevisionListCreateApi(BaseApi):
         page = paginator.paginate_queryset(space.revisions.select_related("created_by"), request, view=self)
         return paginator.get_paginated_response(RevisionOut(page, many=True).data)
 
+    @extend_schema(request={"multipart/form-data": RevisionUploadIn}, responses={202: RevisionOut})
     def post(self, request, owner, name):
         space, _ = get_space(request, owner, name, Action.EDIT)
         archive = request.FILES.get("archive")
@@ -154,7 +165,8 @@ class RevisionListCreateApi(BaseApi):
                                                           "in the multipart field 'archive'."})
         message = request.data.get("message") or ""
         if not isinstance(message, str) or len(message) > 10_000:
-            raise serializers.ValidationError({"message": "Give the commit message as text (at most 10000 characters)."})
+            raise serializers.ValidationError({"message": "Give the commit message as text "
+                                                          "(at most 10000 characters)."})
         rev = revision_create(space=space, archive=archive, created_by=request.user, message=message or None)
         location = f"/api/spaces/{space.owner.username}/{space.name}/revisions/{rev.number}"
         return Response(RevisionOut(rev).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})

@@ -52,6 +52,11 @@ def space_create(*, owner: User, name: str, sdk: str, visibility: str = Visibili
         raise ValidationError({"sdk": f"Use one of: {', '.join(Sdk.values)}."})
     if visibility not in Visibility.values:
         raise ValidationError({"visibility": "Use public or private."})
+    if name.lower().endswith(".git") or "--" in name or ".." in name:
+        # Hugging Face's clients refuse these, `--` separates a preview's branch in its host
+        # name, and `.git` would be read as the repository suffix (design.md §5). Existing
+        # spaces with such names keep working.
+        raise ValidationError({"name": "A name may not end in .git or contain -- or .."})
     if Space.objects.filter(owner=owner, name__iexact=name).exists():
         raise ServiceError(f"You already have a space named {name}.", code="exists")
     quotas.check_space_create(owner)
@@ -96,7 +101,7 @@ def _free_address_index() -> int:
 
 
 def space_update(*, space: Space, **fields) -> Space:
-    allowed = {"visibility", "title", "short_description", "tags", "sleep_after", "emoji"}
+    allowed = {"visibility", "title", "short_description", "tags", "sleep_after", "emoji", "allow_force_push"}
     unknown = set(fields) - allowed
     if unknown:
         raise ValidationError({k: "This field cannot be changed." for k in unknown})

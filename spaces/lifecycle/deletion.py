@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from django.conf import settings
 
@@ -48,4 +49,6 @@ def space_purge(*, space_id: int) -> None:
     still_used |= set(Preview.objects.filter(snapshot_path__in=snapshots).values_list("snapshot_path", flat=True))
     for path in snapshots - still_used:
         shutil.rmtree(path, ignore_errors=True)
+    # Its git repository (spaces/repos/store.repo_path: that room sits above this one).
+    shutil.rmtree(Path(settings.REPOS_DIR) / f"{int(space_id)}.git", ignore_errors=True)
     housekeeping.layers_prune()

@@ -21,6 +21,7 @@ main becomes a revision whose build starts at once.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -36,11 +37,12 @@ import threading
 from pathlib import Path
 
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 from django.db import connections as db_connections
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from spaces.access.selectors import Action, can, space_get_for_viewer
+from spaces.access.selectors import Action, can, space_get_for_git
 from spaces.accounts.auth import BadCredentials, basic_token_user
 from spaces.accounts.models import ApiToken
 from spaces.repos import receive, store
@@ -50,6 +52,8 @@ from spaces.web.unavailable import answers_503_when_down
 log = logging.getLogger(__name__)
 
 SERVICES = ("git-upload-pack", "git-receive-pack")
+# One answer for every anonymous refusal: a private repository and a missing one look the same.
+AUTH_REQUIRED = "Authentication required: your user name and an API token (dh_...) as the password."
 HOOKS_DIR = Path(__file__).resolve().parent / "git_hooks"
 _CHUNK = 64 * 1024
 def _text(status: int, message: str, headers: dict | None = None) -> HttpResponse:
@@ -62,16 +66,6 @@ def _text(status: int, message: str, headers: dict | None = None) -> HttpRespons
 
 def _unauthorized(message: str) -> HttpResponse:
     return _text(401, message, {"WWW-Authenticate": 'Basic realm="Demohub", charset="UTF-8"'})
-
-
-def _find_space(owner: str, name: str, user):
-    """The space (and role) the URL names, with or without `.git`; Http404 when hidden."""
-    try:
-        return space_get_for_viewer(owner=owner, name=name, user=user)
-    except Http404:
-        if not name.lower().endswith(".git") or len(name) <= 4:
-            raise
-    return space_get_for_viewer(owner=owner, name=name[:-4], user=user)
 
 
 @csrf_exempt
@@ -93,13 +87,13 @@ def git_http(request, owner: str, name: str, service: str = ""):
     user, token = found if found else (None, None)
     push = service == "git-receive-pack"
     try:
-        space, role = _find_space(owner, name, user)
+        space, role = space_get_for_git(owner=owner, name=name, user=user)
     except Http404:
         if user is None:
-            return _unauthorized("Authentication required: your user name and an API token as the password.")
+            return _unauthorized(AUTH_REQUIRED)
         return _text(404, "Repository not found.")
     if push and user is None:
-        return _unauthorized("Pushing needs your user name and a write API token as the password.")
+        return _unauthorized(AUTH_REQUIRED)
     if not can(role, Action.READ_FILES, user=user, space=space):
         return _text(404, "Repository not found.")
     if push and not can(role, Action.EDIT, user=user, space=space):
@@ -161,6 +155,7 @@ class HookServer:
     def __init__(self, space_id: int, pusher_id: int):
         self.space_id, self.pusher_id = space_id, pusher_id
         self.key = secrets.token_hex(16)
+        self.snapshots: dict = {}       # pre-receive's checked snapshots, for post-receive
         self.dir = tempfile.mkdtemp(prefix="demohub-hooks-")
         os.chmod(self.dir, 0o700)
         self.path = os.path.join(self.dir, "s")
@@ -198,7 +193,8 @@ class HookServer:
             return
         if not hmac.compare_digest(str(request.get("key", "")), self.key):
             return
-        answer = receive.handle(request, space_id=self.space_id, pusher_id=self.pusher_id)
+        answer = receive.handle(request, space_id=self.space_id, pusher_id=self.pusher_id,
+                                snapshots=self.snapshots)
         conn.sendall(json.dumps(answer).encode())
 
     def close(self) -> None:
@@ -238,7 +234,8 @@ def _run_backend(request, space, user, suffix: str):
         if hooks is not None:
             hooks.close()
         raise
-    response = StreamingHttpResponse(_stream(proc, rest, timer, stderr, hooks), status=status)
+    stream = _astream if isinstance(request, ASGIRequest) else _stream
+    response = StreamingHttpResponse(stream(proc, rest, timer, stderr, hooks), status=status)
     for key, value in headers:
         if key.lower() not in ("status", "content-length"):
             response[key] = value
@@ -267,7 +264,22 @@ def _read_headers(out) -> tuple[int, list[tuple[str, str]], bytes]:
     return status, headers, rest
 
 
+def _finish(proc, finished: bool, timer, stderr, hooks: HookServer | None) -> None:
+    if not finished and proc.poll() is None:
+        proc.kill()          # the client went away mid-answer
+    code = proc.wait()
+    timer.cancel()
+    if hooks is not None:
+        hooks.close()
+    stderr.seek(0)
+    err = stderr.read(4000).decode(errors="replace").strip()
+    stderr.close()
+    if code or err:
+        log.info("git http-backend exited %s: %s", code, err)
+
+
 def _stream(proc, rest: bytes, timer, stderr, hooks: HookServer | None):
+    """git's answer as it comes (WSGI, the test client)."""
     finished = False
     try:
         if rest:
@@ -276,14 +288,18 @@ def _stream(proc, rest: bytes, timer, stderr, hooks: HookServer | None):
             yield chunk
         finished = True
     finally:
-        if not finished and proc.poll() is None:
-            proc.kill()          # the client went away mid-answer
-        code = proc.wait()
-        timer.cancel()
-        if hooks is not None:
-            hooks.close()
-        stderr.seek(0)
-        err = stderr.read(4000).decode(errors="replace").strip()
-        stderr.close()
-        if code or err:
-            log.info("git http-backend exited %s: %s", code, err)
+        _finish(proc, finished, timer, stderr, hooks)
+
+
+async def _astream(proc, rest: bytes, timer, stderr, hooks: HookServer | None):
+    """The same under ASGI (uvicorn): Django would read a synchronous iterator to its end
+    before sending a byte, so a clone would sit in memory; each read waits in a thread."""
+    finished = False
+    try:
+        if rest:
+            yield rest
+        while chunk := await asyncio.to_thread(proc.stdout.read1, _CHUNK):
+            yield chunk
+        finished = True
+    finally:
+        await asyncio.to_thread(_finish, proc, finished, timer, stderr, hooks)

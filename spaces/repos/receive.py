@@ -46,6 +46,12 @@ def _updates(text: str) -> list[tuple[str, str, str]]:
     return [tuple(line.split(" ", 2)) for line in text.splitlines() if line.strip()]
 
 
+def _why(exc: Exception) -> str:
+    if getattr(exc, "code", "") in ("file_too_large", "too_large"):
+        return f"{exc} (large files are not supported: this hub has no Git LFS)"
+    return str(exc)
+
+
 def _check_tree(space, sha: str) -> None:
     """The checks of an upload on commit `sha`'s tree, writing nothing."""
     from runner.archive import check_archive
@@ -77,7 +83,7 @@ def _check_update(space, old: str, new: str, ref: str, checked: set[str]) -> Non
             try:
                 _check_tree(space, sha)
             except Exception as exc:
-                raise Refused(f"commit {sha[:12]} ({ref.removeprefix('refs/heads/')}): {exc}") from exc
+                raise Refused(f"commit {sha[:12]} ({ref.removeprefix('refs/heads/')}): {_why(exc)}") from exc
         checked.add(tree)
     if ref == MAIN_REF and old != ZERO and not store.is_ancestor(space, old, new):
         if not space.allow_force_push:
@@ -85,7 +91,7 @@ def _check_update(space, old: str, new: str, ref: str, checked: set[str]) -> Non
                           "merge first; force pushes to main are off for this space (its owner can allow them).")
 
 
-def _check_main(space, new: str) -> None:
+def _check_main(space, new: str, snapshots: dict) -> None:
     from runner.exceptions import ArchiveError
     from spaces.lifecycle import quotas
     from spaces.records.errors import ServiceError
@@ -97,7 +103,7 @@ def _check_main(space, new: str) -> None:
     try:
         snapshot = services.snapshot_commit(space, new)
     except ArchiveError as exc:
-        raise Refused(f"commit {new[:12]} (main): {exc}") from exc
+        raise Refused(f"commit {new[:12]} (main): {_why(exc)}") from exc
     try:
         _metadata, config_error, missing_app = services.read_metadata(space, snapshot)
         if config_error and not missing_app:
@@ -110,6 +116,7 @@ def _check_main(space, new: str) -> None:
     except Refused:
         services.snapshot_forget(str(snapshot.path))
         raise
+    snapshots[new] = snapshot          # post-receive's revision uses it: no second export
 
 
 def _check_previews(space, updates) -> None:
@@ -128,14 +135,14 @@ def _check_previews(space, updates) -> None:
         added.append(branch)
 
 
-def pre_receive(space, pusher, updates, report: Report) -> int:
+def pre_receive(space, pusher, updates, report: Report, snapshots: dict) -> int:
     checked: set[str] = set()
     try:
         for old, new, ref in updates:
             _check_update(space, old, new, ref, checked)
         for _old, new, ref in updates:
             if ref == MAIN_REF and new != ZERO:
-                _check_main(space, new)
+                _check_main(space, new, snapshots)
         _check_previews(space, updates)
     except Refused as exc:
         report.say(f"Demohub refused this push: {exc}", "Nothing was changed; the running revision keeps serving.")
@@ -160,7 +167,7 @@ PREVIEW_UPDATE = "spaces.tasks.preview_update"
 PREVIEW_DELETE = "spaces.tasks.preview_delete"
 
 
-def post_receive(space, pusher, updates, report: Report) -> int:
+def post_receive(space, pusher, updates, report: Report, snapshots: dict) -> int:
     from django.conf import settings
 
     from spaces.repos import services, store
@@ -177,7 +184,8 @@ def post_receive(space, pusher, updates, report: Report) -> int:
                             pusher.username, old, new)
             try:
                 rev = services.revision_from_commit(space, new, created_by=pusher, message=message,
-                                                    extra_metadata=extra, log_lines=lines)
+                                                    snapshot=snapshots.pop(new, None), extra_metadata=extra,
+                                                    log_lines=lines)
             except Exception as exc:
                 log.exception("push to space %s: no revision for %s", space.pk, new)
                 report.say(f"Demohub: the commit is on main but no revision was made: {exc}",
@@ -198,8 +206,10 @@ def post_receive(space, pusher, updates, report: Report) -> int:
     return 0
 
 
-def handle(request: dict, *, space_id: int, pusher_id: int) -> dict:
-    """One hook call from git_hooks/client.py: {"hook", "updates", "env"} -> {"code", "lines"}."""
+def handle(request: dict, *, space_id: int, pusher_id: int, snapshots: dict | None = None) -> dict:
+    """One hook call from git_hooks/client.py: {"hook", "updates", "env"} -> {"code", "lines"}.
+    `snapshots` lives as long as the push: what pre-receive checked, post-receive reuses."""
+    snapshots = {} if snapshots is None else snapshots
     from django.contrib.auth import get_user_model
 
     from spaces.records.models import Space
@@ -213,9 +223,9 @@ def handle(request: dict, *, space_id: int, pusher_id: int) -> dict:
         updates = _updates(request.get("updates") or "")
         if hook == "pre-receive":
             with store.quarantine(request.get("env") or {}):
-                code = pre_receive(space, pusher, updates, report)
+                code = pre_receive(space, pusher, updates, report, snapshots)
         elif hook == "post-receive":
-            code = post_receive(space, pusher, updates, report)
+            code = post_receive(space, pusher, updates, report, snapshots)
         else:
             code = 1
             report.say(f"unknown hook {hook!r}")

@@ -457,3 +457,33 @@ def test_newer_upload_cancels_a_queued_build(api, olive, make_space, upload, rep
     statuses = dict(Revision.objects.filter(space=space).values_list("number", "status"))
     assert statuses == {1: "cancelled", 2: "queued"}
     assert "superseded" in Revision.objects.get(space=space, number=1).error
+
+
+# ------------------------------------------------------------------------------ commits (issue 10)
+def test_an_upload_is_a_commit_with_its_message(api, olive, make_space, upload, repo, client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from spaces.repos import store
+
+    space = make_space(olive, "demo", sdk="static")
+    resp = upload(api(olive), space, repo.static, filename="site.tar.gz")
+    assert resp.status_code == 202, resp.content
+    body = resp.json()
+    assert body["commit"] == store.head(space) and body["message"] == "Upload site.tar.gz"
+    archive = SimpleUploadedFile("x.tar.gz", repo.targz(repo.static), content_type="application/gzip")
+    resp = api(olive).post("/api/spaces/olive/demo/revisions", {"archive": archive, "message": "Second try"},
+                           format="multipart")
+    assert resp.status_code == 202 and resp.json()["message"] == "Second try"
+    schema = client.get("/api/schema", {"format": "json"}).json()
+    assert {"commit", "message"} <= set(schema["components"]["schemas"]["RevisionOut"]["properties"])
+    op = schema["paths"]["/api/spaces/{owner}/{name}/revisions"]["post"]
+    assert "RevisionUploadIn" in str(op["requestBody"])
+    assert {"archive", "message"} <= set(schema["components"]["schemas"]["RevisionUploadIn"]["properties"])
+
+
+def test_the_build_log_names_the_commit(api, olive, make_space, upload, repo):
+    space = make_space(olive, "demo", sdk="gradio")
+    resp = upload(api(olive), space, repo.gradio)
+    assert resp.status_code == 202, resp.content
+    text = api(olive).get("/api/spaces/olive/demo/logs/build").content.decode()
+    assert text.startswith(f"==> commit {resp.json()['commit']}: Upload repo.tar.gz\n"), text[:300]

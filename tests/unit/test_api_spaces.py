@@ -100,6 +100,20 @@ def test_same_name_for_two_owners(api, olive, make_user):
     assert len(labels) == 2
 
 
+@pytest.mark.parametrize("name", ["demo.git", "Demo.GIT", "my--demo", "a..b"])
+def test_names_git_clients_refuse_are_refused_for_new_spaces(api, olive, name):
+    resp = api(olive).post("/api/spaces", {"name": name, "sdk": "static"}, format="json")
+    assert_error(resp, 400)
+    assert ".git" in resp.json()["detail"] or "name" in str(resp.json())
+    assert not Space.objects.exists()
+
+
+def test_an_existing_space_named_like_a_repository_keeps_working(api, olive, make_space):
+    space = make_space(olive, "plain")
+    Space.objects.filter(pk=space.pk).update(name="old.git")
+    assert api(olive).get("/api/spaces/olive/old.git").status_code == 200
+
+
 def test_create_anonymous_is_401(api):
     assert_error(api().post("/api/spaces", {"name": "demo", "sdk": "static"}, format="json"), 401)
     assert not Space.objects.exists()
@@ -327,3 +341,13 @@ def test_times_are_utc(api, olive, make_space):
     body = api().get("/api/spaces/olive/demo").json()
     created = datetime.fromisoformat(body["created_at"].replace("Z", "+00:00"))
     assert created.utcoffset().total_seconds() == 0
+
+
+def test_only_the_owner_allows_force_pushes(api, olive, make_user, make_space):
+    eddie = make_user("eddie")
+    make_space(olive, "demo", editors=[eddie])
+    assert api(olive).get("/api/spaces/olive/demo").json()["allow_force_push"] is False
+    assert_error(api(eddie).patch("/api/spaces/olive/demo", {"allow_force_push": True}, format="json"), 403)
+    resp = api(olive).patch("/api/spaces/olive/demo", {"allow_force_push": True}, format="json")
+    assert resp.status_code == 200 and resp.json()["allow_force_push"] is True
+    assert Space.objects.get(name="demo").allow_force_push

@@ -65,3 +65,36 @@ def test_a_database_that_does_not_answer_is_a_503_with_retry_after(monkeypatch):
 def test_a_malformed_length_is_a_400(length):
     status, _, ran, reads = call({"content-length": length})
     assert (status, ran, reads) == (400, False, 0)
+
+
+# ------------------------------------------------------------------------------ git (issue 10)
+def _basic(user: str, token: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
+
+
+@pytest.mark.django_db(transaction=True)  # the gate reads in a thread of its own
+def test_git_bodies_are_judged_like_the_git_views(make_user, make_space, make_token, settings):
+    olive, stan = make_user("olive"), make_user("stan")
+    make_space(olive, "demo", sdk="static")
+    make_space(olive, "secret", sdk="static", visibility="private")
+    chunked = {"transfer-encoding": "chunked"}
+    push = "/spaces/olive/demo.git/git-receive-pack"
+    # An anonymous push: 401 with the challenge git needs before it sends credentials.
+    status, headers, ran, _ = call(chunked, path=push)
+    assert (status, ran) == (401, False) and headers[b"www-authenticate"].startswith(b"Basic")
+    # An anonymous clone of a public space passes (a chunked negotiation too); of a private one 401.
+    assert call(chunked, path="/spaces/olive/demo/git-upload-pack")[2] is True
+    assert call(chunked, path="/spaces/olive/secret/git-upload-pack")[0] == 401
+    # A stranger: 404 on the private space, 403 pushing to the public one; a read token 403.
+    assert call({**chunked, "authorization": _basic("stan", make_token(stan))},
+                path="/spaces/olive/secret/git-upload-pack")[0] == 404
+    assert call({**chunked, "authorization": _basic("stan", make_token(stan))}, path=push)[0] == 403
+    assert call({**chunked, "authorization": _basic("olive", make_token(olive, "read"))}, path=push)[0] == 403
+    assert call({**chunked, "authorization": _basic("stan", make_token(olive))}, path=push)[0] == 401
+    assert call({**chunked, "authorization": _basic("olive", make_token(olive))}, path=push)[2] is True
+    # A push may be larger than an upload, up to GIT_PUSH_MAX_BYTES.
+    size = str(settings.UPLOAD_MAX_BYTES + 5 * 2**20)
+    settings.GIT_PUSH_MAX_BYTES = settings.UPLOAD_MAX_BYTES + 10 * 2**20
+    assert call({"content-length": size, "authorization": _basic("olive", make_token(olive))}, path=push)[2] is True

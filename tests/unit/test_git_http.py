@@ -90,7 +90,7 @@ def test_refused_pushes_change_nothing(live_server, make_user, make_space, make_
     run_git(d, "rm", "-q", "big.bin")
     run_git(d, "commit", "-q", "-m", "remove big")
     out = run_git(d, "push", remote, "main", check=False)
-    assert out.returncode != 0 and "big.bin" in out.stderr and "limit" in out.stderr, out.stderr
+    assert out.returncode != 0 and "big.bin" in out.stderr and "limit" in out.stderr and "LFS" in out.stderr, out.stderr
     assert store.head(space) == head
     run_git(d, "reset", "-q", "--hard", "HEAD~2")
     # A link leaving the repo.
@@ -146,3 +146,46 @@ def test_who_may_clone_and_push(live_server, make_user, make_space, make_token, 
         out = run_git(d, "push", remote, "main", check=False)
         assert out.returncode != 0, remote
     assert store.head(public) is None
+
+
+@pytest.mark.parametrize("method, suffix", [("get", "info/refs?service=git-upload-pack"),
+                                            ("get", "info/refs?service=git-receive-pack"),
+                                            ("post", "git-upload-pack"), ("post", "git-receive-pack")])
+def test_a_database_that_does_not_answer_is_a_503_with_retry_after(make_user, make_space, make_token, monkeypatch,
+                                                                   method, suffix):
+    import base64
+
+    from django.db import OperationalError, connection
+    from django.test import Client
+
+    olive = make_user("olive")
+    make_space(olive, "site")
+    auth = "Basic " + base64.b64encode(f"olive:{make_token(olive)}".encode()).decode()
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("could not connect to server: Connection refused")
+
+    monkeypatch.setattr(connection, "cursor", refuse)
+    client = Client(HTTP_AUTHORIZATION=auth)
+    path = f"/spaces/olive/site/{suffix}"
+    resp = client.get(path) if method == "get" else client.post(path, b"0000", content_type="application/x-git")
+    assert resp.status_code == 503, resp.content
+    assert resp["Retry-After"] == "5"
+
+
+def test_the_hook_socket_answers_only_its_own_push():
+    import sys
+
+    from spaces.repos.git_http import HOOKS_DIR, HookServer
+
+    server = HookServer(space_id=1, pusher_id=1)
+    try:
+        env = {**server.env(), "DEMOHUB_HOOK_KEY": "not-the-key", "PATH": os.environ["PATH"]}
+        proc = subprocess.run([sys.executable, "-I", "-S", str(HOOKS_DIR / "client.py"), "pre-receive"],
+                              input=f"{'0' * 40} {'1' * 40} refs/heads/main\n", capture_output=True, text=True,
+                              env=env, timeout=30)
+        assert proc.returncode == 1 and "nothing was changed" in proc.stderr, proc.stderr
+        assert oct(os.stat(server.dir).st_mode & 0o777) == "0o700"
+    finally:
+        server.close()
+    assert not os.path.exists(server.dir)

@@ -25,6 +25,7 @@ their browser gets through /go.
 """
 from __future__ import annotations
 
+import base64
 import io
 import itertools
 import re
@@ -66,9 +67,11 @@ INTERACT = "comment, like"
 LOGS = "build/run logs, revisions, files, analytics"
 EDIT = "upload revision, restart, variables/secrets"
 ADMIN = "visibility, collaborators, share links, pause, delete"
+FILES = "files, history, clone, download"
+PUSH = "push, edit a file, upload revision"
 # Issue 10 item 8: a branch preview is for the space's editors only, whatever its visibility.
 PREVIEW = "branch previews: their host, /go to it, their list"
-DESIGN_ROWS = (SEE, INTERACT, LOGS, EDIT, ADMIN, PREVIEW)
+DESIGN_ROWS = (SEE, INTERACT, LOGS, EDIT, ADMIN, FILES, PUSH, PREVIEW)
 
 # surface -> visibility -> persona -> answer.
 EXPECTED: dict[str, dict[str, dict]] = {
@@ -171,6 +174,18 @@ EXPECTED: dict[str, dict[str, dict]] = {
                          "private": cells(202,      202,      403,      404,      404,      401,      404)},
     "api_webhook_log":  {"public":  cells(200,      200,      403,      403,      401,      401,      401),
                          "private": cells(200,      200,      403,      404,      404,      401,      404)},
+    # ---------------------------------------------------------------- files, history, clone (issue 10)
+    # git sends no cookie: a link holder is anonymous to git (401 asks for credentials), and an
+    # anonymous caller of a private repository gets 401 exactly as for a missing one.
+    "git_clone":        {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      401,      401,      401)},
+    "git_fetch":        {"public":  cells(200,      200,      200,      200,      200,      200,      200),
+                         "private": cells(200,      200,      200,      404,      401,      401,      401)},
+    # ---------------------------------------------------------------- push (a write token; issue 10)
+    "git_push_refs":    {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      401,      401,      401)},
+    "git_push":         {"public":  cells(200,      200,      403,      403,      401,      401,      401),
+                         "private": cells(200,      200,      403,      404,      401,      401,      401)},
     # ---------------------------------------------------------------- visibility, access, pause, delete
     "access_page":      {"public":  cells(200,      403,      403,      403,      403,      403,      403),
                          "private": cells(200,      403,      403,      404,      404,      403,      404)},
@@ -234,6 +249,7 @@ class Caller:
     browser: Client  # HTML pages
     api: Client  # /api/: a Bearer token (users), the browser session (link holders), or nothing
     proxy: dict = field(default_factory=dict)  # the credential headers nginx forwards to the hub
+    git: dict = field(default_factory=dict)  # what git sends: Basic user name + API token
 
 
 def proxy_call(settings, path: str, target: Target, uri: str, caller: Caller, accept: str):
@@ -311,6 +327,17 @@ def other_visibility(t: Target) -> dict:
     return {"visibility": "private" if t.visibility == "public" else "public"}
 
 
+def git_call(suffix: str, service: str, method: str = "get") -> Call:
+    """git's smart HTTP at the space's URL: an advertisement (GET) or an empty request (POST)."""
+    def call(c, t, s):
+        client = Client()
+        if method == "get":
+            return client.get(f"/spaces/{t.path}.git/{suffix}", {"service": service}, **c.git)
+        return client.post(f"/spaces/{t.path}/{suffix}", b"0000", content_type=f"application/x-{service}-request",
+                           **c.git)
+    return call
+
+
 def space_page(suffix: str = "") -> Call:
     return hub_get(lambda t: f"/spaces/{t.path}{suffix}")
 
@@ -375,6 +402,10 @@ SURFACES: dict[str, Surface] = {
         f"/api/spaces/{t.path}/collaborators/{VIEWER_NAME}")),
     "api_share_link_revoke": Surface("api", ADMIN, lambda c, t, s: c.api.delete(
         f"/api/spaces/{t.path}/share-links/{new_share_link_id(t)}")),
+    "git_clone": Surface("git", FILES, git_call("info/refs", "git-upload-pack")),
+    "git_fetch": Surface("git", FILES, git_call("git-upload-pack", "git-upload-pack", "post")),
+    "git_push_refs": Surface("git", PUSH, git_call("info/refs", "git-receive-pack")),
+    "git_push": Surface("git", PUSH, git_call("git-receive-pack", "git-receive-pack", "post")),
     # A preview's surfaces get a Target whose label and host are the preview's (World.target).
     "api_previews": Surface("api", PREVIEW, api_call("get", "/previews")),
     "preview_go": Surface("go", PREVIEW, hub_get(lambda t: f"/go/{t.label}", lambda t: {"next": "/"})),
@@ -406,7 +437,7 @@ CASE_IDS = ["-".join(filter(None, case)) for case in CASES]
 # ------------------------------------------------------------------------------ reading answers
 def observe(kind: str, resp, target: Target) -> str | int:
     """The answer in EXPECTED's terms."""
-    if kind in ("html", "api", "proxy_auth"):
+    if kind in ("html", "api", "proxy_auth", "git"):
         return resp.status_code
     if kind == "form":
         # A form post that was taken redirects back to the space's pages; one that needs a
@@ -438,6 +469,7 @@ def answers_as_missing(kind: str, expected) -> bool:
     """Whether the cell is "no (404)": the answer must be the one for a missing space."""
     return ((kind in ("html", "api", "form") and expected == 404)
             or (kind == "proxy_auth" and expected == 401)
+            or (kind == "git" and expected in (401, 404))
             or (kind in ("go", "proxy_fallback") and expected == HIDDEN))
 
 
@@ -520,6 +552,7 @@ class World:
         browser.force_login(user)
         token = self.tokens[who]
         api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        git = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(f"{user.username}:{token}".encode()).decode()}
         if credential == "authorization":
             proxy = {"Authorization": f"Bearer {token}"}
         elif credential == "x-hf-authorization":
@@ -528,7 +561,7 @@ class World:
             proxy = {"X-Demohub-Space-Cookie": space_cookie(self.settings, browser, space, label)}
         else:
             proxy = {}
-        return Caller(browser, api_client, proxy)
+        return Caller(browser, api_client, proxy, git)
 
     def _link_holder(self, space: Space, *, revoked: bool, label: str = "") -> Caller:
         owner = self.owner_api()
@@ -721,6 +754,9 @@ ROUTE_SURFACES: dict[str, tuple[str, ...]] = {
     # Every "cookie" case of the proxy surfaces gets its cookie here (space_cookie above).
     "internal/proxy/session": ("proxy_auth", "proxy_html", "proxy_api", "preview_proxy_auth", "preview_proxy_html",
                                "preview_proxy_api"),
+    f"{S}/info/refs": ("git_clone", "git_push_refs"),
+    f"{S}/git-upload-pack": ("git_fetch",),
+    f"{S}/git-receive-pack": ("git_push",),
 }
 
 ROUTES_OUTSIDE_THE_MATRIX: dict[str, str] = {

@@ -100,3 +100,15 @@ def test_an_upload_with_a_git_folder_keeps_its_files(make_user, make_space, repo
     rev = revision_create(space=space, archive=io.BytesIO(repo.targz(files)), created_by=olive)
     assert git(space, "ls-tree", "-r", "--name-only", "main").split() == ["README.md", "index.html", "sub/a.txt"]
     assert rev.snapshot_path and not (store.Path(rev.snapshot_path) / ".git").exists()
+
+
+def test_a_deleted_space_takes_its_repository_along(make_user, make_space, repo, django_capture_on_commit_callbacks):
+    from spaces.lifecycle.deletion import space_delete
+
+    olive = make_user("olive")
+    space = make_space(olive, "demo", sdk="static")
+    revision_create(space=space, archive=io.BytesIO(repo.targz(repo.static)), created_by=olive)
+    assert store.exists(space)
+    with django_capture_on_commit_callbacks(execute=True):
+        space_delete(space=space)
+    assert not store.repo_path(space).exists()
