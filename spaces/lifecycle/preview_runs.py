@@ -23,7 +23,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from runner import proxy
-from spaces.lifecycle import logs
+from spaces.lifecycle import housekeeping, logs
 from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.routes import preview_container_name, preview_publish_route, proxy_config, switch_preview_site
 from spaces.lifecycle.starts import run_env, run_spec, run_until_healthy
@@ -156,7 +156,11 @@ def preview_discard(preview: Preview) -> None:
     backend = get_backend()
     backend.stop(preview_container_name(preview), timeout=2)
     if preview.image:
-        backend.remove_image(preview.image)
+        # Its own layers go too, now or at the next housekeeping round (as a purged space's).
+        parents = [i.parent for i in backend.list_images() if preview.image in i.tags]
+        if backend.remove_image(preview.image):
+            housekeeping.layers_remember(parents)
+            housekeeping.layers_prune()
     proxy.remove_route(preview.label, proxy_config())
     (settings.SITES_DIR / preview.label).unlink(missing_ok=True)
     path = preview.snapshot_path

@@ -128,8 +128,17 @@ def test_deleting_the_branch_removes_the_preview(stack, pushed):
         assert time.monotonic() < deadline, (r.status_code, r.text[:300])
         time.sleep(0.3)
     assert r.json()["code"] == "not_found"   # the owner too: the host is gone
-    with pytest.raises(docker.errors.NotFound):
-        engine.containers.get(name)
+    # The row goes first (so nothing of the preview starts again), then its container (stopped
+    # with a grace of 2 s), image and route.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            engine.containers.get(name)
+        except docker.errors.NotFound:
+            break
+        assert time.monotonic() < deadline, f"container {name} is still there"
+        time.sleep(0.3)
+    assert not engine.images.list(name=f"demohub-{stack.instance}/{label}")
     assert stack.get_app(pushed["space"]["url"]).text.startswith("main on ")
     assert requests.get(f"{stack.hub_url}/api/spaces/{pushed['owner']}/previewed", timeout=10).json()["status"] == \
         "RUNNING"
