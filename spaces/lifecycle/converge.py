@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError
+from django.utils import timezone
 
 from runner import proxy
 from runner.exceptions import BackendUnavailable
+from spaces.lifecycle import preview_runs, redeploy
 from spaces.lifecycle import reconcile as reconciliation
-from spaces.lifecycle import redeploy
 from spaces.lifecycle.engine import get_backend
-from spaces.lifecycle.routes import (container_name, preview_container_name, preview_publish_route, preview_route,
-                                     proxy_config, space_publish_route, space_route, switch_preview_site,
-                                     switch_static_site)
+from spaces.lifecycle.routes import (
+    container_name,
+    preview_container_name,
+    preview_publish_route,
+    preview_route,
+    proxy_config,
+    space_publish_route,
+    space_route,
+    switch_preview_site,
+    switch_static_site,
+)
 from spaces.records import jobs
 from spaces.records.models import Preview, Revision, Sdk, Space
 from spaces.records.status import SERVING, SpaceStatus
@@ -93,10 +103,19 @@ def reconcile() -> None:
 
 def previews_converge(config: proxy.ProxyConfig) -> list[Preview]:
     """Branch previews' routes and site links, republished where they drifted (as spaces'
-    above). Returns the previews of live spaces."""
+    above), and their work a restart lost sent again. Returns the previews of live spaces."""
     previews = list(Preview.objects.select_related("space__owner").exclude(space__status=S.DELETING))
+    now = timezone.now()
     for p in previews:
         try:
+            # A start or build whose task was lost (a worker died with it): sent again. A start
+            # that runs holds the preview's lock; a build ends within BUILD_TIMEOUT.
+            if (p.status == Preview.Status.STARTING and not preview_runs.preview_busy(p.pk)
+                    and now - p.updated_at > timedelta(seconds=settings.START_LEASE_SECONDS * 2)):
+                jobs.send("spaces.tasks.preview_start", p.pk)
+            elif (p.status == Preview.Status.BUILDING
+                  and now - p.updated_at > timedelta(seconds=settings.BUILD_TIMEOUT + 300)):
+                jobs.send("spaces.tasks.preview_build", p.pk, p.commit)
             if proxy.routes_out_of_date([preview_route(p)], config):
                 preview_publish_route(preview_id=p.pk, wait=False)
             if (p.space.sdk == Sdk.STATIC and p.status == Preview.Status.RUNNING

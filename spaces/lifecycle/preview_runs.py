@@ -23,7 +23,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from runner import proxy
-from spaces.lifecycle import logs
+from spaces.lifecycle import housekeeping, logs
 from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.routes import preview_container_name, preview_publish_route, proxy_config, switch_preview_site
 from spaces.lifecycle.starts import run_env, run_spec, run_until_healthy
@@ -50,6 +50,11 @@ def preview_lock(preview_id: int, *, wait: float = 120):
     finally:
         with contextlib.suppress(Exception):
             lock.release()
+
+
+def preview_busy(preview_id: int) -> bool:
+    """Whether a start, sleep or removal of the preview holds its lock now."""
+    return bool(logs.client().exists(_key("lock", preview_id)))
 
 
 def preview_serve(*, preview_id: int) -> None:
@@ -85,11 +90,11 @@ def _serve(preview_id: int) -> None:
     if not ok:
         get_backend().stop(name, timeout=0)
         Preview.objects.filter(pk=preview.pk, commit=commit, status=P.STARTING).update(
-            status=P.FAILED, error=f"failed to start: {message}"[:4000])
+            status=P.FAILED, error=f"failed to start: {message}"[:4000], updated_at=timezone.now())
         preview_publish_route(preview_id=preview.pk)
         return
     if not Preview.objects.filter(pk=preview.pk, commit=commit, status=P.STARTING).update(
-            status=P.RUNNING, error="", last_active_at=timezone.now()):
+            status=P.RUNNING, error="", last_active_at=timezone.now(), updated_at=timezone.now()):
         return   # a newer commit or the branch's deletion took over; it owns the container now
     preview_publish_route(preview_id=preview.pk)
     log.info("preview %s of %s (%s) serves commit %s", preview.label, space.full_name, preview.branch, commit[:12])
@@ -99,7 +104,8 @@ def preview_wake_requested(preview_id: int) -> bool:
     """Ask for the preview's wake, once (a visitor's request waits in the wake call meanwhile)."""
     if not logs.client().set(_key("waking", preview_id), "1", nx=True, ex=120):
         return False
-    if not Preview.objects.filter(pk=preview_id, status=P.SLEEPING).update(status=P.STARTING):
+    if not Preview.objects.filter(pk=preview_id, status=P.SLEEPING).update(status=P.STARTING,
+                                                                          updated_at=timezone.now()):
         logs.client().delete(_key("waking", preview_id))
         return False
     jobs.send("spaces.tasks.preview_wake", preview_id, priority=0)
@@ -150,7 +156,11 @@ def preview_discard(preview: Preview) -> None:
     backend = get_backend()
     backend.stop(preview_container_name(preview), timeout=2)
     if preview.image:
-        backend.remove_image(preview.image)
+        # Its own layers go too, now or at the next housekeeping round (as a purged space's).
+        parents = [i.parent for i in backend.list_images() if preview.image in i.tags]
+        if backend.remove_image(preview.image):
+            housekeeping.layers_remember(parents)
+            housekeeping.layers_prune()
     proxy.remove_route(preview.label, proxy_config())
     (settings.SITES_DIR / preview.label).unlink(missing_ok=True)
     path = preview.snapshot_path

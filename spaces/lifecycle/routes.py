@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from runner import connections, proxy
 from spaces.records.models import Preview, Revision, Sdk, Space
@@ -84,10 +85,12 @@ def space_publish_route(*, space_id: int, wait: bool = True, end_open_connection
         changed = proxy.publish_route(route, config)
         # Its branch previews' flags carry the space's access epoch: a change of who may
         # enter (a collaborator removed) reaches their hosts at once too.
-        for preview in Preview.objects.filter(space_id=space_id).select_related("space__owner"):
-            changed = proxy.set_route_state(preview_route(preview), config) or changed
-    if end_open_connections and route.private:
-        changed = _end_open_connections(route, config) or changed
+        previews = [preview_route(p) for p in Preview.objects.filter(space_id=space_id).select_related("space__owner")]
+        for preview in previews:
+            changed = proxy.set_route_state(preview, config) or changed
+    # A branch preview is always private: connections open to it end as a private space's do.
+    for private in [r for r in (route, *previews) if r.private] if end_open_connections else ():
+        changed = _end_open_connections(private, config) or changed
     if changed and wait and not proxy.wait_applied(config):
         log.warning("the proxy has not loaded routes generation %s yet", proxy.current_generation(config))
 
@@ -149,7 +152,7 @@ def preview_publish_route(*, preview_id: int, wait: bool = True, **fields) -> Pr
         if preview is None:
             return None
         if fields:
-            Preview.objects.filter(pk=preview_id).update(**fields)
+            Preview.objects.filter(pk=preview_id).update(**fields, updated_at=timezone.now())
             for key, value in fields.items():
                 setattr(preview, key, value)
         changed = proxy.publish_route(preview_route(preview), config)

@@ -24,6 +24,8 @@ class PreviewOut(serializers.ModelSerializer):
 
 
 class PreviewListApi(ApiAnswers503WhenDown, BaseApi):
+    """The space's branch previews (editors and the owner): branch, commit, status, url."""
+
     @extend_schema(responses=PreviewOut(many=True))
     def get(self, request, owner, name):
         space, _ = get_space(request, owner, name, Action.OPEN_PREVIEW)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from runner.archive import Snapshot
 from runner.exceptions import ArchiveError, BuildCancelled, BuildError
@@ -73,7 +74,7 @@ def preview_deploy(*, space: Space, branch: str, sha: str, snapshot: Path | None
                     preview = Preview.objects.create(space=space, branch=branch, label=label,
                                                      address_index=_free_address_index(), **fields)
                 else:
-                    Preview.objects.filter(pk=preview.pk).update(**fields)
+                    Preview.objects.filter(pk=preview.pk).update(**fields, updated_at=timezone.now())
                 if not error:
                     task = "spaces.tasks.preview_start" if space.sdk == Sdk.STATIC else "spaces.tasks.preview_build"
                     jobs.send_on_commit(task, preview.pk, sha)
@@ -131,11 +132,13 @@ def preview_build(*, preview_id: int, sha: str) -> None:
         return
     except BuildError as exc:
         sink(f"==> build failed: {exc}\n")
-        if claimed.update(status=P.FAILED, error=f"failed to build: {exc}"[:4000], build_log="".join(lines)):
+        if claimed.update(status=P.FAILED, error=f"failed to build: {exc}"[:4000], build_log="".join(lines),
+                          updated_at=timezone.now()):
             preview_publish_route(preview_id=preview_id)
         return
     sink("==> build succeeded\n")
-    if claimed.update(status=P.STARTING, image=spec.image, build_log="".join(lines), error=""):
+    if claimed.update(status=P.STARTING, image=spec.image, build_log="".join(lines), error="",
+                      updated_at=timezone.now()):
         jobs.send("spaces.tasks.preview_start", preview_id, sha)
 
 
@@ -148,7 +151,8 @@ def preview_start(*, preview_id: int) -> None:
         try:
             sleep.make_room(0)
         except sleep.NoRoom:
-            Preview.objects.filter(pk=preview_id, status=P.STARTING).update(status=P.SLEEPING)
+            Preview.objects.filter(pk=preview_id, status=P.STARTING).update(status=P.SLEEPING,
+                                                                            updated_at=timezone.now())
             preview_publish_route(preview_id=preview_id)
             return
     preview_runs.preview_serve(preview_id=preview_id)

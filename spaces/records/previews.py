@@ -81,5 +81,5 @@ def preview_refusal(space: Space, branch: str, *, also=()) -> str | None:
         names = ", ".join(sorted(existing)) or "none"
         return (f"branch '{branch}' would be preview number {len(existing) + 1} of this space, and at most {limit} "
                 f"may exist (PREVIEW_MAX_PER_SPACE); the previews are: {names}. Delete one first, for example "
-                f"`git push origin :{sorted(existing)[0] if existing else 'old-branch'}`")
+                f"`git push origin :{min(existing, default='old-branch')}`")
     return None

@@ -41,7 +41,8 @@ def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
     env.update(GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, LC_ALL="C",
                GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
                GIT_COMMITTER_EMAIL="t@example.org")
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=180)
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=180,
+                          check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -127,8 +128,17 @@ def test_deleting_the_branch_removes_the_preview(stack, pushed):
         assert time.monotonic() < deadline, (r.status_code, r.text[:300])
         time.sleep(0.3)
     assert r.json()["code"] == "not_found"   # the owner too: the host is gone
-    with pytest.raises(docker.errors.NotFound):
-        engine.containers.get(name)
+    # The row goes first (so nothing of the preview starts again), then its container (stopped
+    # with a grace of 2 s), image and route.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            engine.containers.get(name)
+        except docker.errors.NotFound:
+            break
+        assert time.monotonic() < deadline, f"container {name} is still there"
+        time.sleep(0.3)
+    assert not engine.images.list(name=f"demohub-{stack.instance}/{label}")
     assert stack.get_app(pushed["space"]["url"]).text.startswith("main on ")
     assert requests.get(f"{stack.hub_url}/api/spaces/{pushed['owner']}/previewed", timeout=10).json()["status"] == \
         "RUNNING"

@@ -291,3 +291,28 @@ def test_the_push_hook_s_task_deploys_a_branch_commit_of_the_repository(olive, m
     jobs.send("spaces.tasks.preview_delete", space.pk, "feature")
     assert not Preview.objects.filter(space=space).exists()
     assert fresh(space).status == "NO_APP_FILE"
+
+
+def test_the_previews_api_answers_503_when_the_database_does_not(olive, make_space, api, monkeypatch):
+    from django.db import OperationalError
+
+    from spaces.previews import selectors
+
+    make_space(olive, "site")
+    client = api(olive)
+
+    def down(**kw):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(selectors, "preview_list", down)
+    resp = client.get("/api/spaces/olive/site/previews")
+    assert resp.status_code == 503 and resp["Retry-After"] and resp.json()["code"] == "unavailable"
+
+
+def test_reconcile_sends_again_a_preview_start_that_was_lost(gradio_preview, hub):
+    Preview.objects.filter(pk=gradio_preview.pk).update(status=P.STARTING,
+                                                        updated_at=timezone.now() - timedelta(hours=1))
+    hub.backend.stop(preview_container_name(gradio_preview))
+    converge.reconcile()   # (eager: the start runs here)
+    assert Preview.objects.get(pk=gradio_preview.pk).status == P.RUNNING
+    assert preview_container_name(gradio_preview) in hub.backend.containers
