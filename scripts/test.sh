@@ -8,14 +8,14 @@
 #   scripts/test.sh tests/unit -x   # arguments go to pytest (one process; -n 2 --dist loadgroup: two)
 #
 # Everything runs in two parts. First every test not marked `alone`, in TEST_WORKERS processes
-# (pytest-xdist, default 3; --dist loadgroup): unit tests one at a time wherever a process is
-# free, each e2e file whole in one process (tests/e2e/conftest.py groups them: they share the
-# file's stacks and compose project), in the order collected, so the long e2e files start
-# first. Each process has a test database of its own (tests/unit/conftest.py), its own cache
-# keys (tests/settings.py) and, for e2e files, a stack of its own (tests/e2e/stack.py:
-# installation id, database, Redis db, ports, subnets). Then the tests marked `alone`
-# (tests/e2e/test_restarts.py restarts the Docker engine, which stops every container on the
-# machine) by themselves. Both parts together are every test.
+# (pytest-xdist, default 2, the cores of a CI machine; --dist loadgroup): unit tests one at a
+# time wherever a process is free, each e2e file whole in one process (tests/e2e/conftest.py
+# groups them: they share the file's stacks and compose project), in the order collected, so
+# the e2e files start first. Each process has a test database of its own
+# (tests/unit/conftest.py), its own cache keys (tests/settings.py) and, for e2e files, a stack
+# of its own (tests/e2e/stack.py: installation id, database, Redis db, ports, subnets). Then
+# the tests marked `alone` (tests/e2e/test_restarts.py restarts the Docker engine, which stops
+# every container on the machine) by themselves. Both parts together are every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { echo "[test] $*" >&2; }
@@ -83,7 +83,7 @@ if [ $# -gt 0 ]; then
   pytest "$@"
   exit
 fi
-workers=${TEST_WORKERS:-3}
+workers=${TEST_WORKERS:-2}
 log "running pytest: every test not marked alone, in $workers processes"
 status=0
 pytest -n "$workers" --dist loadgroup --no-loadscope-reorder -m "not alone" tests || status=$?

@@ -11,6 +11,7 @@ from .browser import CHROMIUM, CHROMIUM_ARGS, SHOTS
 from .stack import new_stack
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the mark
 def pytest_collection_modifyitems(config, items):
     """Each e2e file's tests in one process when scripts/test.sh runs them in several
     (pytest-xdist, --dist loadgroup): they share the file's module-scoped stacks, spaces and
