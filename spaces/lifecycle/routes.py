@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from runner import connections, proxy
+from spaces.lifecycle.node_routes import slot_upstream
 from spaces.records.models import Revision, Sdk, Space
 from spaces.records.status import SpaceStatus
 
@@ -56,7 +57,7 @@ def space_route(space: Space) -> proxy.Route:
     # Both blue/green slots; the active one is a flag the proxy reads per request, so a
     # redeploy's switch reloads nothing (runner/proxy.py).
     return proxy.Route(label=space.label, space=space.full_name, kind="container",
-                       upstream=f"{space.slot_address('a')}:{port}", upstream_b=f"{space.slot_address('b')}:{port}",
+                       upstream=slot_upstream(space, "a", port), upstream_b=slot_upstream(space, "b", port),
                        active_slot=space.active_slot, private=space.is_private,
                        access_epoch=space.access_epoch, sleeping=bool(space.sleep_mode), embedding=embedding)
 

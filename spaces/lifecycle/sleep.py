@@ -42,6 +42,7 @@ from spaces.access.proxy_gate import label_from_host
 from spaces.analytics.services import record_event
 from spaces.lifecycle import claims, logs
 from spaces.lifecycle.engine import get_backend
+from spaces.lifecycle.node_routes import slot_upstream
 from spaces.lifecycle.routes import container_name, space_app_port, space_publish_route
 from spaces.lifecycle.starts import start_container
 from spaces.records import jobs
@@ -172,7 +173,7 @@ def _sleep_check() -> dict[str, list[int]]:
     now = time.time()
     spaces = list(Space.objects.select_related("owner").filter(
         Q(status__in=SERVING) | Q(status=S.SLEEPING, sleep_mode=FROZEN)))
-    upstreams = {f"{s.slot_address(s.active_slot)}:{int(space_app_port(s))}": s.label for s in spaces
+    upstreams = {slot_upstream(s, s.active_slot, int(space_app_port(s))): s.label for s in spaces
                  if s.sdk != "static"}
     requests = activity_collect()
     connections = connection_activity(upstreams, now)

@@ -17,6 +17,7 @@ from runner.backends import RunSpec
 from runner.exceptions import NotIsolated
 from spaces.lifecycle import claims, redeploy, variables
 from spaces.lifecycle.engine import get_backend
+from spaces.lifecycle.node_routes import slot_port, slot_upstream
 from spaces.lifecycle.routes import container_name, other_slot, proxy_config, space_publish_route, switch_static_site
 from spaces.lifecycle.run_logs import exit_message, run_log_copy, run_log_follow
 from spaces.records.models import Revision, Sdk, Space
@@ -135,8 +136,8 @@ def _revision_start(*, revision_id: int, restart: bool = False) -> None:
     if (serving or asleep) and old_slot != slot:
         if serving:
             # Requests the proxy sent the old container before the switch finish there first.
-            redeploy.old_slot_drain(address=space.slot_address(old_slot), port=old_port, config=proxy_config(),
-                                    what=retiring)
+            address, _, port = slot_upstream(space, old_slot, old_port).rpartition(":")
+            redeploy.old_slot_drain(address=address, port=int(port), config=proxy_config(), what=retiring)
         get_backend().stop(container_name(space, old_slot), timeout=10)
     redeploy.draining_end(retiring)
 
@@ -151,7 +152,8 @@ def _run_spec(space: Space, rev: Revision, slot: str) -> RunSpec:
         # Gradio and Streamlit write only to /tmp; a Dockerfile app may expect a writable root.
         read_only_root=space.sdk != Sdk.DOCKER,
         memory=space.memory_limit or settings.SPACE_MEMORY_LIMIT, cpus=settings.SPACE_CPUS,
-        pids=settings.SPACE_PIDS_LIMIT, tmpfs_size=settings.SPACE_TMPFS_SIZE)
+        pids=settings.SPACE_PIDS_LIMIT, tmpfs_size=settings.SPACE_TMPFS_SIZE,
+        publish_port=slot_port(space, slot))  # used on a node of several only (node_routes.py)
 
 
 def start_container(space: Space, rev: Revision, slot: str, *, still_wanted=None,
