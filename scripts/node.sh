@@ -97,6 +97,9 @@ engine_up() {
   [ -n "${NODE_OWNER_PID:-}" ] && echo "$NODE_OWNER_PID" >"$STATE/owner"
   save_settings
   if [ "${NODE_NETNS:-}" = 1 ]; then make_link; fi
+  # The engine forwards to its containers only with forwarding on (a new namespace has it off,
+  # and an engine without docker0 does not turn it on).
+  in_ns sysctl -qw net.ipv4.ip_forward=1
   if DOCKER_HOST=unix://$SOCK docker info >/dev/null 2>&1; then log "engine already answers"; else
     # No docker0 (the project's networks have fixed subnets); bounded logs; the registry by
     # its address on the private link.
@@ -122,7 +125,7 @@ JSON
 }
 
 publish_rule() {  # only the hub opens connections to the node's published ports
-  echo "-m conntrack --ctstate DNAT --ctorigdst $NODE_ADDRESS ! -s $HUB_ADDRESS/32 -m comment --comment demohub-node-publish -j REJECT"
+  echo "-m conntrack --ctdir ORIGINAL --ctstate DNAT --ctorigdst $NODE_ADDRESS ! -s $HUB_ADDRESS/32 -m comment --comment demohub-node-publish -j REJECT"
 }
 
 firewall() {
@@ -156,6 +159,10 @@ kill_pidfile() {
 
 down() {
   kill_pidfile "$STATE/worker.pid"
+  local p
+  if [ -e "/run/netns/$NS" ]; then  # a test node: its containers go at once, not one by one
+    for p in $(ip netns pids "$NS" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+  fi
   if [ -f "$STATE/dockerd.pid" ]; then
     local pid; pid=$(cat "$STATE/dockerd.pid")
     kill "$pid" 2>/dev/null || true
@@ -164,14 +171,13 @@ down() {
   fi
   # What is left of the engine: its containerd and shims (by their socket paths), then every
   # process still in the namespace (the containers).
-  local p
   for p in $(pgrep -f -- "$STATE/exec/" || true); do kill -9 "$p" 2>/dev/null || true; done
   if [ -e "/run/netns/$NS" ]; then
     for p in $(ip netns pids "$NS" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
   fi
   sleep 0.2
   # Mounts the engine left behind (overlay layers, shm, the netns files of its containers).
-  grep -F " $STATE/" /proc/mounts | awk '{print $2}' | sort -r | while read -r m; do
+  { grep -F " $STATE/" /proc/mounts || true; } | awk '{print $2}' | sort -r | while read -r m; do
     umount -l "$m" 2>/dev/null || true
   done
   if iptables -w -S "$CHAIN" >/dev/null 2>&1; then

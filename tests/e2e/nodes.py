@@ -1,0 +1,185 @@
+"""A second node on this one machine for end-to-end tests, and the registry between nodes.
+
+`Registry` runs the CNCF Distribution registry (Debian's `docker-registry`) of one test run on
+a free port: the hub's engine pushes to it as 127.0.0.1:<port> (loopback is an insecure
+registry to every engine), a node pulls from the hub's end of its link. A host rule refuses it
+to every interface but loopback and the node links (10.209.0.0/16).
+
+`NetnsNode` is scripts/node.sh with NODE_NETNS=1: a Docker engine of its own (data root, exec
+root, pid file, socket under /tmp/demohub-nodes/<name>), inside a network namespace of its own
+joined to the host by a veth pair on a /30 of 10.209.0.0/16 (host .1, node .2), with the node's
+firewall (scripts/isolate.sh inside the namespace, published ports only from the host's end),
+plus a Celery worker for the node's queues. Every name is unique per run; a node whose owning
+process died (a test run killed with -9) is removed by the next run's `sweep` before it starts.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .stack import ROOT, Stack, free_port
+
+STATE_ROOT = Path("/tmp/demohub-nodes")
+LINKS = "10.209.0.0/16"  # node links: not docker's pools (172.30/15), not the e2e spaces (10.216/13)
+
+
+def _sh(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(ROOT / "scripts/node.sh"), *args], env={**os.environ, **(env or {})},
+                          check=check, capture_output=True, text=True, timeout=120)
+
+
+def sweep() -> None:
+    """Remove the nodes of test runs that are gone (killed before their teardown)."""
+    _sh("sweep", env={"NODE_STATE_ROOT": str(STATE_ROOT)}, check=False)
+
+
+class Registry:
+    """One docker-registry process of this test run, storage in a temporary folder."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="demohub-registry-"))
+        self.proc: subprocess.Popen | None = None
+        self.rule = ["-p", "tcp", "--dport", str(self.port), "!", "-i", "lo", "!", "-s", LINKS,
+                     "-m", "comment", "--comment", "demohub-registry", "-j", "REJECT"]
+
+    def start(self) -> Registry:
+        config = self.dir / "config.yml"
+        config.write_text(
+            "version: 0.1\nlog: {level: warn}\n"
+            f"storage: {{filesystem: {{rootdirectory: {self.dir / 'data'}}}, delete: {{enabled: true}}}}\n"
+            f"http: {{addr: \"0.0.0.0:{self.port}\"}}\n")
+        subprocess.run(["iptables", "-w", "-I", "INPUT", "1", *self.rule], check=True)
+        out = open(self.dir / "registry.log", "ab")
+        self.proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        import requests
+
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{self.port}/v2/", timeout=1)
+                return self
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the registry did not answer on {self.port}") from None
+                time.sleep(0.1)
+
+    @property
+    def local(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        subprocess.run(["iptables", "-w", "-D", "INPUT", *self.rule], check=False, capture_output=True)
+        subprocess.run(["rm", "-rf", str(self.dir)], check=False)
+
+
+def _free_link() -> str:
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, check=True).stdout
+    for _ in range(100):
+        k = int(uuid.uuid4().hex[:4], 16) % 16384  # a /30 out of 10.209.0.0/16
+        base = f"10.209.{k // 64}.{(k % 64) * 4}"
+        if f"{base}/30" not in routes:
+            return f"{base}/30"
+    raise RuntimeError("no free /30 for a node link in 10.209.0.0/16")
+
+
+@dataclass
+class NetnsNode:
+    name: str = field(default_factory=lambda: "n" + uuid.uuid4().hex[:7])
+    link: str = field(default_factory=_free_link)
+    worker: subprocess.Popen | None = None
+
+    @property
+    def state(self) -> Path:
+        return STATE_ROOT / self.name
+
+    @property
+    def hub_address(self) -> str:
+        base = self.link.split("/")[0].rsplit(".", 1)
+        return f"{base[0]}.{int(base[1]) + 1}"
+
+    @property
+    def address(self) -> str:
+        base = self.link.split("/")[0].rsplit(".", 1)
+        return f"{base[0]}.{int(base[1]) + 2}"
+
+    @property
+    def docker_host(self) -> str:
+        return f"unix://{self.state}/docker.sock"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"NODE_NAME": self.name, "NODE_STATE_DIR": str(self.state)}
+
+    def up(self, registry: Registry, subnets: str) -> NetnsNode:
+        STATE_ROOT.mkdir(parents=True, exist_ok=True)
+        _sh("engine-up", env={**self.env, "NODE_NETNS": "1", "NODE_LINK": self.link,
+                              "REGISTRY": f"{self.hub_address}:{registry.port}", "NODE_SUBNETS": subnets,
+                              "NODE_OWNER_PID": str(os.getpid())})
+        return self
+
+    def client(self):
+        import docker
+
+        return docker.DockerClient(base_url=self.docker_host, timeout=60)
+
+    def worker_env(self, registry: Registry, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {"NODE_NAME": self.name, "NODE_ADDRESS": self.address, "DOCKER_HOST": self.docker_host,
+                "RUNNER_REGISTRY": f"{self.hub_address}:{registry.port}",
+                "ISOLATION_STATE_FILE": str(self.state / "isolation.json"), **(extra or {})}
+
+    def start_worker(self, stack: Stack, registry: Registry, extra: dict[str, str] | None = None) -> None:
+        """The node's Celery worker (on this host's network, its engine by the node's socket)."""
+        stack.log_dir.mkdir(parents=True, exist_ok=True)
+        out = open(stack.log_dir / f"node-{self.name}.log", "ab")
+        queues = f"node.{self.name},node.{self.name}.starts"
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "hub", "worker", "-Q", queues, "-c", "4",
+             "-n", f"node-{self.name}-{stack.instance}@%h", "--loglevel", "INFO"],
+            cwd=ROOT, env={**stack.env, **self.worker_env(registry, extra)}, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        (self.state / "worker.pid").write_text(str(self.worker.pid))
+
+    def pids(self) -> list[int]:
+        """The node's engine, its containerd and every process in its namespace (the containers)."""
+        found = set()
+        pidfile = self.state / "dockerd.pid"
+        if pidfile.exists():
+            found.add(int(pidfile.read_text().strip() or 0))
+        ns = subprocess.run(["ip", "netns", "pids", f"dh{self.name}"], capture_output=True, text=True).stdout
+        found.update(int(p) for p in ns.split())
+        by_path = subprocess.run(["pgrep", "-f", "--", f"{self.state}/exec/"], capture_output=True, text=True).stdout
+        found.update(int(p) for p in by_path.split())
+        found.discard(0)
+        return sorted(found)
+
+    def kill(self) -> None:
+        """The machine is gone: kill -9 its worker, engine, containerd and containers at once."""
+        if self.worker is not None and self.worker.poll() is None:
+            os.killpg(self.worker.pid, signal.SIGKILL)
+            self.worker.wait(timeout=10)
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def down(self) -> None:
+        if self.worker is not None and self.worker.poll() is None:
+            os.killpg(self.worker.pid, signal.SIGTERM)
+            try:
+                self.worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.worker.pid, signal.SIGKILL)
+        _sh("down", env=self.env, check=False)
