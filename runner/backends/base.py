@@ -44,6 +44,7 @@ class RunSpec:
     cpus: float = 1.0
     pids: int = 512
     tmpfs_size: str = "512m"
+    gpus: int = 0  # NVIDIA GPUs from the hardware tier: the engine's device request (docker_run.py)
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = ("spaces", "hub", "runner")
-ROOMS = ("records", "web", "accounts", "access", "analytics", "lifecycle", "builds", "community", "catalog",
+ROOMS = ("records", "web", "accounts", "access", "nodes", "analytics", "lifecycle", "builds", "community", "catalog",
          "operations", "webhooks", "embeds")
 MAX_LINES = 400
 # Older modules outside spaces/ still over the bound, each held at most at its size when the
 # rooms landed (a ratchet: they may shrink, never grow) until they are split in turn.
 LONG_MODULES = {"hub/settings.py": 486,  # + the analytics settings and the webhook sweep (issues 13, 14)
-                "runner/archive.py": 816, "runner/backends/docker.py": 591,
+                "runner/archive.py": 816, "runner/backends/docker.py": 579,
                 "runner/proxy.py": 707}
 
 
