@@ -134,6 +134,9 @@ def _revision_start(*, revision_id: int, restart: bool = False, move: bool = Fal
                          last_active_at=timezone.now())
         return
     slot = other_slot(space.active_slot) if serving or asleep else space.active_slot
+    # The slot's container runs on the node placed on (the proxy routes each slot to its node).
+    Space.objects.filter(pk=space.pk).update(**{f"node_{slot}": decision.node})
+    setattr(space, f"node_{slot}", decision.node)
     ok, message = start_container(space, rev, slot)
     if not ok:
         # On the revision too: housekeeping keeps the previous revision that did run, for rollback.

@@ -17,6 +17,7 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(max_length=63, unique=True)),
                 ('address', models.CharField(max_length=255)),
                 ('docker_endpoint', models.CharField(blank=True, max_length=255)),
+                ('registry', models.CharField(blank=True, max_length=255)),
                 ('spaces_subnet', models.CharField(blank=True, max_length=64)),
                 ('queue', models.CharField(max_length=120)),
                 ('starts_queue', models.CharField(max_length=120)),
@@ -56,5 +57,15 @@ class Migration(migrations.Migration):
             model_name='space',
             name='node',
             field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='spaces', to='spaces.node'),
+        ),
+        migrations.AddField(
+            model_name='space',
+            name='node_a',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='spaces.node'),
+        ),
+        migrations.AddField(
+            model_name='space',
+            name='node_b',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='spaces.node'),
         ),
     ]

@@ -111,6 +111,7 @@ def _defaults() -> dict:
         "NODE_QUEUE": _env.str("NODE_QUEUE", default=f"node.{name}" if name else "lifecycle"),
         "NODE_STARTS_QUEUE": _env.str("NODE_STARTS_QUEUE", default=f"node.{name}.starts" if name else "starts"),
         "NODE_SPACES_SUBNET": _env.str("NODE_SPACES_SUBNET", default=""),
+        "NODE_REGISTRY": _env.str("NODE_REGISTRY", default=_env.str("RUNNER_REGISTRY", default="")),
         "NODE_DOCKER_ENDPOINT": _env.str("NODE_DOCKER_ENDPOINT", default=os.environ.get("DOCKER_HOST", "")),
         "NODE_HEARTBEAT_INTERVAL": _env.float("NODE_HEARTBEAT_INTERVAL", default=5.0),
         "NODE_LOST_AFTER": _env.float("NODE_LOST_AFTER", default=30.0),

@@ -34,7 +34,8 @@ def node_facts() -> dict:
             "starts_queue": setting("NODE_STARTS_QUEUE"), "cpus": float(setting("NODE_CPUS")),
             "memory_bytes": int(setting("NODE_MEMORY")), "gpus": gpu_discovery.discover(),
             "labels": dict(setting("NODE_LABELS")), "can_build": bool(setting("NODE_CAN_BUILD")),
-            "docker_endpoint": setting("NODE_DOCKER_ENDPOINT"), "spaces_subnet": setting("NODE_SPACES_SUBNET")}
+            "docker_endpoint": setting("NODE_DOCKER_ENDPOINT"), "spaces_subnet": setting("NODE_SPACES_SUBNET"),
+            "registry": setting("NODE_REGISTRY")}
 
 
 def fence(backend) -> int:

@@ -22,6 +22,8 @@ class Node(models.Model):
     address = models.CharField(max_length=255)
     # How the node's own worker reaches its engine (informative: the hub never calls it).
     docker_endpoint = models.CharField(max_length=255, blank=True)
+    # host:port of the image registry as this node's engine reaches it ("": images stay local).
+    registry = models.CharField(max_length=255, blank=True)
     # The subnet of the node's spaces bridge when it is not the hub's SPACES_SUBNET (routed over
     # the node's link); blank: SPACES_SUBNET.
     spaces_subnet = models.CharField(max_length=64, blank=True)
@@ -54,6 +56,12 @@ class Node(models.Model):
     @property
     def gpu_count(self) -> int:
         return len(self.gpus or [])
+
+    @property
+    def is_hub(self) -> bool:
+        """The hub's own engine registered as a node: it consumes the hub's default queues and
+        its spaces are reached on their bridge addresses, as without nodes."""
+        return self.queue == "lifecycle"
 
     @property
     def schedulable(self) -> bool:

@@ -32,14 +32,15 @@ START = "spaces.tasks.start_revision_task"
 # ----------------------------------------------------------------------------- registration
 def node_register(*, name: str, address: str, queue: str, starts_queue: str, cpus: float, memory_bytes: int,
                   gpus: list, labels: dict, can_build: bool, docker_endpoint: str = "",
-                  spaces_subnet: str = "") -> tuple[Node, bool]:
+                  spaces_subnet: str = "", registry: str = "") -> tuple[Node, bool]:
     """Register (or re-register) this node; returns (row, fenced). A node the hub declared lost
     or removed comes back only after `fence` removed its containers: the caller does that when
     `fenced` is True, then calls `node_ready`."""
     now = timezone.now()
     fields = {"address": address, "queue": queue, "starts_queue": starts_queue, "cpus": cpus,
               "memory_bytes": memory_bytes, "gpus": gpus, "labels": labels, "can_build": can_build,
-              "docker_endpoint": docker_endpoint, "spaces_subnet": spaces_subnet}
+              "docker_endpoint": docker_endpoint, "spaces_subnet": spaces_subnet,
+              "registry": registry}
     with transaction.atomic():
         node, created = Node.objects.select_for_update().get_or_create(
             name=name, defaults={**fields, "heartbeat_at": now, "state_changed_at": now})
@@ -87,6 +88,9 @@ def nodes_check() -> list[str]:
 def spaces_move_off(node: Node, *, why: str) -> list[int]:
     """Start the spaces of a lost or removed node elsewhere; none stays routed to it."""
     moved = []
+    # Nothing stays routed to it: a slot whose container ran there has none now.
+    Space.objects.filter(node_a=node).update(node_a=None)
+    Space.objects.filter(node_b=node).update(node_b=None)
     for space in Space.objects.filter(node=node).exclude(status__in=(S.DELETING, S.PAUSED)).select_related(
             "running_revision", "latest_revision"):
         moved.append(space.pk)

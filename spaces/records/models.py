@@ -73,6 +73,10 @@ class Space(models.Model):
     hardware = models.CharField(max_length=63, blank=True)
     tier = models.CharField(max_length=63, blank=True)
     node = models.ForeignKey("spaces.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="spaces")
+    # The node each blue/green slot's container was started on (a move starts the other slot on
+    # the new node while the old one still serves): the proxy routes each slot to its own node.
+    node_a = models.ForeignKey("spaces.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    node_b = models.ForeignKey("spaces.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     placement = models.CharField(max_length=300, blank=True)
     # Bumped whenever who may reach the app changes (visibility, collaborators, share links):
     # it is part of the proxy's access-cache key, so a change takes effect at once.
