@@ -5,6 +5,7 @@ Plain values only (runner/ never imports Django).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,8 @@ def discover() -> list[dict]:
         log.warning("NVML answered but listing GPUs failed: %s", exc)
         return []
     finally:
-        try:
+        with contextlib.suppress(Exception):
             pynvml.nvmlShutdown()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def driver_version() -> str:

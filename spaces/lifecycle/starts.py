@@ -124,7 +124,8 @@ def _revision_start(*, revision_id: int, restart: bool = False, move: bool = Fal
     decision = _placed(space, rev, serving=serving, restart=restart, move=move)
     if decision is None:
         return
-    if not space_transition(space, S.RUNNING_APP_STARTING if serving else S.APP_STARTING):
+    placed = {"error": ""} if placement.WAITING in space.error else {}  # it waited for hardware: no more
+    if not space_transition(space, S.RUNNING_APP_STARTING if serving else S.APP_STARTING, **placed):
         log.info("space %s moved on (%s); not starting revision %s", space.pk, space.status, rev.pk)
         return
     if space.sdk == Sdk.STATIC:

@@ -83,6 +83,13 @@ def reconcile_task() -> None:
     converge.reconcile()
 
 
+# The engine's half of reconcile on a node's own engine (sent to its queue by spaces/nodes).
+@shared_task(name="spaces.tasks.containers_converge_task", queue="lifecycle", expires=60, ignore_result=True,
+             **SHORT_LIMITS)
+def containers_converge_task() -> None:
+    converge.containers_converge()
+
+
 # Crashes and stuck builds (spaces/lifecycle/health.py, spaces/builds/leases.py). The checks expire
 # within a few intervals: a backlog of them would all find the same.
 @shared_task(name="spaces.tasks.crash_check_task", queue="lifecycle", expires=10, ignore_result=True, **ROUND_LIMITS)
@@ -114,6 +121,12 @@ def sleep_check_task() -> None:
     sleep.sleep_check()
 
 
+# The sleep check's decision for a space on another node (spaces/nodes/routing.py: its queue).
+@shared_task(name="spaces.tasks.sleep_space_task", queue="lifecycle", acks_late=True, ignore_result=True, **SHORT_LIMITS)
+def sleep_space_task(space_id: int, mode: str, idle_since: float | None = None) -> None:
+    sleep.space_sleep(space_id, mode, idle_since=idle_since)
+
+
 # The next visitor of a sleeping space: unfreeze it (here: quick), or start it again (on the
 # starts queue, wake_start_space_task) (spaces/lifecycle/sleep.py).
 @shared_task(name="spaces.tasks.wake_space_task", queue="lifecycle", acks_late=True, autoretry_for=(BackendUnavailable,), retry_backoff=1,
@@ -134,6 +147,12 @@ def wake_start_space_task(space_id: int) -> None:
              max_retries=5, ignore_result=True, **SHORT_LIMITS)
 def node_release_task(space_id: int) -> None:
     space_release(space_id=space_id)
+
+
+@shared_task(name="spaces.tasks.node_remove_space_task", acks_late=True, autoretry_for=(BackendUnavailable,),
+             retry_backoff=2, max_retries=5, ignore_result=True, **SHORT_LIMITS)
+def node_remove_space_task(full_name: str) -> None:
+    get_backend().remove_space(full_name)  # a deleted space's containers and images on this node
 
 
 @shared_task(name="spaces.tasks.node_fence_task", ignore_result=True, **SHORT_LIMITS)

@@ -24,6 +24,7 @@ SPACE_TASKS = {
     "spaces.tasks.wake_start_space_task": ("starts", "space"),
     "spaces.tasks.stop_space_task": ("lifecycle", "space"),
     "spaces.tasks.wake_space_task": ("lifecycle", "space"),
+    "spaces.tasks.sleep_space_task": ("lifecycle", "space"),
 }
 
 

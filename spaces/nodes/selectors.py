@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from spaces.nodes.conf import setting
 from spaces.nodes.models import Node, NodeState
-from spaces.nodes.tiers import HOLDING, tier_named, default_tier
+from spaces.nodes.tiers import HOLDING, default_tier, tier_named
 from spaces.records.models import Space
 
 LIVE = (NodeState.READY, NodeState.DRAINING)

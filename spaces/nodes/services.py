@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -82,7 +83,18 @@ def nodes_check() -> list[str]:
             log.warning("node %s lost: no heartbeat for %s s", node.name, setting("NODE_LOST_AFTER"))
             lost.append(node.name)
             spaces_move_off(node, why=f"node {node.name} was lost")
+    node_rounds_send()
     return lost
+
+
+def node_rounds_send() -> None:
+    """The per-engine checks of the hub's beat, for each other live node on its own queue: crash
+    check and run-log copying each round, the containers' half of reconcile every 30 s."""
+    for node in Node.objects.filter(state__in=LIVE, heartbeat_at__gte=heartbeat_cutoff()).exclude(queue="lifecycle"):
+        jobs.send("spaces.tasks.crash_check_task", queue=node.queue)
+        jobs.send("spaces.tasks.copy_run_logs_task", queue=node.queue)
+        if cache.add(f"nodes:converge:{node.pk}", 1, timeout=30):
+            jobs.send("spaces.tasks.containers_converge_task", queue=node.queue)
 
 
 def spaces_move_off(node: Node, *, why: str) -> list[int]:
