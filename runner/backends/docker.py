@@ -25,6 +25,7 @@ import urllib3.exceptions
 from .. import dockerfile_policy, egress, registry
 from .. import sdk as sdk_files
 from ..exceptions import BackendUnavailable, BuildCancelled, BuildError, NotIsolated
+from . import docker_run
 from .base import Backend, BuildSpec, ContainerState, ImageInfo, LogSink, RunSpec, parse_bytes
 from .docker_util import bridge_name, epoch_or_none, hang_up, parse_ts, read_into
 
@@ -357,24 +358,7 @@ class DockerBackend(Backend):
         self.ensure_ready()
         self.stop(spec.name, timeout=2)
         api = self.client.api
-        host_config = api.create_host_config(
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            mem_limit=parse_bytes(spec.memory),
-            memswap_limit=parse_bytes(spec.memory),
-            nano_cpus=int(spec.cpus * 1e9),
-            pids_limit=spec.pids,
-            read_only=spec.read_only_root,
-            tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmpfs_size},mode=1777"},
-            log_config=docker.types.LogConfig(type="json-file", config={"max-size": "10m", "max-file": "3"}),
-            restart_policy={"Name": "no"},
-            network_mode=self.network,
-            init=True,
-            # On a node of several, the port is published on the node's address only, for the
-            # proxy (the node's firewall admits only the hub there: scripts/node.sh).
-            port_bindings=({spec.port: (self.publish_address, spec.publish_port)}
-                           if self.publish_address and spec.publish_port else None),
-        )
+        host_config = api.create_host_config(**docker_run.host_config_args(spec, self.network, self.publish_address))
         networking = api.create_networking_config(
             {self.network: api.create_endpoint_config(ipv4_address=spec.address)})
         try:

@@ -14,6 +14,7 @@ from spaces.lifecycle import reconcile as reconciliation
 from spaces.lifecycle import redeploy
 from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.routes import container_name, proxy_config, space_publish_route, space_route, switch_static_site
+from spaces.nodes.selectors import here, nodes_exist
 from spaces.records import jobs
 from spaces.records.models import Revision, Sdk, Space
 from spaces.records.status import SERVING, SpaceStatus
@@ -62,18 +63,28 @@ def reconcile() -> None:
     jobs.send("spaces.tasks.build_leases_sweep_task")
     reconciliation.sweep()  # starts and purges a restart lost, run logs Redis lost
 
+    containers_converge(spaces)
+
+
+def containers_converge(spaces: list[Space] | None = None) -> None:
+    """The engine's half of reconcile, for this process's engine (a node's worker runs it for
+    its own, spaces/nodes): containers of no live slot here are orphans and go."""
     try:
         backend = get_backend()
         containers = backend.list_containers()
     except BackendUnavailable:
         log.warning("reconcile: the engine does not answer; routes were synced, containers were not")
         return
+    here_ids = set(Space.objects.filter(here()).values_list("pk", flat=True)) if nodes_exist() else None
     wanted = set()
     # Rows read after the listing (issue 9): a space whose start began after the read at the
-    # top (BUILDING then, APP_STARTING now) has a container that is no orphan.
-    for s in Space.objects.exclude(status=S.DELETING).only("label", "status", "active_slot"):
+    # top (BUILDING then, APP_STARTING now) has a container that is no orphan. Only the spaces
+    # placed on this engine count, but a starting space's slots count everywhere: while it
+    # moves to another node, its old container serves here until the route switched.
+    for s in Space.objects.exclude(status=S.DELETING).only("label", "status", "active_slot", "node"):
+        local = here_ids is None or s.pk in here_ids
         # A sleeping space's container (if the engine keeps it frozen) is its running revision.
-        if s.status in SERVING or s.status == S.SLEEPING:
+        if local and (s.status in SERVING or s.status == S.SLEEPING):
             wanted.add(container_name(s, s.active_slot))
         if s.status in (S.APP_STARTING, S.RUNNING_APP_STARTING):
             wanted.update({container_name(s, "a"), container_name(s, "b")})
@@ -83,4 +94,7 @@ def reconcile() -> None:
             log.info("reconcile: removing orphan container %s", c.name)
             backend.stop(c.name, timeout=5)
     # After an engine restart: frozen spaces whose container is gone sleep stopped.
-    reconciliation.frozen_containers_lost(spaces, {c.name: c for c in containers})
+    if spaces is None:
+        spaces = list(Space.objects.filter(here()).select_related("owner").exclude(status=S.DELETING))
+    reconciliation.frozen_containers_lost([s for s in spaces if here_ids is None or s.pk in here_ids],
+                                          {c.name: c for c in containers})

@@ -23,9 +23,12 @@ def slot_port(space: Space, slot: str) -> int:
 
 
 def slot_node_address(space: Space, slot: str) -> str:
-    """The address of the node slot `slot` runs on ("" for the hub's own engine)."""
-    node = getattr(space, "node", None)  # spaces/nodes: the node the space is placed on
-    return (node.address or "") if node is not None else ""
+    """The address of the node slot `slot` runs on; "" for the hub's own engine (no node, or
+    the hub registered as a node)."""
+    node = space.node_a if slot == "a" else space.node_b  # set by starts.py before the slot starts
+    if node is None or node.is_hub:
+        return ""
+    return node.address or ""
 
 
 def slot_upstream(space: Space, slot: str, app_port: int) -> str:

@@ -74,7 +74,8 @@ def space_publish_route(*, space_id: int, wait: bool = True, end_open_connection
     config = proxy_config()
     with transaction.atomic():
         space = (Space.objects.select_for_update(of=("self",))
-                 .select_related("owner", "running_revision", "latest_revision").filter(pk=space_id).first())
+                 .select_related("owner", "running_revision", "latest_revision", "node_a", "node_b")
+                 .filter(pk=space_id).first())
         if space is None or space.status == S.DELETING:
             return
         if fields:

@@ -45,6 +45,7 @@ from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.node_routes import slot_upstream
 from spaces.lifecycle.routes import container_name, space_app_port, space_publish_route
 from spaces.lifecycle.starts import start_container
+from spaces.nodes.selectors import here
 from spaces.records import jobs
 from spaces.records.models import Space
 from spaces.records.services import space_transition
@@ -171,12 +172,13 @@ def sleep_check() -> dict[str, list[int]]:
 
 def _sleep_check() -> dict[str, list[int]]:
     now = time.time()
-    spaces = list(Space.objects.select_related("owner").filter(
+    spaces = list(Space.objects.select_related("owner", "node_a", "node_b").filter(
         Q(status__in=SERVING) | Q(status=S.SLEEPING, sleep_mode=FROZEN)))
     upstreams = {slot_upstream(s, s.active_slot, int(space_app_port(s))): s.label for s in spaces
                  if s.sdk != "static"}
     requests = activity_collect()
     connections = connection_activity(upstreams, now)
+    local = set(Space.objects.filter(here(), pk__in=[s.pk for s in spaces]).values_list("pk", flat=True))
     done: dict[str, list[int]] = {"frozen": [], "stopped": [], "capped": []}
     for space in spaces:
         seen = max(requests.get(space.label, 0.0), connections.get(space.label, 0.0))
@@ -190,13 +192,13 @@ def _sleep_check() -> dict[str, list[int]]:
         # The decision is from this round's read; space_sleep checks again on the locked row
         # that nobody was seen since (a visitor may have woken it a moment ago).
         if space.status == S.RUNNING and idle >= space.sleep_after:
-            if space_sleep(space.pk, STOPPED, idle_since=last):
+            if _sleep(space, STOPPED, last, local):
                 done["stopped"].append(space.pk)
         elif space.status == S.RUNNING and idle >= _freeze_after(space):
-            if space_sleep(space.pk, FROZEN, idle_since=last):
+            if _sleep(space, FROZEN, last, local):
                 done["frozen"].append(space.pk)
         elif space.status == S.SLEEPING and idle >= space.sleep_after:
-            if space_sleep(space.pk, STOPPED, idle_since=last):
+            if _sleep(space, STOPPED, last, local):
                 done["stopped"].append(space.pk)
     done["capped"] = frozen_memory_cap()
     if any(done.values()):
@@ -204,10 +206,18 @@ def _sleep_check() -> dict[str, list[int]]:
     return done
 
 
+def _sleep(space: Space, mode: str, idle_since: float, local: set[int]) -> bool:
+    """Put `space` to sleep here, or on the node it runs on (spaces/nodes: its engine holds it)."""
+    if space.pk in local:
+        return space_sleep(space.pk, mode, idle_since=idle_since)
+    jobs.send("spaces.tasks.sleep_space_task", space.pk, mode, idle_since)
+    return True
+
+
 def frozen_memory_cap() -> list[int]:
-    """Stop the longest-idle frozen spaces while the frozen ones hold more than the limit."""
+    """Stop the longest-idle frozen spaces on this engine while they hold more than the limit."""
     limit = parse_bytes(settings.SPACE_FROZEN_MEMORY_LIMIT)
-    frozen = list(Space.objects.filter(status=S.SLEEPING, sleep_mode=FROZEN)
+    frozen = list(Space.objects.filter(here(), status=S.SLEEPING, sleep_mode=FROZEN)
                   .order_by("last_active_at", "pk"))
     backend = get_backend()
     try:
@@ -274,7 +284,7 @@ def running_count() -> int:
 
 def _eviction_candidate(exclude: int) -> Space | None:
     active_since = timezone.now().timestamp() - settings.SPACE_ACTIVE_WINDOW
-    return (Space.objects.filter(status=S.RUNNING).exclude(pk=exclude).exclude(sdk="static")
+    return (Space.objects.filter(here(), status=S.RUNNING).exclude(pk=exclude).exclude(sdk="static")
             .filter(Q(last_active_at__isnull=True) | Q(last_active_at__lt=_ts(active_since)))
             .order_by("last_active_at", "pk").first())
 

@@ -20,6 +20,9 @@ from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.node_routes import slot_port, slot_upstream
 from spaces.lifecycle.routes import container_name, other_slot, proxy_config, space_publish_route, switch_static_site
 from spaces.lifecycle.run_logs import exit_message, run_log_copy, run_log_follow
+from spaces.nodes import placement
+from spaces.nodes.tiers import Tier, held_tier
+from spaces.records import jobs
 from spaces.records.models import Revision, Sdk, Space
 from spaces.records.services import space_transition
 from spaces.records.status import SERVING, SpaceStatus
@@ -65,7 +68,7 @@ def run_env(space: Space, rev: Revision) -> dict[str, str]:
     return {**variables.space_env_variables(space), **runner_env}
 
 
-def revision_start(*, revision_id: int, restart: bool = False) -> None:
+def revision_start(*, revision_id: int, restart: bool = False, move: bool = False) -> None:
     """Start a built revision (below), holding the space's start claim (spaces/lifecycle/reconcile.py):
     one start per space at a time, and a start whose worker died is sent again. Raises
     StartBusy while another start of the space runs (a duplicate delivery, say)."""
@@ -76,10 +79,31 @@ def revision_start(*, revision_id: int, restart: bool = False) -> None:
     with claims.start_claim(space_id) as claim:
         if claim is None:
             raise claims.StartBusy(f"another start of space {space_id} is running")
-        _revision_start(revision_id=revision_id, restart=restart)
+        _revision_start(revision_id=revision_id, restart=restart, move=move)
 
 
-def _revision_start(*, revision_id: int, restart: bool = False) -> None:
+def _placed(space: Space, rev: Revision, *, serving: bool, restart: bool, move: bool) -> placement.Decision | None:
+    """Place the space (spaces/nodes/placement.py). None when the start does not run here: it
+    waits for hardware (APP_STARTING, or its serving status, with the reason in `error`), or
+    it was handed on to the chosen node's starts queue."""
+    if space.sdk == Sdk.STATIC:  # served by the proxy from the hub's disk: no node, no tier
+        return placement.Decision(node=None, tier=held_tier(space))
+    decision = placement.space_place(space.pk)
+    space.tier, space.node = decision.tier.name, decision.node
+    if decision.waiting:
+        if serving or space.status == S.SLEEPING:
+            space_transition(space, space.status, error=f"revision {rev.number} is {decision.waiting}")
+        else:
+            space_transition(space, S.APP_STARTING, error=decision.waiting, node=None)
+        return None
+    if not decision.here:
+        jobs.send("spaces.tasks.start_revision_task", rev.pk, kwargs={"restart": restart, "move": move},
+                  queue=decision.node.starts_queue)
+        return None
+    return decision
+
+
+def _revision_start(*, revision_id: int, restart: bool = False, move: bool = False) -> None:
     """Start a built revision on the free slot, wait for health, then switch the route.
 
     The serving (or sleeping) revision, if any, stays until the new one answers; if the new
@@ -94,11 +118,15 @@ def _revision_start(*, revision_id: int, restart: bool = False) -> None:
         return
     serving = space.status in SERVING and space.running_revision_id is not None
     asleep = space.status == S.SLEEPING and space.running_revision_id is not None
-    if space.running_revision_id == rev.pk and space.status in (S.RUNNING, S.SLEEPING):
+    if space.running_revision_id == rev.pk and space.status in (S.RUNNING, S.SLEEPING) and not move:
         return  # duplicate delivery: already serving (or asleep on) this revision
     if rev.error and not restart:
         return  # duplicate delivery: it failed to start; only the owner's restart tries again
-    if not space_transition(space, S.RUNNING_APP_STARTING if serving else S.APP_STARTING):
+    decision = _placed(space, rev, serving=serving, restart=restart, move=move)
+    if decision is None:
+        return
+    placed = {"error": ""} if placement.WAITING in space.error else {}  # it waited for hardware: no more
+    if not space_transition(space, S.RUNNING_APP_STARTING if serving else S.APP_STARTING, **placed):
         log.info("space %s moved on (%s); not starting revision %s", space.pk, space.status, rev.pk)
         return
     if space.sdk == Sdk.STATIC:
@@ -108,6 +136,9 @@ def _revision_start(*, revision_id: int, restart: bool = False) -> None:
                          last_active_at=timezone.now())
         return
     slot = other_slot(space.active_slot) if serving or asleep else space.active_slot
+    # The slot's container runs on the node placed on (the proxy routes each slot to its node).
+    Space.objects.filter(pk=space.pk).update(**{f"node_{slot}": decision.node})
+    setattr(space, f"node_{slot}", decision.node)
     ok, message = start_container(space, rev, slot)
     if not ok:
         # On the revision too: housekeeping keeps the previous revision that did run, for rollback.
@@ -139,11 +170,14 @@ def _revision_start(*, revision_id: int, restart: bool = False) -> None:
             address, _, port = slot_upstream(space, old_slot, old_port).rpartition(":")
             redeploy.old_slot_drain(address=address, port=int(port), config=proxy_config(), what=retiring)
         get_backend().stop(container_name(space, old_slot), timeout=10)
+    if decision.moved_from is not None:  # the node it left stops what it still runs of it
+        jobs.send("spaces.tasks.node_release_task", space.pk, queue=decision.moved_from.queue)
     redeploy.draining_end(retiring)
 
 
 def _run_spec(space: Space, rev: Revision, slot: str) -> RunSpec:
     port = int(rev.metadata.get("app_port") or 7860)
+    tier: Tier = held_tier(space)  # limits from the hardware tier it was placed with
     return RunSpec(
         name=container_name(space, slot), image=rev.image, address=space.slot_address(slot), port=port,
         env=run_env(space, rev),
@@ -151,9 +185,14 @@ def _run_spec(space: Space, rev: Revision, slot: str) -> RunSpec:
                 "demohub.slot": slot, "demohub.label": space.label},
         # Gradio and Streamlit write only to /tmp; a Dockerfile app may expect a writable root.
         read_only_root=space.sdk != Sdk.DOCKER,
-        memory=space.memory_limit or settings.SPACE_MEMORY_LIMIT, cpus=settings.SPACE_CPUS,
+        memory=space_memory(space), cpus=tier.cpus, gpus=tier.gpus,
         pids=settings.SPACE_PIDS_LIMIT, tmpfs_size=settings.SPACE_TMPFS_SIZE,
         publish_port=slot_port(space, slot))  # used on a node of several only (node_routes.py)
+
+
+def space_memory(space: Space) -> str:
+    """The container's memory limit: the row's own (an operator's), else its tier's."""
+    return space.memory_limit or held_tier(space).memory
 
 
 def start_container(space: Space, rev: Revision, slot: str, *, still_wanted=None,
