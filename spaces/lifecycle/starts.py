@@ -219,7 +219,7 @@ def start_container(space: Space, rev: Revision, slot: str, *, still_wanted=None
         if state is None or not state.running:
             run_log_copy(space_id=space.pk)
             return False, exit_message(state, space.pk, memory=spec.memory)
-        if probe(spec.address, spec.port) is not None:
+        if probe(*probe_target(spec)) is not None:
             run_log_copy(space_id=space.pk)
             return True, ""
         run_log_copy(space_id=space.pk)
@@ -237,6 +237,14 @@ def space_still_starting(space_id: int, rev_id: int) -> bool:
     # A restart starts the running revision, which need not be the latest.
     return Space.objects.filter(Q(latest_revision_id=rev_id) | Q(running_revision_id=rev_id), pk=space_id,
                                 status__in=[S.APP_STARTING, S.RUNNING_APP_STARTING]).exists()
+
+
+def probe_target(spec: RunSpec) -> tuple[str, int]:
+    """Where this worker reaches the container: its bridge address, or on a node of several
+    the node's published port (the worker may not share the node's network: tests/e2e/nodes.py)."""
+    if settings.RUNNER_PUBLISH_ADDRESS and spec.publish_port:
+        return settings.RUNNER_PUBLISH_ADDRESS, spec.publish_port
+    return spec.address, spec.port
 
 
 def probe(address: str, port: int) -> int | None:
