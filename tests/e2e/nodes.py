@@ -14,6 +14,8 @@ process died (a test run killed with -9) is removed by the next run's `sweep` be
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -183,3 +185,57 @@ class NetnsNode:
             except subprocess.TimeoutExpired:
                 os.killpg(self.worker.pid, signal.SIGKILL)
         _sh("down", env=self.env, check=False)
+
+
+# ----------------------------------------------------------------------------- two nodes
+TIERS = {"cpu-basic": {"cpus": 1, "memory": "2g"}, "gpu-small": {"cpus": 1, "memory": "1g", "gpus": 1}}
+NODE_SETTINGS = {"NODE_MEMORY": "4g", "NODE_CPUS": "4", "HARDWARE_TIERS": json.dumps(TIERS),
+                 "HARDWARE_DEFAULT": "cpu-basic", "NODE_HEARTBEAT_INTERVAL": "2", "NODE_LOST_AFTER": "8",
+                 "NODE_CHECK_INTERVAL": "2"}
+
+
+def sql(stack: Stack, query: str) -> str:
+    return subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", stack.db_name, "-tA", "-c", query],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def node_of(stack: Stack, space_name: str) -> str:
+    """The name of the node the space `space_name` is placed on ("" for none)."""
+    return sql(stack, "SELECT coalesce(n.name, '') FROM spaces_space s LEFT JOIN spaces_node n ON n.id = s.node_id "
+                      f"WHERE s.name = '{space_name}'")
+
+
+def wait_until(check, timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.3)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+@contextlib.contextmanager
+def two_nodes(stack: Stack):
+    """The stack (node 1: the hub's engine, registered as `node1`), a registry, and a netns
+    node 2 with its worker; both nodes 4 GiB / 4 CPUs, tier cpu-basic 2 GiB. Yields
+    (registry, node); tears everything down after."""
+    sweep()
+    registry = Registry().start()
+    stack.settings.update({**NODE_SETTINGS, "NODE_NAME": "node1", "NODE_QUEUE": "lifecycle",
+                           "NODE_STARTS_QUEUE": "starts", "NODE_ADDRESS": "127.0.0.1",
+                           "RUNNER_REGISTRY": registry.local})
+    node = NetnsNode()
+    try:
+        stack.up()
+        node.up(registry, "10.216.0.0/13")  # every e2e subnet (stack.py)
+        node.start_worker(stack, registry, {
+            **NODE_SETTINGS, "NODE_QUEUE": f"node.{node.name}", "NODE_STARTS_QUEUE": f"node.{node.name}.starts",
+            "NODE_CAN_BUILD": "false"})
+        wait_until(lambda: sql(stack, "SELECT count(*) FROM spaces_node WHERE state = 'ready'") == "2", 60,
+                   "both nodes registered")
+        yield registry, node
+    finally:
+        if os.environ.get("DEMOHUB_KEEP_STACK") != "1":
+            node.down()
+            stack.down()
+            registry.stop()
