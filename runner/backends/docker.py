@@ -302,15 +302,20 @@ class DockerBackend(Backend):
                                               path=str(spec.snapshot), dockerfile=str(pinned),
                                               tag=spec.image, labels=labels, nocache=spec.no_cache,
                                               pull=False)
-            self._publish(spec.image)
+            self._publish(spec.image, self.base_image)
             return image_id
         raise BuildError(f"sdk {spec.sdk!r} is not built into an image")
 
-    def _publish(self, *images: str) -> None:
-        """Push what a build made to the registry, with the SDK and base images under it, so a
-        fresh node needs neither internet nor debootstrap (each push skips the layers it has)."""
-        for image in images:
-            self._call(registry.push, self.client, self.registry, image)
+    def _publish(self, image: str, *under: str) -> None:
+        """Push what a build made to the registry, then the SDK and base images under it (when
+        this engine has them), so a fresh node needs neither internet nor debootstrap. Each
+        push skips the layers the registry has; a failure to push those is only logged."""
+        self._call(registry.push, self.client, self.registry, image)
+        for name in under if self.registry else ():
+            try:
+                self._call(registry.push, self.client, self.registry, name)
+            except BackendUnavailable as exc:
+                log.warning("not pushed to the registry: %s", exc)
 
     def remove_image(self, image: str) -> bool:
         # noprune: the untagged parent layers may be shared with other spaces' images, and a

@@ -1,9 +1,10 @@
 """A second node on this one machine for end-to-end tests, and the registry between nodes.
 
-`Registry` runs the CNCF Distribution registry (Debian's `docker-registry`) of one test run on
-a free port: the hub's engine pushes to it as 127.0.0.1:<port> (loopback is an insecure
-registry to every engine), a node pulls from the hub's end of its link. A host rule refuses it
-to every interface but loopback and the node links (10.209.0.0/16).
+`Registry` runs the CNCF Distribution registry (Debian's `docker-registry`) for the tests, one
+per machine, kept between runs (see the class): the hub's engine pushes to it as
+127.0.0.1:<port> (loopback is an insecure registry to every engine), a node pulls from the
+hub's end of its link. A host rule refuses it to every interface but loopback and the node
+links (10.209.0.0/16).
 
 `NetnsNode` is scripts/node.sh with NODE_NETNS=1: a Docker engine of its own (data root, exec
 root, pid file, socket under /tmp/demohub-nodes/<name>), inside a network namespace of its own
@@ -20,7 +21,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -43,47 +43,60 @@ def sweep() -> None:
 
 
 class Registry:
-    """One docker-registry process of this test run, storage in a temporary folder."""
+    """The test registry: one docker-registry process per machine, kept between test runs like
+    the base images (its storage under /var/tmp), on a fixed port (E2E_REGISTRY_PORT, 5099).
+
+    Kept, because a push costs what the engine must compress: the base image (~200 MB) takes
+    25-120 s on a busy 2-core machine to a new registry, and a few HEAD requests to the same
+    registry that already holds its layers (the engine remembers what it pushed where). A run
+    finding it answering reuses it; each run's images are under its own instance's names.
+    """
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="demohub-registry-"))
-        self.proc: subprocess.Popen | None = None
+        self.port = int(os.environ.get("E2E_REGISTRY_PORT", "5099"))
+        self.dir = Path(os.environ.get("E2E_REGISTRY_DIR", "/var/tmp/demohub-e2e-registry"))
         self.rule = ["-p", "tcp", "--dport", str(self.port), "!", "-i", "lo", "!", "-s", LINKS,
                      "-m", "comment", "--comment", "demohub-registry", "-j", "REJECT"]
 
+    def _answers(self) -> bool:
+        import requests
+
+        try:
+            r = requests.get(f"http://127.0.0.1:{self.port}/v2/", timeout=1)
+        except requests.RequestException:
+            return False
+        if "Docker-Distribution-Api-Version" not in r.headers:
+            raise RuntimeError(f"port {self.port} is not a registry: set E2E_REGISTRY_PORT to a free port")
+        return True
+
     def start(self) -> Registry:
+        # Only loopback and the node links reach it (before anything can).
+        if subprocess.run(["iptables", "-w", "-C", "INPUT", *self.rule], capture_output=True).returncode != 0:
+            subprocess.run(["iptables", "-w", "-I", "INPUT", "1", *self.rule], check=True)
+        if self._answers():
+            return self
+        self.dir.mkdir(parents=True, exist_ok=True)
         config = self.dir / "config.yml"
         config.write_text(
             "version: 0.1\nlog: {level: warn}\n"
             f"storage: {{filesystem: {{rootdirectory: {self.dir / 'data'}}}, delete: {{enabled: true}}}}\n"
             f"http: {{addr: \"0.0.0.0:{self.port}\"}}\n")
-        subprocess.run(["iptables", "-w", "-I", "INPUT", "1", *self.rule], check=True)
         out = open(self.dir / "registry.log", "ab")
-        self.proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        import requests
-
+        subprocess.Popen(["docker-registry", "serve", str(config)], stdout=out, stderr=subprocess.STDOUT,
+                         start_new_session=True, cwd="/")
         deadline = time.monotonic() + 20
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{self.port}/v2/", timeout=1)
-                return self
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the registry did not answer on {self.port}") from None
-                time.sleep(0.1)
+        while not self._answers():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the registry did not answer on {self.port}; see {self.dir}/registry.log")
+            time.sleep(0.1)
+        return self
 
     @property
     def local(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        subprocess.run(["iptables", "-w", "-D", "INPUT", *self.rule], check=False, capture_output=True)
-        subprocess.run(["rm", "-rf", str(self.dir)], check=False)
+        """Nothing: the registry and its firewall rule serve the next run (see the class)."""
 
 
 def _free_link() -> str:

@@ -24,7 +24,7 @@ MAX_LINES = 400
 # Older modules outside spaces/ still over the bound, each held at most at its size when the
 # rooms landed (a ratchet: they may shrink, never grow) until they are split in turn.
 LONG_MODULES = {"hub/settings.py": 487,  # + analytics, webhook sweep, node data plane (issues 13, 14, 12)
-                "runner/archive.py": 816, "runner/backends/docker.py": 565,
+                "runner/archive.py": 816, "runner/backends/docker.py": 554,
                 "runner/proxy.py": 707}
 
 
