@@ -61,7 +61,8 @@ def spaces(cluster):
         "README.md": "---\ntitle: Needs a GPU\nsdk: docker\napp_port: 7860\nsuggested_hardware: gpu-small\n---\n",
         "Dockerfile": "FROM demohub/base:bookworm\nCMD [\"python3\", \"-m\", \"http.server\", \"7860\"]\n"})
     stack.deploy(token, owner, "gamma", "docker", gpu, wanted=None)
-    found = {name: stack.wait_status(token, owner, name, "RUNNING", timeout=300) for name in names}
+    # The first run on a machine pushes the base image to the (kept) registry: minutes when busy.
+    found = {name: stack.wait_status(token, owner, name, "RUNNING", timeout=600) for name in names}
     return owner, token, found
 
 
