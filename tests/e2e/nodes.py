@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .stack import ROOT, Stack, free_port
+from .stack import ROOT, Stack
 
 STATE_ROOT = Path("/tmp/demohub-nodes")
 LINKS = "10.209.0.0/16"  # node links: not docker's pools (172.30/15), not the e2e spaces (10.216/13)
