@@ -20,6 +20,7 @@ from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.routes import container_name, other_slot, proxy_config, space_publish_route, switch_static_site
 from spaces.lifecycle.run_logs import exit_message, run_log_copy, run_log_follow
 from spaces.nodes import placement
+from spaces.nodes.selectors import local_node_name
 from spaces.nodes.tiers import Tier, held_tier
 from spaces.records import jobs
 from spaces.records.models import Revision, Sdk, Space
@@ -67,7 +68,7 @@ def run_env(space: Space, rev: Revision) -> dict[str, str]:
     return {**variables.space_env_variables(space), **runner_env}
 
 
-def revision_start(*, revision_id: int, restart: bool = False, move: bool = False) -> None:
+def revision_start(*, revision_id: int, restart: bool = False, move: bool = False, forwarded: bool = False) -> None:
     """Start a built revision (below), holding the space's start claim (spaces/lifecycle/reconcile.py):
     one start per space at a time, and a start whose worker died is sent again. Raises
     StartBusy while another start of the space runs (a duplicate delivery, say)."""
@@ -78,10 +79,11 @@ def revision_start(*, revision_id: int, restart: bool = False, move: bool = Fals
     with claims.start_claim(space_id) as claim:
         if claim is None:
             raise claims.StartBusy(f"another start of space {space_id} is running")
-        _revision_start(revision_id=revision_id, restart=restart, move=move)
+        _revision_start(revision_id=revision_id, restart=restart, move=move, forwarded=forwarded)
 
 
-def _placed(space: Space, rev: Revision, *, serving: bool, restart: bool, move: bool) -> placement.Decision | None:
+def _placed(space: Space, rev: Revision, *, serving: bool, restart: bool, move: bool,
+            forwarded: bool) -> placement.Decision | None:
     """Place the space (spaces/nodes/placement.py). None when the start does not run here: it
     waits for hardware (APP_STARTING, or its serving status, with the reason in `error`), or
     it was handed on to the chosen node's starts queue."""
@@ -96,13 +98,17 @@ def _placed(space: Space, rev: Revision, *, serving: bool, restart: bool, move: 
             space_transition(space, S.APP_STARTING, error=decision.waiting, node=None)
         return None
     if not decision.here:
-        jobs.send("spaces.tasks.start_revision_task", rev.pk, kwargs={"restart": restart, "move": move},
-                  queue=decision.node.starts_queue)
+        if forwarded:  # handed on once already: this worker is not the node it names (NODE_NAME)
+            log.error("the start of revision %s for node %s reached node %r; check NODE_NAME and the worker's "
+                      "queues (the lost-start sweep sends it again)", rev.pk, decision.node.name, local_node_name())
+            return None
+        jobs.send("spaces.tasks.start_revision_task", rev.pk,
+                  kwargs={"restart": restart, "move": move, "forwarded": True}, queue=decision.node.starts_queue)
         return None
     return decision
 
 
-def _revision_start(*, revision_id: int, restart: bool = False, move: bool = False) -> None:
+def _revision_start(*, revision_id: int, restart: bool = False, move: bool = False, forwarded: bool = False) -> None:
     """Start a built revision on the free slot, wait for health, then switch the route.
 
     The serving (or sleeping) revision, if any, stays until the new one answers; if the new
@@ -121,7 +127,7 @@ def _revision_start(*, revision_id: int, restart: bool = False, move: bool = Fal
         return  # duplicate delivery: already serving (or asleep on) this revision
     if rev.error and not restart:
         return  # duplicate delivery: it failed to start; only the owner's restart tries again
-    decision = _placed(space, rev, serving=serving, restart=restart, move=move)
+    decision = _placed(space, rev, serving=serving, restart=restart, move=move, forwarded=forwarded)
     if decision is None:
         return
     placed = {"error": ""} if placement.WAITING in space.error else {}  # it waited for hardware: no more
