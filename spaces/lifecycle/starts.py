@@ -79,14 +79,17 @@ def revision_start(*, revision_id: int, restart: bool = False, move: bool = Fals
     with claims.start_claim(space_id) as claim:
         if claim is None:
             raise claims.StartBusy(f"another start of space {space_id} is running")
-        _revision_start(revision_id=revision_id, restart=restart, move=move, forwarded=forwarded)
+        elsewhere = _revision_start(revision_id=revision_id, restart=restart, move=move, forwarded=forwarded)
+    if elsewhere:  # placed on another node: its worker starts it (once this claim is released)
+        jobs.send("spaces.tasks.start_revision_task", revision_id,
+                  kwargs={"restart": restart, "move": move, "forwarded": True}, queue=elsewhere)
 
 
 def _placed(space: Space, rev: Revision, *, serving: bool, restart: bool, move: bool,
             forwarded: bool) -> placement.Decision | None:
-    """Place the space (spaces/nodes/placement.py). None when the start does not run here: it
-    waits for hardware (APP_STARTING, or its serving status, with the reason in `error`), or
-    it was handed on to the chosen node's starts queue."""
+    """Place the space (spaces/nodes/placement.py). None when it waits for hardware (APP_STARTING,
+    or its serving status, with the reason in `error`) or a start handed on reached the wrong node;
+    a decision that is not `here` names the node whose starts queue the start goes to."""
     if space.sdk == Sdk.STATIC:  # served by the proxy from the hub's disk: no node, no tier
         return placement.Decision(node=None, tier=held_tier(space))
     decision = placement.space_place(space.pk)
@@ -102,13 +105,11 @@ def _placed(space: Space, rev: Revision, *, serving: bool, restart: bool, move: 
             log.error("the start of revision %s for node %s reached node %r; check NODE_NAME and the worker's "
                       "queues (the lost-start sweep sends it again)", rev.pk, decision.node.name, local_node_name())
             return None
-        jobs.send("spaces.tasks.start_revision_task", rev.pk,
-                  kwargs={"restart": restart, "move": move, "forwarded": True}, queue=decision.node.starts_queue)
-        return None
     return decision
 
 
-def _revision_start(*, revision_id: int, restart: bool = False, move: bool = False, forwarded: bool = False) -> None:
+def _revision_start(*, revision_id: int, restart: bool = False, move: bool = False,
+                    forwarded: bool = False) -> str | None:
     """Start a built revision on the free slot, wait for health, then switch the route.
 
     The serving (or sleeping) revision, if any, stays until the new one answers; if the new
@@ -129,7 +130,9 @@ def _revision_start(*, revision_id: int, restart: bool = False, move: bool = Fal
         return  # duplicate delivery: it failed to start; only the owner's restart tries again
     decision = _placed(space, rev, serving=serving, restart=restart, move=move, forwarded=forwarded)
     if decision is None:
-        return
+        return None
+    if not decision.here:
+        return decision.node.starts_queue
     placed = {"error": ""} if placement.WAITING in space.error else {}  # it waited for hardware: no more
     if not space_transition(space, S.RUNNING_APP_STARTING if serving else S.APP_STARTING, **placed):
         log.info("space %s moved on (%s); not starting revision %s", space.pk, space.status, rev.pk)
@@ -142,6 +145,7 @@ def _revision_start(*, revision_id: int, restart: bool = False, move: bool = Fal
         return
     slot = other_slot(space.active_slot) if serving or asleep else space.active_slot
     # The slot's container runs on the node placed on (the proxy routes each slot to its node).
+    ran_on = {space.node_a_id, space.node_b_id} - {None, decision.node.pk if decision.node else None}
     Space.objects.filter(pk=space.pk).update(**{f"node_{slot}": decision.node})
     setattr(space, f"node_{slot}", decision.node)
     ok, message = start_container(space, rev, slot)
@@ -175,8 +179,8 @@ def _revision_start(*, revision_id: int, restart: bool = False, move: bool = Fal
             redeploy.old_slot_drain(address=space.slot_address(old_slot), port=old_port, config=proxy_config(),
                                     what=retiring)
         get_backend().stop(container_name(space, old_slot), timeout=10)
-    if decision.moved_from is not None:  # the node it left stops what it still runs of it
-        jobs.send("spaces.tasks.node_release_task", space.pk, queue=decision.moved_from.queue)
+    for queue in placement.release_queues(ran_on):  # the nodes it left stop what they still run of it
+        jobs.send("spaces.tasks.node_release_task", space.pk, queue=queue)
     redeploy.draining_end(retiring)
 
 

@@ -252,7 +252,8 @@ def test_a_lost_node_is_declared_within_the_limit_and_its_spaces_start_elsewhere
     assert fresh(gradio).node == n1 and containers(nodes, "n1")
     n2 = make_node("n2", memory=2 * GiB)
     assert services.nodes_check() == []  # n1 heartbeats: nothing happens
-    Node.objects.filter(pk=n1.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=settings.NODE_LOST_AFTER + 1))
+    settings.NODE_LOST_AFTER = 30
+    Node.objects.filter(pk=n1.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=31))
     assert services.nodes_check() == ["n1"]
     n1.refresh_from_db()
     assert n1.state == NodeState.LOST and n1.epoch == 2
