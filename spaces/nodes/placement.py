@@ -99,7 +99,8 @@ def space_place(space_id: int) -> Decision:
             Space.objects.filter(pk=space_id).update(tier=tier.name, placement="")
             return Decision(node=None, tier=tier)
         node, why = choose(space, tier, nodes, node_usage(exclude_space=space_id))
-        if node is None:
+        if node is None:  # the tier it waits for is the one it shows
+            Space.objects.filter(pk=space_id).update(tier=tier.name, placement=why[:300])
             return Decision(node=None, tier=tier, waiting=why)
         reason = f"tier {tier.name} ({source}) on {node.name}"
         Space.objects.filter(pk=space_id).update(node=node, tier=tier.name, placement=reason[:300])

@@ -235,6 +235,7 @@ def test_waiting_for_hardware_then_started_when_a_gpu_node_registers(nodes, grad
     push(gradio, gradio.files(), olive)
     space = fresh(gradio)
     assert (space.status, space.error, space.node) == ("APP_STARTING", "waiting for hardware: no node has a GPU", None)
+    assert space.tier == "gpu-small"
     # The lost-start sweep leaves it alone (it lost nothing) and starts nothing while nothing fits.
     assert reconcile.sweep()["starts_resent"] == [] and reconcile.waiting_starts_retry() == []
     make_node("gpu", memory=16 * GiB, gpus=1)
