@@ -10,6 +10,7 @@ that does not answer gives 503 with Retry-After (spaces/web/unavailable.py).
 from __future__ import annotations
 
 from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 from rest_framework.response import Response
@@ -85,7 +86,17 @@ class StaffApi(ApiAnswers503WhenDown, BaseApi):
             raise PermissionDenied("Nodes are for the hub's operators (staff users) only.")
 
 
+def _listing(name: str, item) -> dict:
+    return {200: inline_serializer(name, {"results": item(many=True)})}
+
+
+STAFF_ONLY = {401: OpenApiResponse(description="no credentials"), 403: OpenApiResponse(description="not staff"),
+              503: OpenApiResponse(description="database or broker down (Retry-After)")}
+
+
 class NodeListApi(StaffApi):
+    @extend_schema(operation_id="nodes_list", tags=["nodes"], responses={**_listing("NodeList", NodeOut),
+                                                                          **STAFF_ONLY})
     def get(self, request):
         spaces = _spaces_by_node()
         rows = [_row(item, spaces.get(item["node"].pk, [])) for item in nodes_overview()]
@@ -100,12 +111,18 @@ def _one(name: str) -> tuple[Node, dict]:
 
 
 class NodeDetailApi(StaffApi):
+    @extend_schema(operation_id="nodes_detail", tags=["nodes"], responses={200: NodeOut, **STAFF_ONLY})
     def get(self, request, name):
         node, item = _one(name)
         return Response(NodeOut(_row(item, _spaces_by_node().get(node.pk, []))).data)
 
 
 class NodeActionApi(StaffApi):
+    @extend_schema(operation_id="nodes_action", tags=["nodes"], request=None,
+                   description="action: cordon, uncordon, drain or remove",
+                   responses={202: inline_serializer("NodeAction", {"node": NodeOut(),
+                                                                    "moving": serializers.IntegerField()}),
+                              **STAFF_ONLY})
     def post(self, request, name, action):
         if action not in ACTIONS:
             raise Http404
@@ -119,10 +136,11 @@ class NodeActionApi(StaffApi):
             moved = services.node_remove(node)
         node, item = _one(name)
         body = NodeOut(_row(item, _spaces_by_node().get(node.pk, []))).data
-        return Response({**body, "moving": len(moved)}, status=status.HTTP_202_ACCEPTED)
+        return Response({"node": body, "moving": len(moved)}, status=status.HTTP_202_ACCEPTED)
 
 
 class HardwareApi(ApiAnswers503WhenDown, BaseApi):
+    @extend_schema(operation_id="hardware_list", tags=["nodes"], responses=_listing("HardwareTierList", TierOut))
     def get(self, request):
         default = default_tier().name
         rows = [{**t.as_dict(), "default": t.name == default} for t in tiers().values()]

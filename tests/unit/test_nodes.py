@@ -344,7 +344,7 @@ def test_staff_see_nodes_with_capacity_load_and_spaces_and_cordon_them(api, make
     assert (row["name"], row["memory_bytes"], row["free_memory_bytes"], row["free_cpus"], row["free_gpus"],
             row["spaces"]) == ("n1", 4 * GiB, GiB, 2.0, 1, ["root/on-n1"])
     done = api(staff).post("/api/nodes/n1/cordon")
-    assert done.status_code == 202 and done.json()["cordoned"] and not done.json()["schedulable"]
+    assert done.status_code == 202 and done.json()["node"]["cordoned"] and not done.json()["node"]["schedulable"]
     assert api(staff).post("/api/nodes/n1/explode").status_code == 404
     assert api(staff).get("/api/nodes/nope").status_code == 404
     assert json.loads(json.dumps(api(staff).get("/api/nodes/n1").json()))["state"] == "ready"
@@ -362,3 +362,10 @@ def test_the_node_api_answers_503_when_the_database_is_down(api, make_user, monk
     monkeypatch.setattr("spaces.nodes.api.nodes_overview", down)
     answer = client.get("/api/nodes")
     assert answer.status_code == 503 and answer["Retry-After"]
+
+
+def test_the_openapi_schema_describes_tiers_and_nodes(client):
+    schema = client.get("/api/schema", {"format": "json"}).json()
+    assert {"/api/hardware", "/api/nodes", "/api/nodes/{name}", "/api/nodes/{name}/{action}"} <= set(schema["paths"])
+    assert {"cpus", "memory_bytes", "gpus", "free_memory_bytes", "spaces"} <= set(
+        schema["components"]["schemas"]["NodeOut"]["properties"])
