@@ -137,8 +137,8 @@ def wake_space_task(space_id: int) -> None:
 
 @shared_task(name="spaces.tasks.wake_start_space_task", queue=STARTS, acks_late=True, autoretry_for=(BackendUnavailable,), retry_backoff=1,
              max_retries=5, ignore_result=True, **START_LIMITS)
-def wake_start_space_task(space_id: int) -> None:
-    sleep.space_wake_start(space_id)
+def wake_start_space_task(space_id: int, forwarded: bool = False) -> None:
+    sleep.space_wake_start(space_id, forwarded=forwarded)
 
 
 # A node's worker (spaces/nodes/heartbeat.py): what must happen on the engine of the node a
