@@ -10,6 +10,7 @@ from spaces.catalog import api_browse as browse_api
 from spaces.community import api as community_api
 from spaces.lifecycle import api_variables as variables_api
 from spaces.lifecycle import streams
+from spaces.nodes import api as nodes_api
 from spaces.webhooks import api as webhook_api
 
 S = "spaces/<str:owner>/<str:name>"
@@ -20,6 +21,10 @@ urlpatterns = [
     path("tokens", accounts_api.TokenListApi.as_view()),
     path("tokens/<int:token_id>", accounts_api.TokenDetailApi.as_view()),
     path("me", accounts_api.MeApi.as_view()),
+    path("hardware", nodes_api.HardwareApi.as_view()),
+    path("nodes", nodes_api.NodeListApi.as_view()),
+    path("nodes/<str:name>", nodes_api.NodeDetailApi.as_view()),
+    path("nodes/<str:name>/<str:action>", nodes_api.NodeActionApi.as_view()),
     path("spaces", catalog_api.SpaceListCreateApi.as_view()),
     path(S, catalog_api.SpaceDetailApi.as_view()),
     path(f"{S}/revisions", catalog_api.RevisionListCreateApi.as_view()),

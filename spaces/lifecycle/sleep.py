@@ -6,22 +6,20 @@ Two tiers, both shown as SLEEPING (design.md §2; in code "freeze" is the engine
 * **frozen** after `SPACE_FREEZE_AFTER` idle seconds: the engine suspends the app's processes,
   its memory stays, and waking is an unfreeze (about 0.05 s here). Frozen spaces may hold at
   most `SPACE_FROZEN_MEMORY_LIMIT` together; past it, the longest idle are stopped.
-* **stopped** after the space's `sleep_after` idle seconds: the container is removed and its
-  memory freed; waking starts it again on the same address.
+* **stopped** after the space's `sleep_after` idle seconds: the container is removed, its memory freed.
 
-Idle is measured at the proxy, not asked of the app (`activity_collect`): nginx writes one
-line per finished request to ``<proxy dir>/activity.log``, and an upstream connection that
-is open right now (an event stream, a websocket) counts as activity too -- but only for
-`SPACE_OPEN_CONNECTION_CREDIT` seconds after it opened, so a forgotten tab whose connection
-only carries heartbeats does not keep a space awake forever.
+Idle is measured at the proxy (`activity_collect`): nginx writes one line per finished request
+to ``<proxy dir>/activity.log``, and an upstream connection open right now (an event stream, a
+websocket) counts too, for `SPACE_OPEN_CONNECTION_CREDIT` seconds after it opened (a forgotten
+tab's heartbeats do not keep a space awake forever).
 
 A sleeping space's route sends each request first to the hub's wake check (runner/proxy.py,
 `proxy_wake` in wake_gate.py), which starts the wake and holds the request until the app answers:
 the request then goes on to the app unchanged. Browsers that would wait long get the hub's
 "waking up" page instead; API clients are held up to `SPACE_WAKE_HOLD` seconds, then get 503.
 
-Sleeping, waking and the memory cap all run in the lifecycle worker under one lock per
-space, so a wake never meets a half-done freeze.
+Sleeping, waking and the memory cap run under one lock per space (a wake never meets a
+half-done freeze), on the worker of the space's node (spaces/nodes).
 """
 from __future__ import annotations
 
@@ -45,6 +43,7 @@ from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.node_routes import slot_upstream
 from spaces.lifecycle.routes import container_name, space_app_port, space_publish_route
 from spaces.lifecycle.starts import start_container
+from spaces.nodes import placement
 from spaces.nodes.selectors import here
 from spaces.records import jobs
 from spaces.records.models import Space
@@ -191,15 +190,14 @@ def _sleep_check() -> dict[str, list[int]]:
         idle = now - last
         # The decision is from this round's read; space_sleep checks again on the locked row
         # that nobody was seen since (a visitor may have woken it a moment ago).
-        if space.status == S.RUNNING and idle >= space.sleep_after:
-            if _sleep(space, STOPPED, last, local):
-                done["stopped"].append(space.pk)
+        if space.status in (S.RUNNING, S.SLEEPING) and idle >= space.sleep_after:
+            mode = STOPPED
         elif space.status == S.RUNNING and idle >= _freeze_after(space):
-            if _sleep(space, FROZEN, last, local):
-                done["frozen"].append(space.pk)
-        elif space.status == S.SLEEPING and idle >= space.sleep_after:
-            if _sleep(space, STOPPED, last, local):
-                done["stopped"].append(space.pk)
+            mode = FROZEN
+        else:
+            continue
+        if _sleep(space, mode, last, local):
+            done[mode].append(space.pk)
     done["capped"] = frozen_memory_cap()
     if any(done.values()):
         log.info("sleep check: %s", done)
@@ -353,9 +351,10 @@ def space_wake(space_id: int) -> None:
             logs.client().delete(_key("waking", space_id))
 
 
-def space_wake_start(space_id: int) -> None:
+def space_wake_start(space_id: int, *, forwarded: bool = False) -> None:
     """Start a stopped space's running revision again on its slot and wait until it is healthy
-    (the starts queue)."""
+    (the starts queue), on the node placement chooses (spaces/nodes: its own while it fits)."""
+    elsewhere = False
     try:
         with space_lock(space_id):
             space = _sleeping_space(space_id)
@@ -368,8 +367,17 @@ def space_wake_start(space_id: int) -> None:
             # Under the space's start claim (spaces/lifecycle/reconcile.py): a start of a new revision that
             # runs now goes first, and a wake whose worker dies is put back to sleep.
             with claims.start_claim(space.pk) as claim:
-                if claim is None or not space_transition(space, S.APP_STARTING):
+                if claim is None:
                     return
+                decision = placement.space_place(space.pk)
+                space.tier = decision.tier.name
+                if decision.waiting:  # the lost-work sweep starts it once a node fits
+                    space_transition(space, S.APP_STARTING, error=decision.waiting, sleep_mode="", node=None)
+                elif not decision.here:
+                    elsewhere = not forwarded  # handed on once at most (NODE_NAME names the worker's node)
+                if decision.waiting or not decision.here or not space_transition(space, S.APP_STARTING):
+                    return
+                Space.objects.filter(pk=space.pk).update(**{f"node_{space.active_slot}": decision.node})
                 ok, message = start_container(space, space.running_revision, space.active_slot)
                 if ok:
                     space_transition(space, S.RUNNING, sleep_mode="", error="",
@@ -379,7 +387,10 @@ def space_wake_start(space_id: int) -> None:
                     space_transition(space, S.RUNTIME_ERROR, sleep_mode="", error=message)
                 space_publish_route(space_id=space.pk)
     finally:
-        logs.client().delete(_key("waking", space_id))
+        if elsewhere:  # to the chosen node's starts queue (spaces/nodes/routing.py), the mark kept
+            jobs.send("spaces.tasks.wake_start_space_task", space_id, kwargs={"forwarded": True}, priority=0)
+        else:
+            logs.client().delete(_key("waking", space_id))
 
 
 def _record_wake(space_id: int) -> None:

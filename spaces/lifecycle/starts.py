@@ -21,6 +21,7 @@ from spaces.lifecycle.node_routes import slot_port, slot_upstream
 from spaces.lifecycle.routes import container_name, other_slot, proxy_config, space_publish_route, switch_static_site
 from spaces.lifecycle.run_logs import exit_message, run_log_copy, run_log_follow
 from spaces.nodes import placement
+from spaces.nodes.selectors import local_node_name
 from spaces.nodes.tiers import Tier, held_tier
 from spaces.records import jobs
 from spaces.records.models import Revision, Sdk, Space
@@ -68,7 +69,7 @@ def run_env(space: Space, rev: Revision) -> dict[str, str]:
     return {**variables.space_env_variables(space), **runner_env}
 
 
-def revision_start(*, revision_id: int, restart: bool = False, move: bool = False) -> None:
+def revision_start(*, revision_id: int, restart: bool = False, move: bool = False, forwarded: bool = False) -> None:
     """Start a built revision (below), holding the space's start claim (spaces/lifecycle/reconcile.py):
     one start per space at a time, and a start whose worker died is sent again. Raises
     StartBusy while another start of the space runs (a duplicate delivery, say)."""
@@ -79,13 +80,17 @@ def revision_start(*, revision_id: int, restart: bool = False, move: bool = Fals
     with claims.start_claim(space_id) as claim:
         if claim is None:
             raise claims.StartBusy(f"another start of space {space_id} is running")
-        _revision_start(revision_id=revision_id, restart=restart, move=move)
+        elsewhere = _revision_start(revision_id=revision_id, restart=restart, move=move, forwarded=forwarded)
+    if elsewhere:  # placed on another node: its worker starts it (once this claim is released)
+        jobs.send("spaces.tasks.start_revision_task", revision_id,
+                  kwargs={"restart": restart, "move": move, "forwarded": True}, queue=elsewhere)
 
 
-def _placed(space: Space, rev: Revision, *, serving: bool, restart: bool, move: bool) -> placement.Decision | None:
-    """Place the space (spaces/nodes/placement.py). None when the start does not run here: it
-    waits for hardware (APP_STARTING, or its serving status, with the reason in `error`), or
-    it was handed on to the chosen node's starts queue."""
+def _placed(space: Space, rev: Revision, *, serving: bool, restart: bool, move: bool,
+            forwarded: bool) -> placement.Decision | None:
+    """Place the space (spaces/nodes/placement.py). None when it waits for hardware (APP_STARTING,
+    or its serving status, with the reason in `error`) or a start handed on reached the wrong node;
+    a decision that is not `here` names the node whose starts queue the start goes to."""
     if space.sdk == Sdk.STATIC:  # served by the proxy from the hub's disk: no node, no tier
         return placement.Decision(node=None, tier=held_tier(space))
     decision = placement.space_place(space.pk)
@@ -97,13 +102,15 @@ def _placed(space: Space, rev: Revision, *, serving: bool, restart: bool, move: 
             space_transition(space, S.APP_STARTING, error=decision.waiting, node=None)
         return None
     if not decision.here:
-        jobs.send("spaces.tasks.start_revision_task", rev.pk, kwargs={"restart": restart, "move": move},
-                  queue=decision.node.starts_queue)
-        return None
+        if forwarded:  # handed on once already: this worker is not the node it names (NODE_NAME)
+            log.error("the start of revision %s for node %s reached node %r; check NODE_NAME and the worker's "
+                      "queues (the lost-start sweep sends it again)", rev.pk, decision.node.name, local_node_name())
+            return None
     return decision
 
 
-def _revision_start(*, revision_id: int, restart: bool = False, move: bool = False) -> None:
+def _revision_start(*, revision_id: int, restart: bool = False, move: bool = False,
+                    forwarded: bool = False) -> str | None:
     """Start a built revision on the free slot, wait for health, then switch the route.
 
     The serving (or sleeping) revision, if any, stays until the new one answers; if the new
@@ -122,9 +129,11 @@ def _revision_start(*, revision_id: int, restart: bool = False, move: bool = Fal
         return  # duplicate delivery: already serving (or asleep on) this revision
     if rev.error and not restart:
         return  # duplicate delivery: it failed to start; only the owner's restart tries again
-    decision = _placed(space, rev, serving=serving, restart=restart, move=move)
+    decision = _placed(space, rev, serving=serving, restart=restart, move=move, forwarded=forwarded)
     if decision is None:
-        return
+        return None
+    if not decision.here:
+        return decision.node.starts_queue
     placed = {"error": ""} if placement.WAITING in space.error else {}  # it waited for hardware: no more
     if not space_transition(space, S.RUNNING_APP_STARTING if serving else S.APP_STARTING, **placed):
         log.info("space %s moved on (%s); not starting revision %s", space.pk, space.status, rev.pk)
@@ -137,6 +146,7 @@ def _revision_start(*, revision_id: int, restart: bool = False, move: bool = Fal
         return
     slot = other_slot(space.active_slot) if serving or asleep else space.active_slot
     # The slot's container runs on the node placed on (the proxy routes each slot to its node).
+    ran_on = {space.node_a_id, space.node_b_id} - {None, decision.node.pk if decision.node else None}
     Space.objects.filter(pk=space.pk).update(**{f"node_{slot}": decision.node})
     setattr(space, f"node_{slot}", decision.node)
     ok, message = start_container(space, rev, slot)
@@ -170,8 +180,8 @@ def _revision_start(*, revision_id: int, restart: bool = False, move: bool = Fal
             address, _, port = slot_upstream(space, old_slot, old_port).rpartition(":")
             redeploy.old_slot_drain(address=address, port=int(port), config=proxy_config(), what=retiring)
         get_backend().stop(container_name(space, old_slot), timeout=10)
-    if decision.moved_from is not None:  # the node it left stops what it still runs of it
-        jobs.send("spaces.tasks.node_release_task", space.pk, queue=decision.moved_from.queue)
+    for queue in placement.release_queues(ran_on):  # the nodes it left stop what they still run of it
+        jobs.send("spaces.tasks.node_release_task", space.pk, queue=queue)
     redeploy.draining_end(retiring)
 
 

@@ -42,16 +42,16 @@ ROUTES = "routes"
 
 @shared_task(name="spaces.tasks.start_revision_task", queue=STARTS, acks_late=True, autoretry_for=(BackendUnavailable,), retry_backoff=2,
              max_retries=5, **START_LIMITS)
-def start_revision_task(revision_id: int, restart: bool = False, move: bool = False) -> None:
+def start_revision_task(revision_id: int, restart: bool = False, move: bool = False, forwarded: bool = False) -> None:
     try:
-        revision_start(revision_id=revision_id, restart=restart, move=move)
+        revision_start(revision_id=revision_id, restart=restart, move=move, forwarded=forwarded)
     except claims.StartBusy:
         # Another start of the space runs (this is a duplicate, or it was sent again while the
         # first still ran): come back once it is done, when this one finds its work done or
         # starts what is still wanted. A fresh message, not a retry: it may wait out a long start.
         # Sent by name: to the queue of the node the space is placed on (spaces/nodes/routing.py).
-        jobs.send("spaces.tasks.start_revision_task", revision_id, kwargs={"restart": restart, "move": move},
-                  countdown=2)
+        jobs.send("spaces.tasks.start_revision_task", revision_id,
+                  kwargs={"restart": restart, "move": move, "forwarded": forwarded}, countdown=2)
 
 
 @shared_task(name="spaces.tasks.stop_space_task", queue="lifecycle", acks_late=True, autoretry_for=(BackendUnavailable,), retry_backoff=2,
@@ -137,8 +137,8 @@ def wake_space_task(space_id: int) -> None:
 
 @shared_task(name="spaces.tasks.wake_start_space_task", queue=STARTS, acks_late=True, autoretry_for=(BackendUnavailable,), retry_backoff=1,
              max_retries=5, ignore_result=True, **START_LIMITS)
-def wake_start_space_task(space_id: int) -> None:
-    sleep.space_wake_start(space_id)
+def wake_start_space_task(space_id: int, forwarded: bool = False) -> None:
+    sleep.space_wake_start(space_id, forwarded=forwarded)
 
 
 # A node's worker (spaces/nodes/heartbeat.py): what must happen on the engine of the node a

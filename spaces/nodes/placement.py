@@ -34,7 +34,6 @@ class Decision:
     node: Node | None          # None: the implicit local engine (no nodes), or waiting
     tier: Tier
     waiting: str = ""          # the reason, when no node fits
-    moved_from: Node | None = None   # the live node the space left (its containers are stopped there)
 
     @property
     def here(self) -> bool:
@@ -100,14 +99,19 @@ def space_place(space_id: int) -> Decision:
             Space.objects.filter(pk=space_id).update(tier=tier.name, placement="")
             return Decision(node=None, tier=tier)
         node, why = choose(space, tier, nodes, node_usage(exclude_space=space_id))
-        if node is None:
+        if node is None:  # the tier it waits for is the one it shows
+            Space.objects.filter(pk=space_id).update(tier=tier.name, placement=why[:300])
             return Decision(node=None, tier=tier, waiting=why)
-        previous = space.node if space.node_id and space.node_id != node.pk else None
-        moved_from = previous if previous is not None and previous.state in (NodeState.READY,
-                                                                             NodeState.DRAINING) else None
         reason = f"tier {tier.name} ({source}) on {node.name}"
         Space.objects.filter(pk=space_id).update(node=node, tier=tier.name, placement=reason[:300])
-        return Decision(node=node, tier=tier, moved_from=moved_from)
+        return Decision(node=node, tier=tier)
+
+
+def release_queues(node_ids: set[int]) -> list[str]:
+    """The queues of the live nodes among `node_ids` (the nodes a space's slots ran on before a
+    start on another node): each stops there what it still runs of the space."""
+    return list(Node.objects.filter(pk__in=node_ids, state__in=(NodeState.READY, NodeState.DRAINING))
+                .values_list("queue", flat=True))
 
 
 def can_place(space: Space) -> bool:
