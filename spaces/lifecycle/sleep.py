@@ -40,8 +40,7 @@ from spaces.access.proxy_gate import label_from_host
 from spaces.analytics.services import record_event
 from spaces.lifecycle import claims, logs
 from spaces.lifecycle.engine import get_backend
-from spaces.lifecycle.node_routes import slot_upstream
-from spaces.lifecycle.routes import container_name, space_app_port, space_publish_route
+from spaces.lifecycle.routes import container_name, slot_upstream, space_app_port, space_publish_route
 from spaces.lifecycle.starts import start_container
 from spaces.nodes import placement
 from spaces.nodes.selectors import here
