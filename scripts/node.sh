@@ -198,9 +198,10 @@ case $cmd in
     cd "$ROOT"
     echo $$ >"$STATE/worker.pid"
     log "worker on queue node.$NAME (hub settings from ${DEMOHUB_ENV_FILE:-.env})"
-    exec env DOCKER_HOST="unix://$SOCK" DEMOHUB_NODE="$NAME" NODE_ADDRESS="$NODE_ADDRESS" \
+    exec env DOCKER_HOST="unix://$SOCK" NODE_NAME="$NAME" NODE_ADDRESS="$NODE_ADDRESS" \
+      NODE_QUEUE="node.$NAME" NODE_STARTS_QUEUE="node.$NAME.starts" \
       RUNNER_REGISTRY="$REGISTRY" ISOLATION_STATE_FILE="$STATE/isolation.json" \
-      "${PYTHON:-.venv/bin/python}" -m celery -A hub worker -Q "node.$NAME" -c "${NODE_CONCURRENCY:-4}" \
+      "${PYTHON:-.venv/bin/python}" -m celery -A hub worker -Q "node.$NAME,node.$NAME.starts" -c "${NODE_CONCURRENCY:-4}" \
       -n "node-$NAME@%h" --loglevel INFO ;;
   down) down ;;
   check) load_link; check ;;
