@@ -11,7 +11,7 @@ BUILD_CA_BUNDLE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 export BUILD_CA_BUNDLE
 endif
 
-.PHONY: help up down clean-data test bootstrap bench backup restore
+.PHONY: help up down clean-data test bootstrap bench backup restore node
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -39,6 +39,10 @@ bootstrap: ## host tools, engine, base image and a .venv with the dev requiremen
 	bash scripts/base-image.sh
 	test -x .venv/bin/python || python3 -m venv .venv
 	.venv/bin/pip install -q -r requirements-dev.txt
+
+node: ## on a new machine: run it as a node of the hub HUB=<address> (NODE_NAME, NODE_ADDRESS: docs/scale.md)
+	@test -n "$(HUB)" || { echo "make node HUB=<the hub's address> NODE_NAME=<name> NODE_ADDRESS=<this machine's address>"; exit 2; }
+	HUB_ADDRESS="$(HUB)" REGISTRY="$${REGISTRY:-$(HUB):5000}" bash scripts/node.sh up
 
 bench: ## benchmarks
 	bash scripts/bench.sh

@@ -14,5 +14,16 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # store's subscriber, which gives up for good after a Redis restart: the web process could then
 # send no task until it was restarted (issue 9).
 app.conf.task_ignore_result = True
+
+
+@app.on_after_configure.connect
+def _nodes_beat(sender, **kwargs) -> None:
+    # The hub's check for lost nodes (spaces/nodes; hub/settings.py is at its size).
+    from spaces.nodes.conf import setting
+
+    sender.conf.beat_schedule.setdefault("nodes-check", {"task": "spaces.tasks.nodes_check_task",
+                                                         "schedule": setting("NODE_CHECK_INTERVAL")})
+
+
 # Tasks live in the rooms' tasks.py; spaces.apps.SpacesConfig.ready imports them in every process.
 app.autodiscover_tasks()

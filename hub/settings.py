@@ -419,6 +419,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 from hub.languages import *  # noqa: E402,F401,F403  LANGUAGE_CODE, LANGUAGES, TIME_ZONE, ... (README "Languages")
+from hub.node_host import *  # noqa: E402,F401,F403  RUNNER_REGISTRY, ... (docs/scale.md)
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))

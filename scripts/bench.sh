@@ -12,6 +12,8 @@
 #                                  (no stack: in-process, its own database demohub_bench)
 #   analytics_rollup.txt / .json   seconds to roll up one million proxy access-log lines (no
 #                                  stack: its own database demohub_bench_rollup_<pid>)
+#   nodes.txt / .json              a space on a second node (netns): upload -> live, proxy
+#                                  ratio to nginx at node-address:port, node loss -> answers again
 # --cold is never used here (it removes the gradio SDK image and costs a pip install): run
 # bench/upload_to_live.py --cold by hand for that figure.
 # Exit status: 0 when all ran (whatever the figures), else 1.
@@ -57,5 +59,6 @@ run private_throughput
 run wake_latency
 run visibility_latency
 run redeploy
+run nodes
 echo "== results in $out"
 exit "$status"

@@ -22,6 +22,8 @@ if [ "$group" = all ]; then
   # gettext: manage.py makemessages/compilemessages (the Korean catalog, README "Languages").
   # The fonts: Chromium's screenshots show Korean text and space emoji instead of boxes.
   wanted+=(gettext:msgfmt fonts-noto-cjk:pkg fonts-noto-color-emoji:pkg)
+  # The image registry between nodes (docs/scale.md): tests/e2e/nodes.py runs one per test run.
+  wanted+=(docker-registry:docker-registry)
 fi
 
 missing=()

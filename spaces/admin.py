@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.db.models import Count
 
 from spaces.access import services as access
 from spaces.access.models import Collaborator, ShareLink
@@ -6,6 +7,9 @@ from spaces.accounts import ratelimits
 from spaces.accounts.models import ApiToken
 from spaces.catalog import services
 from spaces.community.models import Comment
+from spaces.nodes import services as node_services
+from spaces.nodes.models import Node
+from spaces.nodes.selectors import node_usage
 from spaces.records.models import Revision, Space
 
 
@@ -18,12 +22,12 @@ SPACE_SERVICE_FIELDS = {"visibility", "title", "short_description", "tags", "sle
 
 @admin.register(Space)
 class SpaceAdmin(admin.ModelAdmin):
-    list_display = ("label", "owner", "name", "sdk", "visibility", "status", "updated_at")
-    list_filter = ("sdk", "visibility", "status")
+    list_display = ("label", "owner", "name", "sdk", "visibility", "status", "tier", "node", "updated_at")
+    list_filter = ("sdk", "visibility", "status", "node")
     search_fields = ("name", "owner__username", "label")
     # status moves only through the state machine, label names the route and containers, and
     # access_epoch is the proxy's cache key: the hub's to write.
-    readonly_fields = ("status", "label", "access_epoch")
+    readonly_fields = ("status", "label", "access_epoch", "tier", "node", "node_a", "node_b", "placement")
 
     def has_add_permission(self, request):
         return False   # a space is created by the hub (its label, route and slots)
@@ -89,6 +93,59 @@ class RevisionAdmin(admin.ModelAdmin):
 
 
 admin.site.register([ApiToken, Comment])
+
+
+# ----------------------------------------------------------------------------- nodes (issue 12)
+@admin.register(Node)
+class NodeAdmin(admin.ModelAdmin):
+    """The nodes with capacity, load and spaces; cordon, uncordon, drain and remove go through
+    spaces/nodes/services.py, as the operator API's do. Rows are made by the nodes' workers."""
+
+    list_display = ("name", "address", "state", "cordoned", "cpus_load", "memory_load", "gpu_count", "space_count",
+                    "heartbeat_at", "epoch")
+    list_filter = ("state", "cordoned")
+    actions = ("cordon", "uncordon", "drain", "remove")
+    readonly_fields = [f.name for f in Node._meta.fields]
+
+    def has_add_permission(self, request):
+        return False   # a node registers itself (its worker): `make node`
+
+    def get_queryset(self, request):
+        self._usage = node_usage()
+        return super().get_queryset(request).annotate(placed=Count("spaces"))
+
+    @admin.display(description="CPUs used / allocatable")
+    def cpus_load(self, obj):
+        return f"{self._usage.get(obj.pk, {}).get('cpus', 0):g} / {obj.cpus:g}"
+
+    @admin.display(description="memory used / allocatable (GiB)")
+    def memory_load(self, obj):
+        used = self._usage.get(obj.pk, {}).get("memory_bytes", 0)
+        return f"{used / 2**30:.1f} / {obj.memory_bytes / 2**30:.1f}"
+
+    @admin.display(description="spaces", ordering="placed")
+    def space_count(self, obj):
+        return obj.placed
+
+    @admin.action(description="Cordon: take no new space")
+    def cordon(self, request, queryset):
+        for node in queryset:
+            node_services.node_cordon(node)
+
+    @admin.action(description="Uncordon")
+    def uncordon(self, request, queryset):
+        for node in queryset:
+            node_services.node_cordon(node, cordoned=False)
+
+    @admin.action(description="Drain: move its spaces to other nodes without downtime")
+    def drain(self, request, queryset):
+        moved = sum(len(node_services.node_drain(node)) for node in queryset)
+        self.message_user(request, f"{moved} spaces are moving.")
+
+    @admin.action(description="Remove: its spaces start elsewhere, its containers go")
+    def remove(self, request, queryset):
+        moved = sum(len(node_services.node_remove(node)) for node in queryset)
+        self.message_user(request, f"{moved} spaces are starting elsewhere.")
 
 
 # The admin's login page checks passwords too: it counts against the same login rate limits as

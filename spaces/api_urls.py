@@ -11,6 +11,7 @@ from spaces.catalog import api_history as history_api
 from spaces.community import api as community_api
 from spaces.lifecycle import api_variables as variables_api
 from spaces.lifecycle import streams
+from spaces.nodes import api as nodes_api
 from spaces.previews import api as previews_api
 from spaces.repos import api_files as files_api
 from spaces.webhooks import api as webhook_api
@@ -23,6 +24,10 @@ urlpatterns = [
     path("tokens", accounts_api.TokenListApi.as_view()),
     path("tokens/<int:token_id>", accounts_api.TokenDetailApi.as_view()),
     path("me", accounts_api.MeApi.as_view()),
+    path("hardware", nodes_api.HardwareApi.as_view()),
+    path("nodes", nodes_api.NodeListApi.as_view()),
+    path("nodes/<str:name>", nodes_api.NodeDetailApi.as_view()),
+    path("nodes/<str:name>/<str:action>", nodes_api.NodeActionApi.as_view()),
     path("spaces", catalog_api.SpaceListCreateApi.as_view()),
     path(S, catalog_api.SpaceDetailApi.as_view()),
     path(f"{S}/revisions", catalog_api.RevisionListCreateApi.as_view()),

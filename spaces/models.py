@@ -10,9 +10,11 @@ from spaces.analytics.models import (AnalyticsCursor, AnalyticsEvent, AnalyticsH
                                      AnalyticsVisitor)
 from spaces.community.models import Comment, Like
 from spaces.lifecycle.models import SpaceVariable
+from spaces.nodes.models import Node
 from spaces.records.models import HostLabel, Preview, Revision, Sdk, Space, Visibility
 from spaces.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = ["AnalyticsCursor", "AnalyticsEvent", "AnalyticsHour", "AnalyticsMinute", "AnalyticsSalt", "AnalyticsVisitor",
-           "ApiToken", "Collaborator", "Comment", "HostLabel", "Like", "Preview", "Revision", "Sdk", "ShareLink", "Space",
+           "ApiToken", "Collaborator", "Comment", "HostLabel", "Like", "Node", "Preview", "Revision", "Sdk", "ShareLink",
+           "Space",
            "SpaceVariable", "Visibility", "Webhook", "WebhookDelivery"]

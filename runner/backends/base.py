@@ -44,6 +44,10 @@ class RunSpec:
     cpus: float = 1.0
     pids: int = 512
     tmpfs_size: str = "512m"
+    # The port published on the node's address when the container runs on a node of several
+    # (runner/backends/docker.py publish_address); ignored by the hub's own engine.
+    publish_port: int | None = None
+    gpus: int = 0  # NVIDIA GPUs from the hardware tier: the engine's device request (docker_run.py)
 
 
 @dataclass(frozen=True)

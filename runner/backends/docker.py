@@ -6,12 +6,10 @@ a stale container of the same name; stop() and remove treat "not found" as done.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import queue
 import re
-import socket
 import tempfile
 import threading
 import time
@@ -24,10 +22,14 @@ import requests
 import requests.exceptions
 import urllib3.exceptions
 
-from .. import dockerfile_policy, egress
+from .. import dockerfile_policy, egress, registry
 from .. import sdk as sdk_files
 from ..exceptions import BackendUnavailable, BuildCancelled, BuildError, NotIsolated
+from . import docker_run
 from .base import Backend, BuildSpec, ContainerState, ImageInfo, LogSink, RunSpec, parse_bytes
+from .docker_util import bridge_name, epoch_or_none, hang_up, parse_ts, read_into
+
+__all__ = ["DockerBackend", "bridge_name"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,11 @@ class DockerBackend(Backend):
                  ca_bundle: str = "", pull_missing_base: bool = False, build_memory: str = "4g",
                  build_cpus: float = 1.0, build_cpu_shares: int = 512, build_cgroup_parent: str = "",
                  isolation_file: str = "", allow_unisolated: bool = False,
-                 build_timeout: int = 1200, timeout: int = 60, allowed_images: tuple[str, ...] = ()):
+                 build_timeout: int = 1200, timeout: int = 60, allowed_images: tuple[str, ...] = (),
+                 registry: str = "", publish_address: str = ""):
+        # A node of several (docs/scale.md): images come from and go to `registry` (this engine's
+        # view of it), containers publish their port on `publish_address` (the node's address).
+        self.registry, self.publish_address = registry, publish_address
         self.instance = instance
         self.network = network
         self.subnet = subnet
@@ -139,11 +145,8 @@ class DockerBackend(Backend):
 
     # -- images ---------------------------------------------------------------------------
     def _image_exists(self, name: str) -> bool:
-        try:
-            self._call(self.client.images.get, name)
-            return True
-        except docker.errors.ImageNotFound:
-            return False
+        """On this engine, or pulled now from the registry (a node's base and SDK images)."""
+        return self._call(registry.ensure_local, self.client, self.registry, name)
 
     def _inspect_allowed_image(self, ref: str) -> dict | None:
         """The engine's attributes of an image the policy allows by name, or None if absent.
@@ -151,6 +154,7 @@ class DockerBackend(Backend):
         With RUNNER_PULL_MISSING_BASE, an allowed reference that is absent is pulled here, by
         the API (never by the builder); the policy then verifies what arrived.
         """
+        self._image_exists(ref)  # from the registry, on a node that lacks it
         for attempt in (1, 2):
             try:
                 return self._call(self.client.api.inspect_image, ref)
@@ -207,7 +211,7 @@ class DockerBackend(Backend):
             finally:
                 api.hooks["response"].remove(keep_build_response)
                 api.params = session_params
-            reader = threading.Thread(target=_read_into, args=(stream, output), name="build-output", daemon=True)
+            reader = threading.Thread(target=read_into, args=(stream, output), name="build-output", daemon=True)
             reader.start()
             checked = time.monotonic()
             while True:
@@ -244,7 +248,7 @@ class DockerBackend(Backend):
             raise BuildError(exc.explanation or str(exc)) from exc
         finally:
             if reader is not None and reader.is_alive():
-                _hang_up(responses)
+                hang_up(responses)
                 reader.join(timeout=10)
         if not image_id:
             raise BuildError("the build finished without producing an image")
@@ -276,9 +280,11 @@ class DockerBackend(Backend):
                                                 version=spec.sdk_version, app_file=spec.app_file,
                                                 app_port=spec.app_port, ca_bundle=self._ca_bytes())
             log(f"--> building {spec.image}\n")
-            return self._stream_build(log=log, should_continue=should_continue, fileobj=ctx.fileobj,
-                                      custom_context=True, tag=spec.image, labels=labels,
-                                      nocache=spec.no_cache)
+            image_id = self._stream_build(log=log, should_continue=should_continue, fileobj=ctx.fileobj,
+                                          custom_context=True, tag=spec.image, labels=labels,
+                                          nocache=spec.no_cache)
+            self._publish(spec.image, sdk_files.sdk_image_name(spec.sdk, spec.sdk_version), self.base_image)
+            return image_id
         if spec.sdk == "docker":
             dockerfile = spec.snapshot / "Dockerfile"
             if not dockerfile.is_file():
@@ -292,11 +298,24 @@ class DockerBackend(Backend):
                 # Outside the context: docker-py adds it to the context under a name of its own.
                 pinned = Path(tmp) / "Dockerfile"
                 pinned.write_text(checked.text, encoding="utf-8")
-                return self._stream_build(log=log, should_continue=should_continue,
-                                          path=str(spec.snapshot), dockerfile=str(pinned),
-                                          tag=spec.image, labels=labels, nocache=spec.no_cache,
-                                          pull=False)
+                image_id = self._stream_build(log=log, should_continue=should_continue,
+                                              path=str(spec.snapshot), dockerfile=str(pinned),
+                                              tag=spec.image, labels=labels, nocache=spec.no_cache,
+                                              pull=False)
+            self._publish(spec.image, self.base_image)
+            return image_id
         raise BuildError(f"sdk {spec.sdk!r} is not built into an image")
+
+    def _publish(self, image: str, *under: str) -> None:
+        """Push what a build made to the registry, then the SDK and base images under it (when
+        this engine has them), so a fresh node needs neither internet nor debootstrap. Each
+        push skips the layers the registry has; a failure to push those is only logged."""
+        self._call(registry.push, self.client, self.registry, image)
+        for name in under if self.registry else ():
+            try:
+                self._call(registry.push, self.client, self.registry, name)
+            except BackendUnavailable as exc:
+                log.warning("not pushed to the registry: %s", exc)
 
     def remove_image(self, image: str) -> bool:
         # noprune: the untagged parent layers may be shared with other spaces' images, and a
@@ -312,7 +331,7 @@ class DockerBackend(Backend):
     def list_images(self) -> list[ImageInfo]:
         found = self._call(self.client.images.list, filters={"label": f"demohub.instance={self.instance}"})
         return [ImageInfo(id=image.id, tags=tuple(image.tags), labels=dict(image.labels or {}),
-                          parent=image.attrs.get("Parent") or "", created_at=_parse_ts(image.attrs.get("Created", "")))
+                          parent=image.attrs.get("Parent") or "", created_at=parse_ts(image.attrs.get("Created", "")))
                 for image in found]
 
     def prune_layers(self, image_ids: list[str]) -> list[str]:
@@ -344,27 +363,15 @@ class DockerBackend(Backend):
         self.ensure_ready()
         self.stop(spec.name, timeout=2)
         api = self.client.api
-        host_config = api.create_host_config(
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            mem_limit=parse_bytes(spec.memory),
-            memswap_limit=parse_bytes(spec.memory),
-            nano_cpus=int(spec.cpus * 1e9),
-            pids_limit=spec.pids,
-            read_only=spec.read_only_root,
-            tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmpfs_size},mode=1777"},
-            log_config=docker.types.LogConfig(type="json-file", config={"max-size": "10m", "max-file": "3"}),
-            restart_policy={"Name": "no"},
-            network_mode=self.network,
-            init=True,
-        )
+        host_config = api.create_host_config(**docker_run.host_config_args(spec, self.network, self.publish_address))
         networking = api.create_networking_config(
             {self.network: api.create_endpoint_config(ipv4_address=spec.address)})
         try:
+            self._call(registry.ensure_local, self.client, self.registry, spec.image)  # built elsewhere
             created = self._call(api.create_container, spec.image, name=spec.name, user="1000:1000",
                                  environment=spec.env, labels=self._labels(spec.labels),
                                  host_config=host_config, networking_config=networking,
-                                 detach=True)
+                                 detach=True, ports=[spec.port] if self.publish_address else None)
             self._call(api.start, created["Id"])
         except docker.errors.ImageNotFound as exc:
             raise BuildError(f"image {spec.image} is gone; rebuild the space") from exc
@@ -448,8 +455,8 @@ class DockerBackend(Backend):
             labels=container.labels or {},
             error=st.get("Error") or "",
             id=container.id or "",
-            created_at=_parse_ts(container.attrs.get("Created") or ""),
-            finished_at=_epoch_or_none(_parse_ts(st.get("FinishedAt") or "")),  # year 1: never stopped
+            created_at=parse_ts(container.attrs.get("Created") or ""),
+            finished_at=epoch_or_none(parse_ts(st.get("FinishedAt") or "")),  # year 1: never stopped
         )
 
     def state(self, name: str) -> ContainerState | None:
@@ -478,7 +485,7 @@ class DockerBackend(Backend):
         out = []
         for line in raw.splitlines(keepends=True):
             stamp, _, text = line.partition(" ")
-            ts = _parse_ts(stamp)
+            ts = parse_ts(stamp)
             # `since` is inclusive at one-second granularity: drop lines already copied.
             if since and ts is not None and ts <= since:
                 continue
@@ -545,47 +552,3 @@ class DockerBackend(Backend):
     # -- used by tests and reconciliation -------------------------------------------------
     def inspect_json(self, name: str) -> dict:
         return json.loads(json.dumps(self._call(self.client.api.inspect_container, name)))
-
-
-def bridge_name(network: str) -> str:
-    """The Linux bridge of a project network: "dhnet" and a hash of its name (15 characters at
-    most, the kernel's limit); scripts/isolate.sh filters every "dhnet+" interface."""
-    return "dhnet" + hashlib.sha1(network.encode()).hexdigest()[:10]
-
-
-def _read_into(stream, output: queue.SimpleQueue) -> None:
-    """Move a build's output chunks into `output`, then ("end", None) or ("error", exception)."""
-    try:
-        for chunk in stream:
-            output.put(("chunk", chunk))
-        output.put(("end", None))
-    except Exception as exc:  # noqa: BLE001 - handed to the thread that drives the build
-        output.put(("error", exc))
-
-
-def _hang_up(responses: list) -> None:
-    """Close a build's connection under its reader: shutdown() wakes a blocked read at once,
-    and the engine, seeing its client gone, cancels the build."""
-    for response in responses:
-        try:
-            sock = response.raw.connection.sock
-            sock.shutdown(socket.SHUT_RDWR)
-        except (AttributeError, OSError):
-            pass
-        response.close()
-
-
-def _epoch_or_none(ts: float | None) -> float | None:
-    return ts if ts is not None and ts > 0 else None
-
-
-def _parse_ts(stamp: str) -> float | None:
-    """Docker's RFC 3339 timestamps with nanoseconds -> epoch seconds."""
-    from datetime import datetime, timezone
-
-    try:
-        head, _, frac = stamp.rstrip("Z").partition(".")
-        base = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
-        return base + float("0." + (frac or "0")[:6])
-    except ValueError:
-        return None

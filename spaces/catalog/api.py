@@ -28,6 +28,8 @@ from spaces.community import services as comments
 from spaces.lifecycle.deletion import space_delete
 from spaces.lifecycle.services import space_pause, space_restart
 from spaces.lifecycle.space_errors import space_error_for
+from spaces.nodes.services import space_set_hardware
+from spaces.nodes.tiers import default_tier
 from spaces.records.models import Revision, Sdk, Space, Visibility
 from spaces.records.search import DeferredJoinList
 from spaces.web.fields import TagsField
@@ -49,13 +51,20 @@ class SpaceOut(serializers.ModelSerializer):
     # The error may quote logs: in full for editors and the owner only. The view passes the
     # caller's role in the context ("role", or "roles" by pk for a list); without it, generic.
     error = serializers.SerializerMethodField()
+    # Hardware tiers (spaces/nodes): the owner's choice ("" = the README's suggestion or the
+    # default) and the tier the space runs with (the one it was last placed with).
+    hardware = serializers.CharField(read_only=True)
+    tier = serializers.SerializerMethodField()
 
     class Meta:
         model = Space
         fields = ["owner", "name", "sdk", "visibility", "status", "url", "title", "emoji",
                   "short_description", "tags", "revision", "running_revision", "error", "likes",
-                  "comments", "liked", "sleep_after", "sleep_mode", "last_active_at", "created_at", "updated_at",
-                  "allow_force_push"]
+                  "comments", "liked", "sleep_after", "sleep_mode", "last_active_at", "hardware", "tier",
+                  "created_at", "updated_at", "allow_force_push"]
+
+    def get_tier(self, obj) -> str:
+        return obj.tier or obj.hardware or default_tier().name
 
     def get_revision(self, obj) -> int | None:
         return obj.latest_revision.number if obj.latest_revision_id else None
@@ -118,6 +127,7 @@ class SpaceDetailApi(BaseApi):
         sleep_after = serializers.IntegerField(required=False, min_value=-1)
         allow_force_push = serializers.BooleanField(
             required=False, help_text="owner only: editors may force-push main (each one is recorded)")
+        hardware = serializers.CharField(required=False, allow_blank=True, max_length=63)
 
     def get(self, request, owner, name):
         space, role = get_space(request, owner, name)
@@ -130,9 +140,14 @@ class SpaceDetailApi(BaseApi):
         unknown = set(request.data) - set(self.PatchSerializer().fields)
         if unknown:
             raise serializers.ValidationError({k: "This field cannot be changed here." for k in sorted(unknown)})
-        needs = Action.ADMIN if {"visibility", "allow_force_push"} & set(data.validated_data) else Action.EDIT
+        fields = dict(data.validated_data)
+        # The tier is the owner's choice, like visibility (what the owner's quota pays for).
+        needs = Action.ADMIN if {"visibility", "hardware", "allow_force_push"} & set(fields) else Action.EDIT
         space, role = get_space(request, owner, name, needs)
-        space = space_update(space=space, **data.validated_data)
+        if "hardware" in fields:
+            space = space_set_hardware(space=space, hardware=fields.pop("hardware"))
+        if fields:
+            space = space_update(space=space, **fields)
         return Response(SpaceOut(space, context={"role": role}).data)
 
     def delete(self, request, owner, name):

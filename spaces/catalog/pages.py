@@ -26,6 +26,8 @@ from spaces.lifecycle import readiness
 from spaces.lifecycle.deletion import space_delete
 from spaces.lifecycle.services import space_pause, space_restart
 from spaces.lifecycle.space_errors import space_error_for
+from spaces.nodes.services import space_set_hardware
+from spaces.nodes.tiers import default_tier, tiers
 from spaces.records.errors import ServiceError
 from spaces.records.models import Preview, Sdk, Visibility
 from spaces.records.status import SERVING
@@ -148,6 +150,7 @@ def space_settings(request, owner, name):
                                                     "revisions": revisions, "can_edit": True,
                                                     "can_admin": role >= Role.OWNER, "can_logs": True,
                                                     "secrets_missing": secrets_without_value(space),
+                                                    "tiers": tiers().values(), "tier_default": default_tier().name,
                                                     **views_variables.settings_context(space)},
                   status=status)
 
@@ -155,7 +158,7 @@ def space_settings(request, owner, name):
 @require_POST
 def space_action(request, owner, name, action):
     needs = {"restart": Action.EDIT, "factory": Action.EDIT, "pause": Action.ADMIN, "delete": Action.ADMIN,
-             "visibility": Action.ADMIN}
+             "visibility": Action.ADMIN, "hardware": Action.ADMIN}
     if action not in needs:
         raise Http404
     space, _ = space_for_page(request, owner, name, needs[action])
@@ -169,6 +172,9 @@ def space_action(request, owner, name, action):
             space_pause(space=space)
         elif action == "visibility":
             space_update(space=space, visibility=request.POST.get("visibility", ""))
+        elif action == "hardware":
+            space_set_hardware(space=space, hardware=request.POST.get("hardware", ""))
+            messages.success(request, gettext("Hardware saved: it applies at the next start (restart to apply it now)."))
         elif action == "delete":
             space_delete(space=space)
             messages.success(request, gettext("%(space)s is being deleted.") % {"space": space.full_name})

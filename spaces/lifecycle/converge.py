@@ -26,6 +26,7 @@ from spaces.lifecycle.routes import (
     switch_preview_site,
     switch_static_site,
 )
+from spaces.nodes.selectors import here, nodes_exist
 from spaces.records import jobs
 from spaces.records.models import Preview, Revision, Sdk, Space
 from spaces.records.status import SERVING, SpaceStatus
@@ -75,30 +76,44 @@ def reconcile() -> None:
     jobs.send("spaces.tasks.build_leases_sweep_task")
     reconciliation.sweep()  # starts and purges a restart lost, run logs Redis lost
 
+    containers_converge(spaces)
+
+
+def containers_converge(spaces: list[Space] | None = None) -> None:
+    """The engine's half of reconcile, for this process's engine (a node's worker runs it for
+    its own, spaces/nodes): containers of no live slot here are orphans and go."""
     try:
         backend = get_backend()
         containers = backend.list_containers()
     except BackendUnavailable:
         log.warning("reconcile: the engine does not answer; routes were synced, containers were not")
         return
+    here_ids = set(Space.objects.filter(here()).values_list("pk", flat=True)) if nodes_exist() else None
     wanted = set()
     # Rows read after the listing (issue 9): a space whose start began after the read at the
-    # top (BUILDING then, APP_STARTING now) has a container that is no orphan.
-    for s in Space.objects.exclude(status=S.DELETING).only("label", "status", "active_slot"):
+    # top (BUILDING then, APP_STARTING now) has a container that is no orphan. Only the spaces
+    # placed on this engine count, but a starting space's slots count everywhere: while it
+    # moves to another node, its old container serves here until the route switched.
+    for s in Space.objects.exclude(status=S.DELETING).only("label", "status", "active_slot", "node"):
+        local = here_ids is None or s.pk in here_ids
         # A sleeping space's container (if the engine keeps it frozen) is its running revision.
-        if s.status in SERVING or s.status == S.SLEEPING:
+        if local and (s.status in SERVING or s.status == S.SLEEPING):
             wanted.add(container_name(s, s.active_slot))
         if s.status in (S.APP_STARTING, S.RUNNING_APP_STARTING):
             wanted.update({container_name(s, "a"), container_name(s, "b")})
     # A branch preview's container (one slot) is wanted while its row is there.
-    wanted.update(preview_container_name(p) for p in previews)
+    wanted.update(preview_container_name(p) for p in Preview.objects.exclude(space__status=S.DELETING)
+                  .select_related("space"))
     for c in containers:
         # A draining container is the old one of a switch, still finishing its requests.
         if c.labels.get("demohub.slot") and c.name not in wanted and not redeploy.is_draining(c.name):
             log.info("reconcile: removing orphan container %s", c.name)
             backend.stop(c.name, timeout=5)
     # After an engine restart: frozen spaces whose container is gone sleep stopped.
-    reconciliation.frozen_containers_lost(spaces, {c.name: c for c in containers})
+    if spaces is None:
+        spaces = list(Space.objects.filter(here()).select_related("owner").exclude(status=S.DELETING))
+    reconciliation.frozen_containers_lost([s for s in spaces if here_ids is None or s.pk in here_ids],
+                                          {c.name: c for c in containers})
 
 
 def previews_converge(config: proxy.ProxyConfig) -> list[Preview]:

@@ -10,6 +10,7 @@ from runner import proxy
 from spaces.lifecycle import housekeeping, logs, run_logs
 from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.routes import proxy_config
+from spaces.nodes.selectors import LIVE
 from spaces.records import jobs
 from spaces.records.models import Preview, Revision, Space
 from spaces.records.services import space_transition
@@ -25,11 +26,16 @@ def space_delete(*, space: Space) -> None:
 
 def space_purge(*, space_id: int) -> None:
     """Remove everything of a DELETING space: containers, images, route, site link, files, rows."""
-    space = Space.objects.select_related("owner").filter(pk=space_id, status=S.DELETING).first()
+    space = (Space.objects.select_related("owner", "node", "node_a", "node_b")
+             .filter(pk=space_id, status=S.DELETING).first())
     if space is None:
         return
     # Its images' own layers go too, now or by the next housekeeping if a build is running.
     housekeeping.layers_remember(get_backend().remove_space(space.full_name))
+    # On the other nodes it ran on (spaces/nodes), their workers remove its containers and images.
+    for queue in {n.queue for n in (space.node, space.node_a, space.node_b)
+                  if n is not None and n.state in LIVE and n.queue != "lifecycle"}:
+        jobs.send("spaces.tasks.node_remove_space_task", space.full_name, queue=queue)
     proxy.remove_route(space.label, proxy_config())
     (settings.SITES_DIR / space.label).unlink(missing_ok=True)
     # Its branch previews' routes and links (their containers and images went above).

@@ -25,5 +25,6 @@ def get_backend() -> Backend:
                    build_cpu_shares=settings.BUILD_CPU_SHARES, build_cgroup_parent=settings.BUILD_CGROUP_PARENT,
                    isolation_file=settings.ISOLATION_STATE_FILE, allow_unisolated=settings.ALLOW_UNISOLATED,
                    build_timeout=settings.BUILD_TIMEOUT, timeout=settings.DOCKER_TIMEOUT,
-                   allowed_images=tuple(settings.BUILD_ALLOWED_IMAGES))
+                   allowed_images=tuple(settings.BUILD_ALLOWED_IMAGES),
+                   registry=settings.RUNNER_REGISTRY, publish_address=settings.RUNNER_PUBLISH_ADDRESS)
     return cls()

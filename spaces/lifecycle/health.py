@@ -52,7 +52,8 @@ from spaces.lifecycle import logs, readiness
 from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.routes import container_name
 from spaces.lifecycle.run_logs import exit_reason, run_log_copy, run_log_tail
-from spaces.lifecycle.starts import start_container
+from spaces.lifecycle.starts import space_memory, start_container
+from spaces.nodes.selectors import here, local_node_name
 from spaces.records import jobs
 from spaces.records.models import Revision, Sdk, Space
 from spaces.records.services import space_transition
@@ -96,8 +97,8 @@ def _window() -> str:
 
 
 def _memory(space: Space) -> str:
-    # The limit _run_spec gave the container.
-    return space.memory_limit or settings.SPACE_MEMORY_LIMIT
+    # The limit _run_spec gave the container (its tier's, or the row's own).
+    return space_memory(space)
 
 
 def _note(space_id: int, text: str) -> None:
@@ -125,7 +126,9 @@ def crashes_check() -> None:
     """The beat's round: notice crashed apps, then send the restarts that are due."""
     client = logs.client()
     # One round at a time: two rounds seeing the same crash would count it twice.
-    round_lock = client.lock(f"demohub:{settings.DEMOHUB_INSTANCE}:crash-check", timeout=60, blocking=False)
+    # Per engine: each node's worker checks its own containers (spaces/nodes).
+    round_lock = client.lock(f"demohub:{settings.DEMOHUB_INSTANCE}:crash-check:{local_node_name()}", timeout=60,
+                             blocking=False)
     if not round_lock.acquire():
         return
     try:
@@ -140,7 +143,7 @@ def crashes_check() -> None:
         # restarts_send_due restarts it.
         # A space being put to sleep (sleep_mode set, status not yet SLEEPING) lost its
         # container to the hub, not to a crash.
-        watched = (Space.objects.filter(status__in=WATCHED, running_revision__isnull=False, sleep_mode="")
+        watched = (Space.objects.filter(here(), status__in=WATCHED, running_revision__isnull=False, sleep_mode="")
                    .exclude(sdk=Sdk.STATIC).exclude(error__startswith=RESTARTING)
                    .select_related("owner", "running_revision"))
         for space in watched:
@@ -217,7 +220,7 @@ def restarts_send_due() -> list[int]:
     """Send the restart task of every space whose crash restart is due; returns their ids."""
     client = logs.client()
     now = _now()
-    pending = (Space.objects.filter(status__in=(S.APP_STARTING, S.RUNNING_BUILDING), error__startswith=RESTARTING,
+    pending = (Space.objects.filter(here(), status__in=(S.APP_STARTING, S.RUNNING_BUILDING), error__startswith=RESTARTING,
                                     running_revision__isnull=False)
                .values_list("pk", "running_revision_id", "active_slot"))
     sent = []

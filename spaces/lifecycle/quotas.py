@@ -10,6 +10,9 @@ spends the owner's quota, since the owner's spaces are what it fills.
 * running spaces      QUOTA_RUNNING_SPACES_PER_USER   checked by an upload or a restart of a
                                                       space that is not running yet
 * builds queued       QUOTA_QUEUED_BUILDS_PER_USER    queued or building revisions, at upload
+* GPU spaces          QUOTA_GPU_SPACES_PER_USER       the same checks, for a GPU tier the owner chose
+                                                      (spaces/nodes; a README's suggestion past it
+                                                      falls back to the default tier instead)
 * storage             QUOTA_STORAGE_PER_USER          bytes of the owner's snapshots (the
                                                       uploaded repos, uncompressed), at upload
 
@@ -21,6 +24,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models import Sum
 
+from spaces.nodes.conf import setting as node_setting
+from spaces.nodes.tiers import gpu_quota_allows, space_tier
 from spaces.records.errors import ServiceError
 from spaces.records.models import Revision, Space
 from spaces.records.status import SERVING, SpaceStatus
@@ -61,13 +66,25 @@ def check_build_queue(space: Space) -> None:
 def check_running(space: Space) -> None:
     """Before a change that would make a space run that does not run now."""
     limit = settings.QUOTA_RUNNING_SPACES_PER_USER
-    if not limit or space.status in RUNNING_STATUSES or space.status == S.SLEEPING:
+    if space.status in RUNNING_STATUSES or space.status == S.SLEEPING:
         return  # runs already, or sleeps: a visitor's wake is not the owner's doing (SPACE_MAX_RUNNING caps it)
+    check_gpu(space)
+    if not limit:
+        return
     running = (Space.objects.filter(owner_id=space.owner_id, status__in=RUNNING_STATUSES)
                .exclude(pk=space.pk).count())
     if running >= limit:
         raise _refuse(f"{space.owner.username} already has {limit} spaces running, the most one user "
                       "may have; pause or delete one first.", "quota_running_spaces")
+
+
+def check_gpu(space: Space) -> None:
+    """A tier with GPUs the owner chose, past QUOTA_GPU_SPACES_PER_USER (spaces/nodes). A README's
+    suggestion past it is not refused: the space runs with the default tier instead."""
+    tier, source = space_tier(space)
+    if tier.gpus and source == "owner" and not gpu_quota_allows(space):
+        raise _refuse(f"{space.owner.username} already runs as many GPU spaces as one user may "
+                      f"({node_setting('QUOTA_GPU_SPACES_PER_USER')}); stop one first.", "quota_gpu_spaces")
 
 
 def storage_used(owner_id: int) -> int:

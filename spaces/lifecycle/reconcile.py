@@ -56,6 +56,8 @@ from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.health import RESTARTING
 from spaces.lifecycle.routes import container_name, space_publish_route
 from spaces.lifecycle.run_logs import run_log_state_key
+from spaces.nodes import placement
+from spaces.nodes.selectors import here
 from spaces.records import jobs
 from spaces.records.models import Revision, Sdk, Space
 from spaces.records.services import space_transition
@@ -77,7 +79,8 @@ def _key(*parts) -> str:
 def sweep() -> dict[str, list[int]]:
     """Find work a restart lost and do it again (see the module docstring). Returns what it did."""
     done = {"starts_resent": lost_starts_resend(), "starts_sent": owed_starts_send(),
-            "purges_resent": purges_resend(), "run_logs_refollowed": run_logs_refollow()}
+            "purges_resent": purges_resend(), "run_logs_refollowed": run_logs_refollow(),
+            "waiting_started": waiting_starts_retry()}
     if any(done.values()):
         log.info("reconcile: %s", done)
     return done
@@ -104,7 +107,9 @@ def lost_starts_resend() -> list[int]:
     """Send again the start of every starting space whose start has held no claim for a lease."""
     client = logs.client()
     now = time.time()
+    # A space waiting for hardware has no start to lose: waiting_starts_retry sends it.
     starting = (Space.objects.filter(status__in=STARTING).exclude(error__startswith=RESTARTING)
+                .exclude(error__contains=placement.WAITING)
                 .select_related("owner", "latest_revision", "running_revision"))
     recovered = []
     for space in starting:
@@ -118,6 +123,26 @@ def lost_starts_resend() -> list[int]:
         if _start_recover(space):
             recovered.append(space.pk)
     return recovered
+
+
+def waiting_starts_retry() -> list[int]:
+    """Start every space waiting for hardware (spaces/nodes/placement.py) that a node can take
+    now (one registered, was uncordoned, or a space stopped): once per few seconds each."""
+    client = logs.client()
+    sent = []
+    waiting = (Space.objects.filter(error__contains=placement.WAITING).exclude(status__in=(S.DELETING, S.PAUSED))
+               .select_related("owner", "latest_revision", "running_revision", "node"))
+    for space in waiting:
+        if claims.start_in_progress(space.pk) or not placement.can_place(space):
+            continue
+        target, restart = _start_target(space)
+        if target is None or not client.set(_key("waiting-sent", space.pk), 1, nx=True,
+                                            ex=max(int(settings.START_CHECK_INTERVAL) * 2, 2)):
+            continue
+        move = space.node is not None and not space.node.schedulable  # a drain that waited
+        jobs.send("spaces.tasks.start_revision_task", target.pk, kwargs={"restart": restart, "move": move})
+        sent.append(space.pk)
+    return sent
 
 
 def _start_target(space: Space) -> tuple[Revision | None, bool]:
@@ -229,7 +254,7 @@ def run_logs_refollow() -> list[int]:
     client = logs.client()
     now = repr(time.time())
     refollowed = []
-    serving = (Space.objects.filter(status__in=(S.RUNNING, S.RUNNING_BUILDING)).exclude(sdk=Sdk.STATIC)
+    serving = (Space.objects.filter(here(), status__in=(S.RUNNING, S.RUNNING_BUILDING)).exclude(sdk=Sdk.STATIC)
                .select_related("owner"))
     for space in serving:
         name = container_name(space, space.active_slot)

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from runner import connections, proxy
+from spaces.lifecycle.node_routes import slot_upstream
 from spaces.records.models import Preview, Revision, Sdk, Space
 from spaces.records.status import SpaceStatus
 
@@ -57,7 +58,7 @@ def space_route(space: Space) -> proxy.Route:
     # Both blue/green slots; the active one is a flag the proxy reads per request, so a
     # redeploy's switch reloads nothing (runner/proxy.py).
     return proxy.Route(label=space.label, space=space.full_name, kind="container",
-                       upstream=f"{space.slot_address('a')}:{port}", upstream_b=f"{space.slot_address('b')}:{port}",
+                       upstream=slot_upstream(space, "a", port), upstream_b=slot_upstream(space, "b", port),
                        active_slot=space.active_slot, private=space.is_private,
                        access_epoch=space.access_epoch, sleeping=bool(space.sleep_mode), embedding=embedding)
 
@@ -74,7 +75,8 @@ def space_publish_route(*, space_id: int, wait: bool = True, end_open_connection
     config = proxy_config()
     with transaction.atomic():
         space = (Space.objects.select_for_update(of=("self",))
-                 .select_related("owner", "running_revision", "latest_revision").filter(pk=space_id).first())
+                 .select_related("owner", "running_revision", "latest_revision", "node_a", "node_b")
+                 .filter(pk=space_id).first())
         if space is None or space.status == S.DELETING:
             return
         if fields:

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from runner.exceptions import BackendUnavailable
 from spaces.lifecycle import logs, variables
 from spaces.lifecycle.engine import get_backend
+from spaces.nodes.selectors import here
 from spaces.records.models import Revision, Space
 from spaces.records.status import SERVING, SpaceStatus
 
@@ -85,7 +86,8 @@ def run_log_copy(*, space_id: int) -> None:
 
 
 def run_logs_copy_all() -> None:
-    for space_id in Space.objects.filter(status__in=list(SERVING) + [S.APP_STARTING]).values_list("pk", flat=True):
+    # The spaces on this process's engine (spaces/nodes: a node's worker copies its own).
+    for space_id in Space.objects.filter(here(), status__in=[*SERVING, S.APP_STARTING]).values_list("pk", flat=True):
         try:
             run_log_copy(space_id=space_id)
         except BackendUnavailable:

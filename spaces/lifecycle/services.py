@@ -11,6 +11,7 @@ from spaces.analytics.services import record_event
 from spaces.lifecycle import quotas
 from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.routes import container_name
+from spaces.nodes.selectors import here
 from spaces.records import jobs
 from spaces.records.errors import ServiceError
 from spaces.records.models import Revision, Space
@@ -44,6 +45,14 @@ def space_pause(*, space: Space) -> None:
     if not space_transition(space, S.PAUSED, sleep_mode=""):
         raise ServiceError(f"A space that is {space.status} cannot be paused.", code="conflict")
     jobs.send_on_commit("spaces.tasks.stop_space_task", space.pk)
+
+
+def space_release(*, space_id: int) -> None:
+    """On the node a space left (spaces/nodes): stop its containers here unless it came back."""
+    space = Space.objects.select_related("owner").filter(pk=space_id).first()
+    if space is not None and not Space.objects.filter(here(), pk=space_id).exists():
+        for slot in ("a", "b"):
+            get_backend().stop(container_name(space, slot), timeout=10)
 
 
 def space_stop_containers(*, space_id: int) -> None:

@@ -6,22 +6,20 @@ Two tiers, both shown as SLEEPING (design.md §2; in code "freeze" is the engine
 * **frozen** after `SPACE_FREEZE_AFTER` idle seconds: the engine suspends the app's processes,
   its memory stays, and waking is an unfreeze (about 0.05 s here). Frozen spaces may hold at
   most `SPACE_FROZEN_MEMORY_LIMIT` together; past it, the longest idle are stopped.
-* **stopped** after the space's `sleep_after` idle seconds: the container is removed and its
-  memory freed; waking starts it again on the same address.
+* **stopped** after the space's `sleep_after` idle seconds: the container is removed, its memory freed.
 
-Idle is measured at the proxy, not asked of the app (`activity_collect`): nginx writes one
-line per finished request to ``<proxy dir>/activity.log``, and an upstream connection that
-is open right now (an event stream, a websocket) counts as activity too -- but only for
-`SPACE_OPEN_CONNECTION_CREDIT` seconds after it opened, so a forgotten tab whose connection
-only carries heartbeats does not keep a space awake forever.
+Idle is measured at the proxy (`activity_collect`): nginx writes one line per finished request
+to ``<proxy dir>/activity.log``, and an upstream connection open right now (an event stream, a
+websocket) counts too, for `SPACE_OPEN_CONNECTION_CREDIT` seconds after it opened (a forgotten
+tab's heartbeats do not keep a space awake forever).
 
 A sleeping space's route sends each request first to the hub's wake check (runner/proxy.py,
 `proxy_wake` in wake_gate.py), which starts the wake and holds the request until the app answers:
 the request then goes on to the app unchanged. Browsers that would wait long get the hub's
 "waking up" page instead; API clients are held up to `SPACE_WAKE_HOLD` seconds, then get 503.
 
-Sleeping, waking and the memory cap all run in the lifecycle worker under one lock per
-space, so a wake never meets a half-done freeze.
+Sleeping, waking and the memory cap run under one lock per space (a wake never meets a
+half-done freeze), on the worker of the space's node (spaces/nodes).
 """
 from __future__ import annotations
 
@@ -42,8 +40,10 @@ from spaces.access.proxy_gate import label_from_host
 from spaces.analytics.services import record_event
 from spaces.lifecycle import claims, logs, preview_runs
 from spaces.lifecycle.engine import get_backend
-from spaces.lifecycle.routes import container_name, space_app_port, space_publish_route
+from spaces.lifecycle.routes import container_name, slot_upstream, space_app_port, space_publish_route
 from spaces.lifecycle.starts import start_container
+from spaces.nodes import placement
+from spaces.nodes.selectors import here
 from spaces.records import jobs
 from spaces.records.models import Preview, Space
 from spaces.records.services import space_transition
@@ -170,12 +170,13 @@ def sleep_check() -> dict[str, list[int]]:
 
 def _sleep_check() -> dict[str, list[int]]:
     now = time.time()
-    spaces = list(Space.objects.select_related("owner").filter(
+    spaces = list(Space.objects.select_related("owner", "node_a", "node_b").filter(
         Q(status__in=SERVING) | Q(status=S.SLEEPING, sleep_mode=FROZEN)))
-    upstreams = {f"{s.slot_address(s.active_slot)}:{int(space_app_port(s))}": s.label for s in spaces
+    upstreams = {slot_upstream(s, s.active_slot, int(space_app_port(s))): s.label for s in spaces
                  if s.sdk != "static"} | preview_runs.preview_upstreams()
     requests = activity_collect()
     connections = connection_activity(upstreams, now)
+    local = set(Space.objects.filter(here(), pk__in=[s.pk for s in spaces]).values_list("pk", flat=True))
     done: dict[str, list[int]] = {"frozen": [], "stopped": [], "capped": []}
     for space in spaces:
         seen = max(requests.get(space.label, 0.0), connections.get(space.label, 0.0))
@@ -188,15 +189,14 @@ def _sleep_check() -> dict[str, list[int]]:
         idle = now - last
         # The decision is from this round's read; space_sleep checks again on the locked row
         # that nobody was seen since (a visitor may have woken it a moment ago).
-        if space.status == S.RUNNING and idle >= space.sleep_after:
-            if space_sleep(space.pk, STOPPED, idle_since=last):
-                done["stopped"].append(space.pk)
+        if space.status in (S.RUNNING, S.SLEEPING) and idle >= space.sleep_after:
+            mode = STOPPED
         elif space.status == S.RUNNING and idle >= _freeze_after(space):
-            if space_sleep(space.pk, FROZEN, idle_since=last):
-                done["frozen"].append(space.pk)
-        elif space.status == S.SLEEPING and idle >= space.sleep_after:
-            if space_sleep(space.pk, STOPPED, idle_since=last):
-                done["stopped"].append(space.pk)
+            mode = FROZEN
+        else:
+            continue
+        if _sleep(space, mode, last, local):
+            done[mode].append(space.pk)
     done["capped"] = frozen_memory_cap()
     seen = {label: max(requests.get(label, 0.0), connections.get(label, 0.0)) for label in {*requests, *connections}}
     if slept := preview_runs.previews_idle(now, seen):   # branch previews: stopped when idle
@@ -206,10 +206,18 @@ def _sleep_check() -> dict[str, list[int]]:
     return done
 
 
+def _sleep(space: Space, mode: str, idle_since: float, local: set[int]) -> bool:
+    """Put `space` to sleep here, or on the node it runs on (spaces/nodes: its engine holds it)."""
+    if space.pk in local:
+        return space_sleep(space.pk, mode, idle_since=idle_since)
+    jobs.send("spaces.tasks.sleep_space_task", space.pk, mode, idle_since)
+    return True
+
+
 def frozen_memory_cap() -> list[int]:
-    """Stop the longest-idle frozen spaces while the frozen ones hold more than the limit."""
+    """Stop the longest-idle frozen spaces on this engine while they hold more than the limit."""
     limit = parse_bytes(settings.SPACE_FROZEN_MEMORY_LIMIT)
-    frozen = list(Space.objects.filter(status=S.SLEEPING, sleep_mode=FROZEN)
+    frozen = list(Space.objects.filter(here(), status=S.SLEEPING, sleep_mode=FROZEN)
                   .order_by("last_active_at", "pk"))
     backend = get_backend()
     try:
@@ -278,7 +286,7 @@ def running_count() -> int:
 
 def _eviction_candidate(exclude: int) -> Space | None:
     active_since = timezone.now().timestamp() - settings.SPACE_ACTIVE_WINDOW
-    return (Space.objects.filter(status=S.RUNNING).exclude(pk=exclude).exclude(sdk="static")
+    return (Space.objects.filter(here(), status=S.RUNNING).exclude(pk=exclude).exclude(sdk="static")
             .filter(Q(last_active_at__isnull=True) | Q(last_active_at__lt=_ts(active_since)))
             .order_by("last_active_at", "pk").first())
 
@@ -347,9 +355,10 @@ def space_wake(space_id: int) -> None:
             logs.client().delete(_key("waking", space_id))
 
 
-def space_wake_start(space_id: int) -> None:
+def space_wake_start(space_id: int, *, forwarded: bool = False) -> None:
     """Start a stopped space's running revision again on its slot and wait until it is healthy
-    (the starts queue)."""
+    (the starts queue), on the node placement chooses (spaces/nodes: its own while it fits)."""
+    elsewhere = False
     try:
         with space_lock(space_id):
             space = _sleeping_space(space_id)
@@ -362,8 +371,17 @@ def space_wake_start(space_id: int) -> None:
             # Under the space's start claim (spaces/lifecycle/reconcile.py): a start of a new revision that
             # runs now goes first, and a wake whose worker dies is put back to sleep.
             with claims.start_claim(space.pk) as claim:
-                if claim is None or not space_transition(space, S.APP_STARTING):
+                if claim is None:
                     return
+                decision = placement.space_place(space.pk)
+                space.tier = decision.tier.name
+                if decision.waiting:  # the lost-work sweep starts it once a node fits
+                    space_transition(space, S.APP_STARTING, error=decision.waiting, sleep_mode="", node=None)
+                elif not decision.here:
+                    elsewhere = not forwarded  # handed on once at most (NODE_NAME names the worker's node)
+                if decision.waiting or not decision.here or not space_transition(space, S.APP_STARTING):
+                    return
+                Space.objects.filter(pk=space.pk).update(**{f"node_{space.active_slot}": decision.node})
                 ok, message = start_container(space, space.running_revision, space.active_slot)
                 if ok:
                     space_transition(space, S.RUNNING, sleep_mode="", error="",
@@ -373,7 +391,10 @@ def space_wake_start(space_id: int) -> None:
                     space_transition(space, S.RUNTIME_ERROR, sleep_mode="", error=message)
                 space_publish_route(space_id=space.pk)
     finally:
-        logs.client().delete(_key("waking", space_id))
+        if elsewhere:  # to the chosen node's starts queue (spaces/nodes/routing.py), the mark kept
+            jobs.send("spaces.tasks.wake_start_space_task", space_id, kwargs={"forwarded": True}, priority=0)
+        else:
+            logs.client().delete(_key("waking", space_id))
 
 
 def _record_wake(space_id: int) -> None:

@@ -17,8 +17,13 @@ from runner.backends import RunSpec
 from runner.exceptions import NotIsolated
 from spaces.lifecycle import claims, redeploy, variables
 from spaces.lifecycle.engine import get_backend
+from spaces.lifecycle.node_routes import slot_port, slot_upstream
 from spaces.lifecycle.routes import container_name, other_slot, proxy_config, space_publish_route, switch_static_site
 from spaces.lifecycle.run_logs import exit_message, exit_reason, run_log_copy, run_log_follow
+from spaces.nodes import placement
+from spaces.nodes.selectors import local_node_name
+from spaces.nodes.tiers import held_tier
+from spaces.records import jobs
 from spaces.records.models import Revision, Sdk, Space
 from spaces.records.services import space_transition
 from spaces.records.status import SERVING, SpaceStatus
@@ -67,7 +72,7 @@ def run_env(space: Space, rev: Revision | None, *, metadata: dict | None = None,
     return {**variables.space_env_variables(space), **runner_env}
 
 
-def revision_start(*, revision_id: int, restart: bool = False) -> None:
+def revision_start(*, revision_id: int, restart: bool = False, move: bool = False, forwarded: bool = False) -> None:
     """Start a built revision (below), holding the space's start claim (spaces/lifecycle/reconcile.py):
     one start per space at a time, and a start whose worker died is sent again. Raises
     StartBusy while another start of the space runs (a duplicate delivery, say)."""
@@ -78,10 +83,37 @@ def revision_start(*, revision_id: int, restart: bool = False) -> None:
     with claims.start_claim(space_id) as claim:
         if claim is None:
             raise claims.StartBusy(f"another start of space {space_id} is running")
-        _revision_start(revision_id=revision_id, restart=restart)
+        elsewhere = _revision_start(revision_id=revision_id, restart=restart, move=move, forwarded=forwarded)
+    if elsewhere:  # placed on another node: its worker starts it (once this claim is released)
+        jobs.send("spaces.tasks.start_revision_task", revision_id,
+                  kwargs={"restart": restart, "move": move, "forwarded": True}, queue=elsewhere)
 
 
-def _revision_start(*, revision_id: int, restart: bool = False) -> None:
+def _placed(space: Space, rev: Revision, *, serving: bool, restart: bool, move: bool,
+            forwarded: bool) -> placement.Decision | None:
+    """Place the space (spaces/nodes/placement.py). None when it waits for hardware (APP_STARTING,
+    or its serving status, with the reason in `error`) or a start handed on reached the wrong node;
+    a decision that is not `here` names the node whose starts queue the start goes to."""
+    if space.sdk == Sdk.STATIC:  # served by the proxy from the hub's disk: no node, no tier
+        return placement.Decision(node=None, tier=held_tier(space))
+    decision = placement.space_place(space.pk)
+    space.tier, space.node = decision.tier.name, decision.node
+    if decision.waiting:
+        if serving or space.status == S.SLEEPING:
+            space_transition(space, space.status, error=f"revision {rev.number} is {decision.waiting}")
+        else:
+            space_transition(space, S.APP_STARTING, error=decision.waiting, node=None)
+        return None
+    if not decision.here:
+        if forwarded:  # handed on once already: this worker is not the node it names (NODE_NAME)
+            log.error("the start of revision %s for node %s reached node %r; check NODE_NAME and the worker's "
+                      "queues (the lost-start sweep sends it again)", rev.pk, decision.node.name, local_node_name())
+            return None
+    return decision
+
+
+def _revision_start(*, revision_id: int, restart: bool = False, move: bool = False,
+                    forwarded: bool = False) -> str | None:
     """Start a built revision on the free slot, wait for health, then switch the route.
 
     The serving (or sleeping) revision, if any, stays until the new one answers; if the new
@@ -96,11 +128,17 @@ def _revision_start(*, revision_id: int, restart: bool = False) -> None:
         return
     serving = space.status in SERVING and space.running_revision_id is not None
     asleep = space.status == S.SLEEPING and space.running_revision_id is not None
-    if space.running_revision_id == rev.pk and space.status in (S.RUNNING, S.SLEEPING):
+    if space.running_revision_id == rev.pk and space.status in (S.RUNNING, S.SLEEPING) and not move:
         return  # duplicate delivery: already serving (or asleep on) this revision
     if rev.error and not restart:
         return  # duplicate delivery: it failed to start; only the owner's restart tries again
-    if not space_transition(space, S.RUNNING_APP_STARTING if serving else S.APP_STARTING):
+    decision = _placed(space, rev, serving=serving, restart=restart, move=move, forwarded=forwarded)
+    if decision is None:
+        return None
+    if not decision.here:
+        return decision.node.starts_queue
+    placed = {"error": ""} if placement.WAITING in space.error else {}  # it waited for hardware: no more
+    if not space_transition(space, S.RUNNING_APP_STARTING if serving else S.APP_STARTING, **placed):
         log.info("space %s moved on (%s); not starting revision %s", space.pk, space.status, rev.pk)
         return
     if space.sdk == Sdk.STATIC:
@@ -110,6 +148,10 @@ def _revision_start(*, revision_id: int, restart: bool = False) -> None:
                          last_active_at=timezone.now())
         return
     slot = other_slot(space.active_slot) if serving or asleep else space.active_slot
+    # The slot's container runs on the node placed on (the proxy routes each slot to its node).
+    ran_on = {space.node_a_id, space.node_b_id} - {None, decision.node.pk if decision.node else None}
+    Space.objects.filter(pk=space.pk).update(**{f"node_{slot}": decision.node})
+    setattr(space, f"node_{slot}", decision.node)
     ok, message = start_container(space, rev, slot)
     if not ok:
         # On the revision too: housekeeping keeps the previous revision that did run, for rollback.
@@ -138,28 +180,40 @@ def _revision_start(*, revision_id: int, restart: bool = False) -> None:
     if (serving or asleep) and old_slot != slot:
         if serving:
             # Requests the proxy sent the old container before the switch finish there first.
-            redeploy.old_slot_drain(address=space.slot_address(old_slot), port=old_port, config=proxy_config(),
-                                    what=retiring)
+            address, _, port = slot_upstream(space, old_slot, old_port).rpartition(":")
+            redeploy.old_slot_drain(address=address, port=int(port), config=proxy_config(), what=retiring)
         get_backend().stop(container_name(space, old_slot), timeout=10)
+    for queue in placement.release_queues(ran_on):  # the nodes it left stop what they still run of it
+        jobs.send("spaces.tasks.node_release_task", space.pk, queue=queue)
     redeploy.draining_end(retiring)
 
 
 def _run_spec(space: Space, rev: Revision, slot: str) -> RunSpec:
     return run_spec(space, name=container_name(space, slot), image=rev.image, address=space.slot_address(slot),
                     metadata=rev.metadata, env=run_env(space, rev),
-                    labels={"demohub.revision": str(rev.number), "demohub.slot": slot, "demohub.label": space.label})
+                    labels={"demohub.revision": str(rev.number), "demohub.slot": slot, "demohub.label": space.label},
+                    publish_port=slot_port(space, slot))
 
 
 def run_spec(space: Space, *, name: str, image: str, address: str, metadata: dict, env: dict[str, str],
-             labels: dict[str, str]) -> RunSpec:
-    """One container of `space` (a slot of a revision, or a branch preview) with the space's limits."""
+             labels: dict[str, str], publish_port: int = 0) -> RunSpec:
+    """One container of `space` (a slot of a revision, or a branch preview) with the limits of
+    the hardware tier it was placed with. `publish_port` is used on a node of several only
+    (node_routes.py)."""
+    tier = held_tier(space)
     return RunSpec(
         name=name, image=image, address=address, port=int(metadata.get("app_port") or 7860), env=env,
         labels={"demohub.space": space.full_name, **labels},
         # Gradio and Streamlit write only to /tmp; a Dockerfile app may expect a writable root.
         read_only_root=space.sdk != Sdk.DOCKER,
-        memory=space.memory_limit or settings.SPACE_MEMORY_LIMIT, cpus=settings.SPACE_CPUS,
-        pids=settings.SPACE_PIDS_LIMIT, tmpfs_size=settings.SPACE_TMPFS_SIZE)
+        memory=space_memory(space), cpus=tier.cpus, gpus=tier.gpus,
+        pids=settings.SPACE_PIDS_LIMIT, tmpfs_size=settings.SPACE_TMPFS_SIZE,
+        publish_port=publish_port)
+
+
+def space_memory(space: Space) -> str:
+    """The container's memory limit: the row's own (an operator's), else its tier's."""
+    return space.memory_limit or held_tier(space).memory
 
 
 def start_container(space: Space, rev: Revision, slot: str, *, still_wanted=None,
@@ -197,7 +251,7 @@ def run_until_healthy(spec: RunSpec, *, metadata: dict, still_wanted, on_tick=la
         if state is None or not state.running:
             on_tick()
             return False, exit_why(state) if exit_why else exit_reason(state, memory=spec.memory)
-        if probe(spec.address, spec.port) is not None:
+        if probe(*probe_target(spec)) is not None:
             on_tick()
             return True, ""
         on_tick()
@@ -215,6 +269,14 @@ def space_still_starting(space_id: int, rev_id: int) -> bool:
     # A restart starts the running revision, which need not be the latest.
     return Space.objects.filter(Q(latest_revision_id=rev_id) | Q(running_revision_id=rev_id), pk=space_id,
                                 status__in=[S.APP_STARTING, S.RUNNING_APP_STARTING]).exists()
+
+
+def probe_target(spec: RunSpec) -> tuple[str, int]:
+    """Where this worker reaches the container: its bridge address, or on a node of several
+    the node's published port (the worker may not share the node's network: tests/e2e/nodes.py)."""
+    if settings.RUNNER_PUBLISH_ADDRESS and spec.publish_port:
+        return settings.RUNNER_PUBLISH_ADDRESS, spec.publish_port
+    return spec.address, spec.port
 
 
 def probe(address: str, port: int) -> int | None:

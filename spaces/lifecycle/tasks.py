@@ -24,10 +24,14 @@ from django.conf import settings
 from runner.exceptions import BackendUnavailable
 from spaces.lifecycle import claims, converge, health, housekeeping, reconcile, sleep
 from spaces.lifecycle.deletion import space_purge
+from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.routes import space_publish_route
 from spaces.lifecycle.run_logs import run_logs_copy_all
-from spaces.lifecycle.services import space_stop_containers
+from spaces.lifecycle.services import space_release, space_stop_containers
 from spaces.lifecycle.starts import revision_start
+from spaces.nodes import heartbeat
+from spaces.nodes.conf import setting as node_setting
+from spaces.records import jobs
 from spaces.records.jobs import ROUND_LIMITS, SHORT_LIMITS, START_LIMITS
 
 log = logging.getLogger(__name__)
@@ -38,14 +42,16 @@ ROUTES = "routes"
 
 @shared_task(name="spaces.tasks.start_revision_task", queue=STARTS, acks_late=True, autoretry_for=(BackendUnavailable,), retry_backoff=2,
              max_retries=5, **START_LIMITS)
-def start_revision_task(revision_id: int, restart: bool = False) -> None:
+def start_revision_task(revision_id: int, restart: bool = False, move: bool = False, forwarded: bool = False) -> None:
     try:
-        revision_start(revision_id=revision_id, restart=restart)
+        revision_start(revision_id=revision_id, restart=restart, move=move, forwarded=forwarded)
     except claims.StartBusy:
         # Another start of the space runs (this is a duplicate, or it was sent again while the
         # first still ran): come back once it is done, when this one finds its work done or
         # starts what is still wanted. A fresh message, not a retry: it may wait out a long start.
-        start_revision_task.apply_async((revision_id,), {"restart": restart}, countdown=2)
+        # Sent by name: to the queue of the node the space is placed on (spaces/nodes/routing.py).
+        jobs.send("spaces.tasks.start_revision_task", revision_id,
+                  kwargs={"restart": restart, "move": move, "forwarded": forwarded}, countdown=2)
 
 
 @shared_task(name="spaces.tasks.stop_space_task", queue="lifecycle", acks_late=True, autoretry_for=(BackendUnavailable,), retry_backoff=2,
@@ -75,6 +81,13 @@ def housekeeping_task() -> None:
 @shared_task(name="spaces.tasks.reconcile_task", queue="lifecycle", expires=60, **ROUND_LIMITS)
 def reconcile_task() -> None:
     converge.reconcile()
+
+
+# The engine's half of reconcile on a node's own engine (sent to its queue by spaces/nodes).
+@shared_task(name="spaces.tasks.containers_converge_task", queue="lifecycle", expires=60, ignore_result=True,
+             **SHORT_LIMITS)
+def containers_converge_task() -> None:
+    converge.containers_converge()
 
 
 # Crashes and stuck builds (spaces/lifecycle/health.py, spaces/builds/leases.py). The checks expire
@@ -108,6 +121,12 @@ def sleep_check_task() -> None:
     sleep.sleep_check()
 
 
+# The sleep check's decision for a space on another node (spaces/nodes/routing.py: its queue).
+@shared_task(name="spaces.tasks.sleep_space_task", queue="lifecycle", acks_late=True, ignore_result=True, **SHORT_LIMITS)
+def sleep_space_task(space_id: int, mode: str, idle_since: float | None = None) -> None:
+    sleep.space_sleep(space_id, mode, idle_since=idle_since)
+
+
 # The next visitor of a sleeping space: unfreeze it (here: quick), or start it again (on the
 # starts queue, wake_start_space_task) (spaces/lifecycle/sleep.py).
 @shared_task(name="spaces.tasks.wake_space_task", queue="lifecycle", acks_late=True, autoretry_for=(BackendUnavailable,), retry_backoff=1,
@@ -118,8 +137,28 @@ def wake_space_task(space_id: int) -> None:
 
 @shared_task(name="spaces.tasks.wake_start_space_task", queue=STARTS, acks_late=True, autoretry_for=(BackendUnavailable,), retry_backoff=1,
              max_retries=5, ignore_result=True, **START_LIMITS)
-def wake_start_space_task(space_id: int) -> None:
-    sleep.space_wake_start(space_id)
+def wake_start_space_task(space_id: int, forwarded: bool = False) -> None:
+    sleep.space_wake_start(space_id, forwarded=forwarded)
+
+
+# A node's worker (spaces/nodes/heartbeat.py): what must happen on the engine of the node a
+# space left (a move, a drain), and fencing when the hub removed the node.
+@shared_task(name="spaces.tasks.node_release_task", acks_late=True, autoretry_for=(BackendUnavailable,), retry_backoff=2,
+             max_retries=5, ignore_result=True, **SHORT_LIMITS)
+def node_release_task(space_id: int) -> None:
+    space_release(space_id=space_id)
+
+
+@shared_task(name="spaces.tasks.node_remove_space_task", acks_late=True, autoretry_for=(BackendUnavailable,),
+             retry_backoff=2, max_retries=5, ignore_result=True, **SHORT_LIMITS)
+def node_remove_space_task(full_name: str) -> None:
+    get_backend().remove_space(full_name)  # a deleted space's containers and images on this node
+
+
+@shared_task(name="spaces.tasks.node_fence_task", ignore_result=True, **SHORT_LIMITS)
+def node_fence_task(name: str) -> None:
+    if name == node_setting("NODE_NAME"):
+        heartbeat.fence(get_backend())
 
 
 @worker_ready.connect
@@ -129,3 +168,5 @@ def _reconcile_at_start(sender=None, **kwargs) -> None:
     queues = {q.name for q in getattr(task_consumer, "queues", [])}
     if "lifecycle" in queues:
         reconcile_task.delay()
+    # A node's worker registers its node and heartbeats (NODE_NAME set, its queue consumed).
+    heartbeat.agent_start(queues, get_backend)

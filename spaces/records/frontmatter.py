@@ -59,6 +59,9 @@ class SpaceConfig:
     disable_embedding: bool = False
     license: str = ""
     startup_duration_timeout: int = 0  # seconds, 0 = hub default
+    # Hugging Face's key: the hardware tier asked for; applies only when the owner chose none,
+    # within the owner's quota, and only if this hub has the tier (spaces/nodes/tiers.py).
+    suggested_hardware: str = ""
     readme_body: str = ""
 
     def as_metadata(self) -> dict:
@@ -198,6 +201,7 @@ def parse_config(text: str | None, *, space_sdk: str, files: set[str]) -> SpaceC
         raise ConfigError("pinned", "must be true or false")
     cfg.pinned = pinned
 
+    cfg.suggested_hardware = _str(data, "suggested_hardware", max_len=63)
     disable_embedding = data.get("disable_embedding", False)
     if not isinstance(disable_embedding, bool):
         raise ConfigError("disable_embedding", f"{_shown(disable_embedding)} is not true or false")

@@ -22,9 +22,21 @@ SHORT_LIMITS = {"soft_time_limit": 120, "time_limit": 150}        # a few engine
 ROUND_LIMITS = {"soft_time_limit": 600, "time_limit": 660}        # a round over every space
 
 
+# Where a space's work goes when the caller names no queue: functions (task name, args,
+# kwargs) -> a queue name or None, added by a higher room at start (spaces/nodes/routing.py: the
+# queue of the node a space is placed on). None from all: the task's own queue.
+queue_resolvers: list = []
+
+
 def send(task: str, *args, kwargs: dict | None = None, **options) -> None:
-    """Queue `task` now; `options` (countdown, priority) go to apply_async."""
+    """Queue `task` now; `options` (countdown, priority, queue) go to apply_async."""
     registered = current_app.tasks[task]
+    if "queue" not in options:
+        for resolve in queue_resolvers:
+            queue = resolve(task, args, kwargs or {})
+            if queue:
+                options["queue"] = queue
+                break
     if options:
         registered.apply_async(args, kwargs or {}, **options)
     else:

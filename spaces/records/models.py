@@ -69,6 +69,18 @@ class Space(models.Model):
     # The last time the proxy saw a visitor (spaces/lifecycle/sleep.py), or the space started serving.
     last_active_at = models.DateTimeField(null=True, blank=True)
     memory_limit = models.CharField(max_length=16, blank=True, help_text="e.g. 2g; blank: hub default")
+    # Nodes and hardware tiers (spaces/nodes): the tier the owner chose (blank: the README's
+    # `suggested_hardware` within the owner's quota, else HARDWARE_DEFAULT), the tier it was last
+    # placed with, the node it runs on (null: none, or the hub's implicit local engine when the
+    # installation has no nodes) and why it went there.
+    hardware = models.CharField(max_length=63, blank=True)
+    tier = models.CharField(max_length=63, blank=True)
+    node = models.ForeignKey("spaces.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="spaces")
+    # The node each blue/green slot's container was started on (a move starts the other slot on
+    # the new node while the old one still serves): the proxy routes each slot to its own node.
+    node_a = models.ForeignKey("spaces.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    node_b = models.ForeignKey("spaces.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    placement = models.CharField(max_length=300, blank=True)
     # Bumped whenever who may reach the app changes (visibility, collaborators, share links):
     # it is part of the proxy's access-cache key, so a change takes effect at once.
     access_epoch = models.PositiveIntegerField(default=0)

@@ -953,6 +953,11 @@ ROUTES_OUTSIDE_THE_MATRIX: dict[str, str] = {
     "hf/api/validate-yaml": "a constant answer about the README text sent: no space, no data (test_hfapi_repo.py)",
     "hf/<path:rest>": "a constant 404 for what the Hugging Face face does not have (models, datasets): no space is "
                       "looked up (test_hfapi_clients.py)",
+    "api/hardware": "the hub's hardware tiers: public, no space (test_nodes.py)",
+    "api/nodes": "operators only (staff): every persona's session or API token gets 403, none 401 "
+                 "(test_every_persona_is_refused_the_node_api below, test_nodes.py)",
+    "api/nodes/<str:name>": "operators only (staff), as api/nodes",
+    "api/nodes/<str:name>/<str:action>": "operators only (staff), as api/nodes",
     "internal/proxy/wake": "a sleeping space's hold: the proxy's key and the same proxy_role as "
                            "internal/proxy/auth (test_sleep.py)",
 }
@@ -992,3 +997,17 @@ def test_every_surface_is_filed_under_its_route():
     named = {surface for surfaces in ROUTE_SURFACES.values() for surface in surfaces}
     assert named <= set(SURFACES), sorted(named - set(SURFACES))
     assert set(SURFACES) <= named, f"surfaces filed under no route: {sorted(set(SURFACES) - named)}"
+
+
+@pytest.mark.parametrize("who", ["owner", "editor", "viewer", "stranger", "anonymous"])
+@pytest.mark.parametrize("call", ["get /api/nodes", "get /api/nodes/n1", "post /api/nodes/n1/cordon",
+                                  "post /api/nodes/n1/remove"])
+def test_every_persona_is_refused_the_node_api(people, api, who, call):
+    """The node routes (spaces/nodes/api.py) are the operators': no space role opens them."""
+    from spaces.nodes.models import Node
+
+    Node.objects.create(name="n1", address="10.9.0.2", queue="node.n1", starts_queue="node.n1.starts")
+    method, path = call.split()
+    answer = getattr(api(people[who]), method)(path)
+    assert answer.status_code == (401 if who == "anonymous" else 403), answer.content
+    assert Node.objects.get(name="n1").state == "ready" and not Node.objects.get(name="n1").cordoned
