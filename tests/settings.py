@@ -9,6 +9,14 @@ os.environ.setdefault("DEMOHUB_INSTANCE", "unit")
 # Log lines for people reading test output (production: JSON, spaces/operations/logconfig.py).
 os.environ.setdefault("LOG_FORMAT", "console")
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="demohub-unit-"))
+# pytest-xdist workers (gw0, gw1, ...; scripts/test.sh runs several) inherit the controller's
+# environment: each gets a data dir of its own below it (metrics files, snapshots, routes), and
+# a Redis db of its own below (run logs and claims are keyed by row id, which every worker's
+# test database hands out alike).
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if WORKER:
+    os.environ["DATA_DIR"] = os.path.join(os.environ["DATA_DIR"], WORKER)
+    os.makedirs(os.environ["DATA_DIR"], exist_ok=True)
 # hub.settings refuses to start without the proxy's key.
 os.environ.setdefault("PROXY_SHARED_SECRET", "unit-proxy-key")
 # ... nor without a real Django key and a key for secrets at rest (spaces/lifecycle/crypto.py).
@@ -23,6 +31,9 @@ CELERY_TASK_EAGER_PROPAGATES = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 PROXY_SHARED_SECRET = "unit-proxy-key"
 REDIS_URL = os.environ.get("UNIT_REDIS_URL", "redis://127.0.0.1:6379/8")
+if WORKER:
+    _base, _, _db = REDIS_URL.rpartition("/")
+    REDIS_URL = f"{_base}/{(int(_db or 0) + int(WORKER.removeprefix('gw'))) % 16}"
 # One key space per pytest-xdist worker (gw0, gw1, ...; scripts/test.sh runs several): cache keys
 # named by row id (an ended grant, a share sweep) would otherwise meet another worker's rows,
 # whose test database hands out the same ids.

@@ -162,7 +162,9 @@ def test_the_request_id_bound_when_a_build_is_sent_is_in_the_build_log(people, m
     rid = "trace-" + uuid.uuid4().hex
     with structlog.contextvars.bound_contextvars(request_id=rid):
         rev = push(space, repo.gradio, owner)
-    assert rev.build_log.splitlines()[0] == f"==> revision 1 of {owner.username}/traced (gradio), request {rid}"
+    first, second = rev.build_log.splitlines()[:2]
+    assert first.startswith(f"==> commit {rev.commit}")  # the build names its commit first (issue 10)
+    assert second == f"==> revision 1 of {owner.username}/traced (gradio), request {rid}"
 
 
 def test_celery_messages_carry_the_request_id():
