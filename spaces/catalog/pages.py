@@ -174,7 +174,8 @@ def space_action(request, owner, name, action):
             space_update(space=space, visibility=request.POST.get("visibility", ""))
         elif action == "hardware":
             space_set_hardware(space=space, hardware=request.POST.get("hardware", ""))
-            messages.success(request, gettext("Hardware saved: it applies at the next start (restart to apply it now)."))
+            messages.success(request,
+                             gettext("Hardware saved: it applies at the next start (restart to apply it now)."))
         elif action == "delete":
             space_delete(space=space)
             messages.success(request, gettext("%(space)s is being deleted.") % {"space": space.full_name})

@@ -220,8 +220,8 @@ def restarts_send_due() -> list[int]:
     """Send the restart task of every space whose crash restart is due; returns their ids."""
     client = logs.client()
     now = _now()
-    pending = (Space.objects.filter(here(), status__in=(S.APP_STARTING, S.RUNNING_BUILDING), error__startswith=RESTARTING,
-                                    running_revision__isnull=False)
+    pending = (Space.objects.filter(here(), status__in=(S.APP_STARTING, S.RUNNING_BUILDING),
+                                    error__startswith=RESTARTING, running_revision__isnull=False)
                .values_list("pk", "running_revision_id", "active_slot"))
     sent = []
     for space_id, rev_id, slot in pending:

@@ -50,8 +50,8 @@ def start_revision_task(revision_id: int, restart: bool = False, move: bool = Fa
         # first still ran): come back once it is done, when this one finds its work done or
         # starts what is still wanted. A fresh message, not a retry: it may wait out a long start.
         # Sent by name: to the queue of the node the space is placed on (spaces/nodes/routing.py).
-        jobs.send("spaces.tasks.start_revision_task", revision_id,
-                  kwargs={"restart": restart, "move": move, "forwarded": forwarded}, countdown=2)
+        kwargs = {"restart": restart, **({"move": True} if move else {}), **({"forwarded": True} if forwarded else {})}
+        jobs.send("spaces.tasks.start_revision_task", revision_id, kwargs=kwargs, countdown=2)
 
 
 @shared_task(name="spaces.tasks.stop_space_task", queue="lifecycle", acks_late=True, autoretry_for=(BackendUnavailable,), retry_backoff=2,

@@ -121,7 +121,8 @@ class _Visible(HTMLParser):
 # the test's own data (usernames, space names, titles, comment bodies).
 NAMES = {"Demohub", "README", "SDK", "SDKs", "API", "Gradio", "Streamlit", "Docker", "Static", "zip", "tar", "gz",
          "CI", "Markdown", "English",  # a language selector names each language in itself
-         "HTML", "iframe", "JSON", "URL", "UTC", "ms", "p95", "4xx", "5xx"}  # formats, units, status classes
+         "HTML", "iframe", "JSON", "URL", "UTC", "ms", "p95", "4xx", "5xx",  # formats, units, status classes
+         "vCPU", "GPU"}  # hardware units (the Hardware card of Settings)
 
 
 NAMES_LOWER = {name.lower() for name in NAMES}
