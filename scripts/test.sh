@@ -83,10 +83,21 @@ if [ $# -gt 0 ]; then
   pytest "$@"
   exit
 fi
+# Unit tests share out well (fake runner, a test database and Redis db per worker). The
+# end-to-end files each start a real stack, build images and run Gradio front ends: two of them
+# side by side on a 2-core machine made timing-bound ones (a drain under load, a browser waiting
+# for Gradio) fail, so they run one file at a time unless E2E_WORKERS asks for more.
 workers=${TEST_WORKERS:-2}
-log "running pytest: every test not marked alone, in $workers processes"
+e2e_workers=${E2E_WORKERS:-1}
 status=0
-pytest -n "$workers" --dist loadgroup --no-loadscope-reorder -m "not alone" tests || status=$?
+log "running pytest: the unit tests, in $workers processes"
+pytest -n "$workers" --dist loadgroup --no-loadscope-reorder -m "not alone" tests/unit || status=$?
+log "running pytest: the end-to-end tests not marked alone, in $e2e_workers process(es)"
+if [ "$e2e_workers" -gt 1 ]; then
+  pytest -n "$e2e_workers" --dist loadgroup --no-loadscope-reorder -m "not alone" tests/e2e || status=$?
+else
+  pytest -m "not alone" tests/e2e || status=$?
+fi
 log "running pytest: the tests marked alone"
 pytest -m alone tests || status=$?
 exit "$status"

@@ -1,25 +1,21 @@
 """Sleep and wake: idle spaces are frozen, then stopped; the next visitor wakes them.
 
-Two tiers, both shown as SLEEPING (design.md §2; in code "freeze" is the engine's pause,
-"pause" is only the owner's PAUSED):
+Two tiers, both shown as SLEEPING (design.md §2; "freeze" is the engine's pause, "pause" only the
+owner's PAUSED): **frozen** after `SPACE_FREEZE_AFTER` idle seconds (the app's processes are
+suspended, its memory stays, waking is an unfreeze of about 0.05 s; frozen spaces hold at most
+`SPACE_FROZEN_MEMORY_LIMIT` together, past it the longest idle are stopped), and **stopped**
+after the space's `sleep_after` idle seconds (the container is removed, its memory freed).
 
-* **frozen** after `SPACE_FREEZE_AFTER` idle seconds: the engine suspends the app's processes,
-  its memory stays, and waking is an unfreeze (about 0.05 s here). Frozen spaces may hold at
-  most `SPACE_FROZEN_MEMORY_LIMIT` together; past it, the longest idle are stopped.
-* **stopped** after the space's `sleep_after` idle seconds: the container is removed, its memory freed.
+Idle is measured at the proxy (`activity_collect`): nginx logs each finished request to
+``<proxy dir>/activity.log``; an upstream connection open now (event stream, websocket) counts
+for `SPACE_OPEN_CONNECTION_CREDIT` s after it opened (forgotten tabs do not keep it awake).
 
-Idle is measured at the proxy (`activity_collect`): nginx writes one line per finished request
-to ``<proxy dir>/activity.log``, and an upstream connection open right now (an event stream, a
-websocket) counts too, for `SPACE_OPEN_CONNECTION_CREDIT` seconds after it opened (a forgotten
-tab's heartbeats do not keep a space awake forever).
-
-A sleeping space's route sends each request first to the hub's wake check (runner/proxy.py,
-`proxy_wake` in wake_gate.py), which starts the wake and holds the request until the app answers:
-the request then goes on to the app unchanged. Browsers that would wait long get the hub's
+A sleeping space's route sends each request first to the hub's wake check (`proxy_wake` in
+wake_gate.py), which starts the wake and holds the request until the app answers, then passes it on. Browsers that would wait long get the hub's
 "waking up" page instead; API clients are held up to `SPACE_WAKE_HOLD` seconds, then get 503.
 
-Sleeping, waking and the memory cap run under one lock per space (a wake never meets a
-half-done freeze), on the worker of the space's node (spaces/nodes).
+Sleeping, waking and the memory cap run under one lock per space (a wake never meets a half-done
+freeze), on the worker of the space's node (spaces/nodes).
 """
 from __future__ import annotations
 
@@ -51,8 +47,7 @@ from spaces.records.status import SERVING, SpaceStatus
 
 log = logging.getLogger(__name__)
 S = SpaceStatus
-FROZEN = "frozen"
-STOPPED = "stopped"
+FROZEN, STOPPED = "frozen", "stopped"
 
 
 def _key(*parts) -> str:

@@ -75,7 +75,9 @@ def test_a_build_moves_the_metrics_and_carries_the_request_id(stack, alice):
     # (it crossed the broker as a message header).
     build_log = requests.get(f"{stack.hub_url}/api/spaces/{owner}/{name}/logs/build",
                              headers={"Authorization": f"Bearer {token}"}, timeout=30).text
-    assert f"request {rid}" in build_log.splitlines()[0], build_log[:500]
+    # The first line names the commit (issue 10), the next the revision and the request.
+    assert build_log.startswith("==> commit "), build_log[:500]
+    assert f"request {rid}" in build_log.splitlines()[1], build_log[:500]
     worker = [line for line in log_lines(stack, "worker-builds") if line.get("request_id") == rid]
     assert worker and all(line["task"] == "spaces.tasks.build_revision_task" for line in worker), worker[:3]
     assert any("timestamp" in line and "level" in line for line in worker)
