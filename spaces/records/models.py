@@ -23,6 +23,17 @@ name_validator = RegexValidator(
     "starting and ending with a letter or digit.", code="invalid_name")
 
 
+def apps_host(label: str) -> str:
+    """A space's (or a branch preview's) host name on the apps domain."""
+    return f"{label}.{settings.SPACES_DOMAIN}"
+
+
+def apps_url(label: str) -> str:
+    default_port = {"http": 80, "https": 443}.get(settings.SPACES_SCHEME)
+    port = "" if settings.SPACES_PORT == default_port else f":{settings.SPACES_PORT}"
+    return f"{settings.SPACES_SCHEME}://{apps_host(label)}{port}/"
+
+
 class Sdk(models.TextChoices):
     GRADIO = "gradio"
     STREAMLIT = "streamlit"
@@ -115,13 +126,11 @@ class Space(models.Model):
 
     @property
     def host(self) -> str:
-        return f"{self.label}.{settings.SPACES_DOMAIN}"
+        return apps_host(self.label)
 
     @property
     def url(self) -> str:
-        default_port = {"http": 80, "https": 443}.get(settings.SPACES_SCHEME)
-        port = "" if settings.SPACES_PORT == default_port else f":{settings.SPACES_PORT}"
-        return f"{settings.SPACES_SCHEME}://{self.host}{port}/"
+        return apps_url(self.label)
 
     def slot_address(self, slot: str) -> str:
         """The fixed IP of slot 'a' or 'b' on the spaces network."""
@@ -232,13 +241,11 @@ class Preview(models.Model):
 
     @property
     def host(self) -> str:
-        return f"{self.label}.{settings.SPACES_DOMAIN}"
+        return apps_host(self.label)
 
     @property
     def url(self) -> str:
-        default_port = {"http": 80, "https": 443}.get(settings.SPACES_SCHEME)
-        port = "" if settings.SPACES_PORT == default_port else f":{settings.SPACES_PORT}"
-        return f"{settings.SPACES_SCHEME}://{self.host}{port}/"
+        return apps_url(self.label)
 
     @property
     def address(self) -> str:
