@@ -25,6 +25,7 @@ from spaces.hfapi.api_base import HfApiView
 from spaces.lifecycle import logs as live_logs
 from spaces.lifecycle import variables
 from spaces.lifecycle.services import space_pause, space_restart
+from spaces.nodes.services import space_set_hardware
 from spaces.records.errors import ServiceError
 from spaces.records.models import Space, Visibility
 
@@ -66,12 +67,13 @@ def sleeptime(request, args, rest):
 
 
 def hardware(request, args, rest):
-    """request_space_hardware: one kind of machine here, so any other tier is refused by name."""
-    space, _ = get_space(request, *args, Action.EDIT)
+    """request_space_hardware: the owner's choice of tier (spaces/nodes, like PATCH hardware on
+    /api/): an unknown tier is a 400 naming the hub's tiers; it applies at the next start."""
+    space, _ = get_space(request, *args, Action.ADMIN)
     flavor = _body(request).get("flavor")
-    if flavor != shapes.HARDWARE:
-        raise HfError(400, f"flavor: hardware tiers are not available on this hub ({flavor!r} was asked); "
-                           f"every space runs on {shapes.HARDWARE}", code="invalid")
+    if not isinstance(flavor, str) or not flavor:
+        raise bad_request("flavor", "name one of this hub's hardware tiers")
+    space = space_set_hardware(space=space, hardware=flavor)
     if _body(request).get("sleepTimeSeconds") is not None:
         space = options.sleep_time(space, _body(request)["sleepTimeSeconds"])
     return _runtime(space)

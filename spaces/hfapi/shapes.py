@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from django.conf import settings
 
+from spaces.nodes.tiers import default_tier
 from spaces.records.models import Space, Visibility
 from spaces.records.status import SpaceStatus
 
@@ -41,8 +42,9 @@ def runtime(space: Space) -> dict:
     `hardware` as an object (null crashes huggingface_hub <= 1.x), `gcTimeout` the sleep time."""
     return {
         "stage": space.status,
-        "hardware": {"current": HARDWARE if space.status != SpaceStatus.PAUSED else None,
-                     "requested": HARDWARE},
+        "hardware": {"current": (space.tier or space.hardware or default_tier().name)
+                     if space.status != SpaceStatus.PAUSED else None,
+                     "requested": space.hardware or space.tier or default_tier().name},
         "gcTimeout": None if space.sleep_after < 0 else space.sleep_after,
         "storage": None,
         "devMode": False,

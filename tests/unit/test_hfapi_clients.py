@@ -45,6 +45,7 @@ def test_whoami_create_settings_runtime_and_delete_with_huggingface_hub_2(hf, pe
         api.delete_space_secret("olive/shouter", "API_KEY")
         RESULT["after_delete"] = list(api.get_space_variables("olive/shouter"))
         RESULT["hardware"] = outcome(lambda: api.request_space_hardware("olive/shouter", "t4-small"))
+        RESULT["tier"] = api.request_space_hardware("olive/shouter", "cpu-upgrade").requested_hardware
         RESULT["protected"] = outcome(lambda: api.create_repo("olive/p", repo_type="space", space_sdk="gradio",
                                                               visibility="protected"))
         RESULT["model"] = outcome(lambda: api.create_repo("olive/m"))
@@ -66,7 +67,8 @@ def test_whoami_create_settings_runtime_and_delete_with_huggingface_hub_2(hf, pe
     assert got["sleep"] == 7200
     assert got["variables"] == {"COLOR": "red"} and got["secrets"] == ["API_KEY"] and got["after_delete"] == []
     assert got["hardware"][:2] == ["BadRequestError", 400]
-    assert "hardware tiers are not available on this hub" in got["hardware"][2]
+    assert "'t4-small' is not a hardware tier of this hub" in got["hardware"][2] and "cpu-upgrade" in got["hardware"][2]
+    assert got["tier"] == "cpu-upgrade"  # the owner's choice of tier (issue 12), applied at the next start
     assert got["protected"][:2] == ["BadRequestError", 400] and "visibility" in got["protected"][2]
     assert got["model"][1] == 400 and 'repo_type="space"' in got["model"][2]
     assert got["restart"][1] == 409 and "no revision" in got["restart"][2]
