@@ -473,7 +473,7 @@ def _bump_generation(config: ProxyConfig) -> int:
     return new
 
 
-def publish_route(route: Route, config: ProxyConfig) -> bool:
+def publish_route(route: Route, config: ProxyConfig, *, apply_timeout: float = 5.0) -> bool:
     """Write ``<label>.conf`` for ``route``, bumping the generation iff its content changed,
     and set the route's slot flag. Returns whether either changed (then wait_applied()).
 
@@ -489,7 +489,7 @@ def publish_route(route: Route, config: ProxyConfig) -> bool:
             _bump_generation(config)
     slot = route.active_slot if route.upstream_b is not None else "a"
     if changed and slot != active_slot(route.label, config):
-        wait_applied(config)
+        wait_applied(config, timeout=apply_timeout)
     moved = set_active_slot(route.label, slot, config)
     state = set_route_state(route, config)
     return changed or moved or state

@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 User = get_user_model()
 S = SpaceStatus
 R = Revision.Status
+# How long a route change waits for the proxy to load it. RUNNING means reachable, so this is
+# generous: on a busy 2-core machine a reload (nginx -t, new workers, the old ones closing
+# their listeners, at most one a second) has taken more than 5 s. Bounded all the same: with
+# no proxy running the route goes live at its next start, and the caller goes on.
+APPLY_TIMEOUT = 30.0
 
 
 # ----------------------------------------------------------------------------- running
@@ -84,7 +89,7 @@ def space_publish_route(*, space_id: int, wait: bool = True, end_open_connection
             for key, value in fields.items():
                 setattr(space, key, value)
         route = space_route(space)
-        changed = proxy.publish_route(route, config)
+        changed = proxy.publish_route(route, config, apply_timeout=APPLY_TIMEOUT)
         # Its branch previews' flags carry the space's access epoch: a change of who may
         # enter (a collaborator removed) reaches their hosts at once too.
         previews = [preview_route(p) for p in Preview.objects.filter(space_id=space_id).select_related("space__owner")]
@@ -93,7 +98,7 @@ def space_publish_route(*, space_id: int, wait: bool = True, end_open_connection
     # A branch preview is always private: connections open to it end as a private space's do.
     for private in [r for r in (route, *previews) if r.private] if end_open_connections else ():
         changed = _end_open_connections(private, config) or changed
-    if changed and wait and not proxy.wait_applied(config):
+    if changed and wait and not proxy.wait_applied(config, timeout=APPLY_TIMEOUT):
         log.warning("the proxy has not loaded routes generation %s yet", proxy.current_generation(config))
 
 
@@ -157,8 +162,8 @@ def preview_publish_route(*, preview_id: int, wait: bool = True, **fields) -> Pr
             Preview.objects.filter(pk=preview_id).update(**fields, updated_at=timezone.now())
             for key, value in fields.items():
                 setattr(preview, key, value)
-        changed = proxy.publish_route(preview_route(preview), config)
-    if changed and wait and not proxy.wait_applied(config):
+        changed = proxy.publish_route(preview_route(preview), config, apply_timeout=APPLY_TIMEOUT)
+    if changed and wait and not proxy.wait_applied(config, timeout=APPLY_TIMEOUT):
         log.warning("the proxy has not loaded routes generation %s yet", proxy.current_generation(config))
     return preview
 

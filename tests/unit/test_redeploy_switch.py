@@ -68,7 +68,7 @@ def test_moving_the_slot_needs_no_reload(cfg):
 def test_a_flag_moves_only_once_a_changed_file_is_applied(cfg, monkeypatch):
     proxy.publish_route(two_slots(), cfg)
     seen = []
-    monkeypatch.setattr(proxy, "wait_applied", lambda config: seen.append(proxy.active_slot("alice-demo", cfg)))
+    monkeypatch.setattr(proxy, "wait_applied", lambda config, timeout=5.0: seen.append(proxy.active_slot("alice-demo", cfg)))
     # A new app port changes the file and moves the slot: the proxy must know the new
     # upstreams before the traffic moves to them.
     proxy.publish_route(two_slots(a="10.213.0.12:8000", b="10.213.0.13:8000", slot="b"), cfg)
