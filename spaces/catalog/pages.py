@@ -158,7 +158,7 @@ def space_settings(request, owner, name):
 @require_POST
 def space_action(request, owner, name, action):
     needs = {"restart": Action.EDIT, "factory": Action.EDIT, "pause": Action.ADMIN, "delete": Action.ADMIN,
-             "visibility": Action.ADMIN, "hardware": Action.ADMIN}
+             "visibility": Action.ADMIN, "hardware": Action.ADMIN, "force-push": Action.ADMIN}
     if action not in needs:
         raise Http404
     space, _ = space_for_page(request, owner, name, needs[action])
@@ -172,6 +172,12 @@ def space_action(request, owner, name, action):
             space_pause(space=space)
         elif action == "visibility":
             space_update(space=space, visibility=request.POST.get("visibility", ""))
+        elif action == "force-push":
+            # Recorded on each forced push (spaces/repos/receive.py); off by default, as a
+            # rewritten main loses the history others cloned.
+            space_update(space=space, allow_force_push=request.POST.get("allow_force_push") == "on")
+            messages.success(request, gettext("Force pushes to main are now allowed.") if space.allow_force_push
+                             else gettext("Force pushes to main are now refused."))
         elif action == "hardware":
             space_set_hardware(space=space, hardware=request.POST.get("hardware", ""))
             messages.success(request,

@@ -351,3 +351,19 @@ def test_only_the_owner_allows_force_pushes(api, olive, make_user, make_space):
     resp = api(olive).patch("/api/spaces/olive/demo", {"allow_force_push": True}, format="json")
     assert resp.status_code == 200 and resp.json()["allow_force_push"] is True
     assert Space.objects.get(name="demo").allow_force_push
+
+
+def test_the_settings_page_switches_force_pushes_for_the_owner_only(client, olive, make_user, make_space):
+    eddie = make_user("eddie")
+    make_space(olive, "demo", editors=[eddie])
+    client.force_login(olive)
+    page = client.get("/spaces/olive/demo/settings")
+    assert b'action="actions/force-push"' in page.content and b"Allow force pushes to <code>main</code>" in page.content
+    answer = client.post("/spaces/olive/demo/actions/force-push", {"allow_force_push": "on"})
+    assert answer.status_code == 302 and Space.objects.get(name="demo").allow_force_push
+    client.post("/spaces/olive/demo/actions/force-push", {})  # an unticked box is not sent
+    assert not Space.objects.get(name="demo").allow_force_push
+    client.force_login(eddie)  # an editor pushes, but does not decide whether main may be rewritten
+    assert b"actions/force-push" not in client.get("/spaces/olive/demo/settings").content
+    assert client.post("/spaces/olive/demo/actions/force-push", {"allow_force_push": "on"}).status_code in (403, 404)
+    assert not Space.objects.get(name="demo").allow_force_push

@@ -122,7 +122,8 @@ class _Visible(HTMLParser):
 NAMES = {"Demohub", "README", "SDK", "SDKs", "API", "Gradio", "Streamlit", "Docker", "Static", "zip", "tar", "gz",
          "CI", "Markdown", "English",  # a language selector names each language in itself
          "HTML", "iframe", "JSON", "URL", "UTC", "ms", "p95", "4xx", "5xx",  # formats, units, status classes
-         "vCPU", "GPU"}  # hardware units (the Hardware card of Settings)
+         "vCPU", "GPU",  # hardware units (the Hardware card of Settings)
+         "Git"}  # the tool, by its name (the Git card of Settings)
 
 
 NAMES_LOWER = {name.lower() for name in NAMES}
