@@ -53,7 +53,8 @@ from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.routes import container_name
 from spaces.lifecycle.run_logs import exit_reason, run_log_copy, run_log_tail
 from spaces.lifecycle.starts import space_memory, start_container
-from spaces.nodes.selectors import here, local_node_name
+from spaces.lifecycle.preview_runs import previews_crashed
+from spaces.nodes.selectors import here, holds_hub_engine, local_node_name
 from spaces.records import jobs
 from spaces.records.models import Revision, Sdk, Space
 from spaces.records.services import space_transition
@@ -153,6 +154,8 @@ def crashes_check() -> None:
                     space_crashed(space)
                 except BackendUnavailable:
                     return
+        if holds_hub_engine():  # branch previews run on the hub's engine
+            previews_crashed(containers)
         restarts_send_due()
     finally:
         with contextlib.suppress(Exception):

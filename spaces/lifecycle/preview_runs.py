@@ -26,7 +26,8 @@ from runner import proxy
 from spaces.lifecycle import housekeeping, logs
 from spaces.lifecycle.engine import get_backend
 from spaces.lifecycle.routes import preview_container_name, preview_publish_route, proxy_config, switch_preview_site
-from spaces.lifecycle.starts import run_env, run_spec, run_until_healthy
+from spaces.lifecycle.run_logs import exit_reason
+from spaces.lifecycle.starts import run_env, run_spec, run_until_healthy, space_memory
 from spaces.records import jobs
 from spaces.records.models import Preview, Revision, Sdk
 from spaces.records.previews import setting
@@ -142,6 +143,33 @@ def previews_idle(now: float, seen: dict[str, float]) -> list[int]:
                 if preview_sleep(preview_id=preview.pk, idle_since=since):
                     slept.append(preview.pk)
     return slept
+
+
+def previews_crashed(containers: dict) -> list[int]:
+    """The crash check's part for previews (spaces/lifecycle/health.py): a running preview
+    whose container exited or is gone is put to sleep with the reason, so its next request
+    starts it again (a preview has no back-off or crash limit of its own: an app that cannot
+    start ends FAILED at that start). `containers` is the engine's list, name -> state, taken
+    before the rows are read. Returns the ids."""
+    crashed = []
+    for preview in Preview.objects.filter(status=P.RUNNING).exclude(space__sdk=Sdk.STATIC).select_related("space"):
+        state = containers.get(preview_container_name(preview))
+        if (state is not None and (state.running or state.paused)) or preview_busy(preview.pk):
+            continue
+        with contextlib.suppress(TimeoutError), preview_lock(preview.pk, wait=1):
+            state = get_backend().state(preview_container_name(preview))
+            if state is not None and (state.running or state.paused):
+                continue
+            reason = exit_reason(state, memory=space_memory(preview.space))
+            # SLEEPING with the flag set: from now on a request waits for the wake, which
+            # starts the same image again (preview_wake_requested).
+            if Preview.objects.filter(pk=preview.pk, status=P.RUNNING, commit=preview.commit).update(
+                    status=P.SLEEPING, updated_at=timezone.now(),
+                    error=f"The app stopped: {reason}. The next request starts it again."[:4000]):
+                preview_publish_route(preview_id=preview.pk)
+                log.warning("preview %s of space %s: %s", preview.label, preview.space_id, reason)
+                crashed.append(preview.pk)
+    return crashed
 
 
 def preview_upstreams() -> dict[str, str]:

@@ -24,9 +24,15 @@ def here() -> Q:
     the unplaced ones when it consumes the hub's own queues (the implicit local engine)."""
     name = local_node_name()
     scope = Q(node__name=name) if name else Q(pk__in=[])
-    if setting("NODE_QUEUE") == "lifecycle":
+    if holds_hub_engine():
         scope |= Q(node__isnull=True)
     return scope
+
+
+def holds_hub_engine() -> bool:
+    """Whether this process consumes the hub's own queues, so its engine is the hub's: the one
+    unplaced spaces and every branch preview run on."""
+    return setting("NODE_QUEUE") == "lifecycle"
 
 
 def nodes_exist() -> bool:

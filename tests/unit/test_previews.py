@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from runner import proxy
 from runner.archive import ArchiveLimits, snapshot_archive
-from spaces.lifecycle import converge, housekeeping, preview_runs, sleep
+from spaces.lifecycle import converge, health, housekeeping, preview_runs, sleep
 from spaces.lifecycle.routes import preview_container_name
 from spaces.previews import services
 from spaces.records.models import HostLabel, Preview, Space
@@ -233,6 +233,23 @@ def test_an_idle_preview_sleeps_and_the_next_request_wakes_it(gradio_preview, hu
     assert awake.status == P.RUNNING and name in hub.backend.containers
     assert flags(settings, awake.label) == {"private"}
     assert "previews" not in sleep.sleep_check()
+
+
+def test_a_preview_whose_app_crashed_sleeps_with_the_reason_and_the_next_request_starts_it(
+        gradio_preview, hub, settings):
+    name = preview_container_name(gradio_preview)
+    health.crashes_check()
+    assert Preview.objects.get(pk=gradio_preview.pk).status == P.RUNNING   # running: left alone
+    hub.backend.crash(name, exit_code=1, output="Traceback: boom\n")
+    health.crashes_check()
+    crashed = Preview.objects.get(pk=gradio_preview.pk)
+    assert crashed.status == P.SLEEPING and "exited with code 1" in crashed.error
+    assert flags(settings, crashed.label) == {"private", "sleeping"}   # a request now waits for the wake
+    assert fresh(gradio_preview.space).status == "NO_APP_FILE"   # the space is not involved
+    assert preview_runs.preview_wake_requested(crashed.pk)       # (eager: the start runs here)
+    again = Preview.objects.get(pk=crashed.pk)
+    assert again.status == P.RUNNING and again.error == "" and hub.backend.state(name).running
+    assert flags(settings, again.label) == {"private"}
 
 
 def test_running_previews_count_toward_the_running_cap(gradio_preview, settings):
