@@ -447,9 +447,12 @@ def wait_applied(config: ProxyConfig, *, timeout: float = 5.0) -> bool:
     """Wait until the proxy has loaded the current routes generation, and every worker sees
     the last slot switch (SLOT_FLAG_CACHE_SECONDS after it).
 
-    Returns False on timeout (no proxy running, or it refused the config); callers go on,
-    as the route will be live at the proxy's next successful reload.
+    Returns False on timeout (the proxy is down, or it refused the config), and at once when
+    no proxy has ever run on these routes (no `applied` file): callers go on, as the route
+    will be live at the proxy's next successful reload or start.
     """
+    if not (config.routes_dir.parent / "applied").exists():
+        return False
     wanted = current_generation(config)
     deadline = time.monotonic() + timeout
     while applied_generation(config) < wanted:

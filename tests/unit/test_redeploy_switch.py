@@ -87,6 +87,19 @@ def test_wait_applied_waits_until_every_worker_sees_a_moved_slot(cfg):
     assert time.monotonic() - started < 0.5  # nothing moved since
 
 
+def test_wait_applied_waits_for_a_proxy_that_ran_and_not_for_one_that_never_did(cfg):
+    proxy.publish_route(two_slots(), cfg)
+    applied = cfg.routes_dir.parent / "applied"
+    applied.write_text("0\n")                     # a proxy that has not loaded this route yet
+    started = time.monotonic()
+    assert proxy.wait_applied(cfg, timeout=0.5) is False
+    assert time.monotonic() - started >= 0.5
+    applied.unlink()                               # no proxy has ever run on these routes
+    started = time.monotonic()
+    assert proxy.wait_applied(cfg, timeout=30) is False
+    assert time.monotonic() - started < 0.5        # it loads every route when it starts
+
+
 def test_removing_or_reconciling_routes_drops_their_flags_only(cfg):
     proxy.publish_route(two_slots("one", slot="b"), cfg)
     proxy.publish_route(two_slots("two", slot="b"), cfg)
