@@ -14,7 +14,9 @@ spends the owner's quota, since the owner's spaces are what it fills.
                                                       (spaces/nodes; a README's suggestion past it
                                                       falls back to the default tier instead)
 * storage             QUOTA_STORAGE_PER_USER          bytes of the owner's snapshots (the
-                                                      uploaded repos, uncompressed), at upload
+                                                      uploaded repos, uncompressed, and the
+                                                      branch previews' commits), at upload
+                                                      and at a push
 
 The checks read counts without a lock, so two requests at the same instant may both pass by
 one; the quota bounds what a user can take, it is not an exact ledger.
@@ -27,7 +29,7 @@ from django.db.models import Sum
 from spaces.nodes.conf import setting as node_setting
 from spaces.nodes.tiers import gpu_quota_allows, space_tier
 from spaces.records.errors import ServiceError
-from spaces.records.models import Revision, Space
+from spaces.records.models import Preview, Revision, Space
 from spaces.records.status import SERVING, SpaceStatus
 
 S = SpaceStatus
@@ -88,9 +90,11 @@ def check_gpu(space: Space) -> None:
 
 
 def storage_used(owner_id: int) -> int:
-    """Bytes of the owner's stored snapshots (a snapshot shared by revisions counts once per row:
-    rare, and it errs on the owner's side of nothing)."""
-    return Revision.objects.filter(space__owner_id=owner_id).aggregate(n=Sum("snapshot_bytes"))["n"] or 0
+    """Bytes of the owner's stored snapshots, its revisions' and its branch previews' (a
+    snapshot shared by rows counts once per row: rare, and it errs on the owner's side of nothing)."""
+    revisions = Revision.objects.filter(space__owner_id=owner_id).aggregate(n=Sum("snapshot_bytes"))["n"] or 0
+    previews = Preview.objects.filter(space__owner_id=owner_id).aggregate(n=Sum("snapshot_bytes"))["n"] or 0
+    return revisions + previews
 
 
 def check_storage(space: Space, new_bytes: int) -> None:

@@ -45,11 +45,11 @@ def preview_update(*, space_id: int, branch: str, sha: str, pusher_id: int | Non
         return preview_deploy(space=space, branch=branch, sha=sha, snapshot=None, files=set(),
                               pushed_by_id=pusher_id, error=f"the commit cannot be deployed: {exc}")
     return preview_deploy(space=space, branch=branch, sha=sha, snapshot=Path(snapshot.path),
-                          files=set(snapshot.files), pushed_by_id=pusher_id)
+                          files=set(snapshot.files), pushed_by_id=pusher_id, snapshot_bytes=snapshot.total_bytes)
 
 
 def preview_deploy(*, space: Space, branch: str, sha: str, snapshot: Path | None, files: set[str],
-                   pushed_by_id: int | None, error: str = "") -> Preview | None:
+                   pushed_by_id: int | None, error: str = "", snapshot_bytes: int = 0) -> Preview | None:
     """Make or update the preview of `branch` at commit `sha` (files checked and exported to
     `snapshot` already), then build it (a static site: serve it). Returns the row, or None
     when the space may not have another preview (the push hook refuses that push first)."""
@@ -57,7 +57,8 @@ def preview_deploy(*, space: Space, branch: str, sha: str, snapshot: Path | None
     if snapshot is not None:
         error, metadata = _config(space, snapshot, files)
         metadata.pop("readme", None)   # the space page shows main's README, never a branch's
-    fields = {"commit": sha, "snapshot_path": str(snapshot or ""), "metadata": metadata, "pushed_by_id": pushed_by_id,
+    fields = {"commit": sha, "snapshot_path": str(snapshot or ""), "snapshot_bytes": snapshot_bytes if snapshot else 0,
+              "metadata": metadata, "pushed_by_id": pushed_by_id,
               "error": error, "status": P.FAILED if error else (P.STARTING if space.sdk == Sdk.STATIC else P.BUILDING)}
     for _ in range(8):
         try:

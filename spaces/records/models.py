@@ -224,6 +224,9 @@ class Preview(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.BUILDING)
     error = models.TextField(blank=True)
     snapshot_path = models.CharField(max_length=500, blank=True)
+    # Uncompressed size of its commit's files: a preview's snapshot counts against the owner's
+    # storage quota as a revision's does (spaces/lifecycle/quotas.py).
+    snapshot_bytes = models.BigIntegerField(default=0)
     metadata = models.JSONField(default=dict, blank=True)
     image = models.CharField(max_length=300, blank=True)
     build_log = models.TextField(blank=True)

@@ -121,10 +121,16 @@ def _check_main(space, new: str, snapshots: dict) -> None:
 
 def _check_previews(space, updates) -> None:
     """A branch other than main becomes a branch preview (spaces/previews): no more of them than
-    PREVIEW_MAX_PER_SPACE, counting the new branches of this push too (helper C)."""
+    PREVIEW_MAX_PER_SPACE, counting the new branches of this push too, and their files within
+    the owner's storage quota as an upload's are (a preview's commit is stored as a snapshot)."""
+    from spaces.lifecycle import quotas
+    from spaces.records.errors import ServiceError
+    from spaces.records.models import Preview
     from spaces.records.previews import MAIN, preview_refusal
+    from spaces.repos import store
 
     added: list[str] = []
+    new_bytes = 0
     for _old, new, ref in updates:
         branch = ref.removeprefix("refs/heads/")
         if not ref.startswith("refs/heads/") or branch == MAIN or new == ZERO:
@@ -133,6 +139,14 @@ def _check_previews(space, updates) -> None:
         if reason:
             raise Refused(reason)
         added.append(branch)
+        size = sum(entry.size for entry in store.ls_tree(space, new) if entry.type == "blob")
+        replaced = Preview.objects.filter(space=space, branch=branch).values_list("snapshot_bytes", flat=True).first()
+        new_bytes += max(0, size - (replaced or 0))
+    if new_bytes:
+        try:
+            quotas.check_storage(space, new_bytes)
+        except ServiceError as exc:
+            raise Refused(f"{', '.join(added)}: {exc}") from exc
 
 
 def pre_receive(space, pusher, updates, report: Report, snapshots: dict) -> int:

@@ -50,3 +50,36 @@ def test_branches_become_previews_up_to_the_limit_and_go_with_their_branch(live_
     assert not (settings.SITES_DIR / one.label).exists()
     run_git(d, "push", "-q", remote, "two", "three")   # room again
     assert set(Preview.objects.filter(space=space).values_list("branch", flat=True)) == {"two", "three"}
+
+
+def test_a_branch_over_the_owner_s_storage_quota_is_refused_before_its_ref_moves(live_server, make_user, make_space,
+                                                                               make_token, tmp_path, settings):
+    from spaces.lifecycle.quotas import storage_used
+
+    olive = make_user("olive")
+    space = make_space(olive, "site", sdk="static")
+    remote = url(live_server, "olive", "site", "olive", make_token(olive))
+    d = tmp_path / "w"
+    d.mkdir()
+    run_git(d, "init", "-q", "-b", "main")
+    commit_files(d, {"README.md": README, "index.html": "<h1>main</h1>\n"}, "main")
+    run_git(d, "push", "-q", remote, "main")
+    run_git(d, "checkout", "-q", "-b", "small")
+    commit_files(d, {"a.txt": "a" * 10_000}, "small")
+    run_git(d, "push", "-q", remote, "small")
+    used = storage_used(olive.pk)
+    preview = Preview.objects.get(space=space, branch="small")
+    assert preview.snapshot_bytes > 10_000 and used > preview.snapshot_bytes   # main's revision and the preview
+    settings.QUOTA_STORAGE_PER_USER = used + 5_000
+    run_git(d, "checkout", "-q", "-b", "big")
+    commit_files(d, {"b.txt": "b" * 20_000}, "big")
+    out = run_git(d, "push", remote, "big", check=False)
+    assert out.returncode != 0
+    assert "remote: Demohub refused this push: big:" in out.stderr and "one user may store" in out.stderr, out.stderr
+    assert set(store.branches(space)) == {"main", "small"}
+    assert not Preview.objects.filter(space=space, branch="big").exists()
+    # Updating a preview counts what it adds to the files it replaces.
+    run_git(d, "checkout", "-q", "small")
+    commit_files(d, {"a.txt": "a" * 12_000}, "a little more")
+    run_git(d, "push", "-q", remote, "small")
+    assert Preview.objects.get(space=space, branch="small").snapshot_bytes == preview.snapshot_bytes + 2_000
