@@ -54,6 +54,14 @@ def isolation() -> str:
     return "unisolated" if settings.ALLOW_UNISOLATED else "refusing"
 
 
+def queue_answers() -> bool:
+    """Whether Redis (the broker and the live logs) answers now, within the probe's timeouts."""
+    try:
+        return bool(_redis().ping())
+    except redis.RedisError:
+        return False
+
+
 def checks() -> dict[str, str]:
     result = {"database": "ok", "broker": "ok", "engine": "ok"}
     try:

@@ -150,8 +150,16 @@ def _check_previews(space, updates) -> None:
 
 
 def pre_receive(space, pusher, updates, report: Report, snapshots: dict) -> int:
+    from spaces.lifecycle import readiness
+    from spaces.web.unavailable import RETRY_AFTER
+
     checked: set[str] = set()
     try:
+        # A ref that moves queues work (a build, a preview); with the queue down the commit
+        # would land with nothing to run it, so the push waits for it instead.
+        if not readiness.queue_answers():
+            raise Refused(f"the hub's job queue (Redis) does not answer right now; push again in {RETRY_AFTER} "
+                          "seconds or so.")
         for old, new, ref in updates:
             _check_update(space, old, new, ref, checked)
         for _old, new, ref in updates:
@@ -184,6 +192,7 @@ PREVIEW_DELETE = "spaces.tasks.preview_delete"
 def post_receive(space, pusher, updates, report: Report, snapshots: dict) -> int:
     from django.conf import settings
 
+    from spaces.records.models import Revision
     from spaces.repos import services, store
 
     base = f"{str(settings.HUB_URL).rstrip('/')}/spaces/{space.owner.username}/{space.name}"
@@ -201,9 +210,20 @@ def post_receive(space, pusher, updates, report: Report, snapshots: dict) -> int
                                                     snapshot=snapshots.pop(new, None), extra_metadata=extra,
                                                     log_lines=lines)
             except Exception as exc:
-                log.exception("push to space %s: no revision for %s", space.pk, new)
-                report.say(f"Demohub: the commit is on main but no revision was made: {exc}",
-                           "Push again or upload to retry.")
+                made = Revision.objects.filter(space=space, commit=new).order_by("-number").first()
+                if made is None:
+                    log.exception("push to space %s: no revision for %s", space.pk, new)
+                    report.say(f"Demohub: the commit is on main but no revision was made: {exc}",
+                               "Push again or upload to retry.")
+                    continue
+                # Recorded, but its build was not queued (the queue went away after the
+                # pre-receive check): the hub sends a queued revision's build again by itself
+                # (spaces/builds/leases.py resend_queued).
+                log.warning("push to space %s: revision %s recorded, its build not queued: %s", space.pk,
+                            made.number, exc)
+                report.say(f"Demohub: revision {made.number} of {space.owner.username}/{space.name} is commit "
+                           f"{new[:12]}; the job queue did not answer, so its build starts once it does.",
+                           f"Watch the build: {base}/logs")
                 continue
             report.say(f"Demohub: revision {rev.number} of {space.owner.username}/{space.name} is commit "
                        f"{new[:12]}.")

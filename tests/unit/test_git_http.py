@@ -189,3 +189,39 @@ def test_the_hook_socket_answers_only_its_own_push():
     finally:
         server.close()
     assert not os.path.exists(server.dir)
+
+
+def test_a_push_while_the_job_queue_is_down_changes_nothing_or_says_when_its_build_starts(
+        live_server, make_user, make_space, make_token, work, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from spaces.lifecycle import readiness
+    from spaces.records import jobs
+
+    olive = make_user("olive")
+    space = make_space(olive, "site", sdk="static")
+    remote = url(live_server, "olive", "site", "olive", make_token(olive))
+    d = work()
+    run_git(d, "init", "-q", "-b", "main")
+    commit_files(d, {"README.md": README, "index.html": "one\n"}, "First")
+    run_git(d, "push", "-q", remote, "main")
+    head = store.head(space)
+    commit_files(d, {"index.html": "two\n"}, "Second")
+    # Down when the push arrives: refused before any ref moves, with when to try again.
+    monkeypatch.setattr(readiness, "queue_answers", lambda: False)
+    out = run_git(d, "push", remote, "main", check=False)
+    assert out.returncode != 0 and "job queue (Redis) does not answer right now; push again" in out.stderr, out.stderr
+    assert store.head(space) == head and Space.objects.get(pk=space.pk).latest_revision.number == 1
+    # Gone between the check and the revision: the revision is recorded, and the pusher told
+    # that its work starts once the queue is back (the hub resends queued work by itself).
+    monkeypatch.setattr(readiness, "queue_answers", lambda: True)
+
+    def broker_down(task, *args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(jobs, "send", broker_down)
+    out = run_git(d, "push", remote, "main")
+    assert "revision 2 of olive/site is commit" in out.stderr and "its build starts once it does" in out.stderr, \
+        out.stderr
+    assert "no revision was made" not in out.stderr
+    assert Revision.objects.get(space=space, number=2).commit == store.head(space) != head
