@@ -13,17 +13,22 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 README = "---\ntitle: Site\nsdk: static\n---\n# hi\n"
 
 
-def test_branches_become_previews_up_to_the_limit_and_go_with_their_branch(live_server, make_user, make_space,
-                                                                           make_token, tmp_path, settings):
-    settings.PREVIEW_MAX_PER_SPACE = 2
-    olive = make_user("olive")
-    space = make_space(olive, "site", sdk="static")
-    remote = url(live_server, "olive", "site", "olive", make_token(olive))
+def pushed_site(live_server, space, token: str, tmp_path):
+    """(space, its git remote as its owner, a work tree) once `main` (a static site) is pushed."""
+    remote = url(live_server, space.owner.username, space.name, space.owner.username, token)
     d = tmp_path / "w"
     d.mkdir()
     run_git(d, "init", "-q", "-b", "main")
     commit_files(d, {"README.md": README, "index.html": "<h1>main</h1>\n"}, "main")
     run_git(d, "push", "-q", remote, "main")
+    return space, remote, d
+
+
+def test_branches_become_previews_up_to_the_limit_and_go_with_their_branch(live_server, make_user, make_space,
+                                                                           make_token, tmp_path, settings):
+    settings.PREVIEW_MAX_PER_SPACE = 2
+    olive = make_user("olive")
+    space, remote, d = pushed_site(live_server, make_space(olive, "site", sdk="static"), make_token(olive), tmp_path)
     run_git(d, "checkout", "-q", "-b", "feature/one")
     commit_files(d, {"index.html": "<h1>one</h1>\n"}, "one")
     out = run_git(d, "push", remote, "feature/one")
@@ -57,13 +62,7 @@ def test_a_branch_over_the_owner_s_storage_quota_is_refused_before_its_ref_moves
     from spaces.lifecycle.quotas import storage_used
 
     olive = make_user("olive")
-    space = make_space(olive, "site", sdk="static")
-    remote = url(live_server, "olive", "site", "olive", make_token(olive))
-    d = tmp_path / "w"
-    d.mkdir()
-    run_git(d, "init", "-q", "-b", "main")
-    commit_files(d, {"README.md": README, "index.html": "<h1>main</h1>\n"}, "main")
-    run_git(d, "push", "-q", remote, "main")
+    space, remote, d = pushed_site(live_server, make_space(olive, "site", sdk="static"), make_token(olive), tmp_path)
     run_git(d, "checkout", "-q", "-b", "small")
     commit_files(d, {"a.txt": "a" * 10_000}, "small")
     run_git(d, "push", "-q", remote, "small")
