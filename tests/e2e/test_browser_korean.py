@@ -11,14 +11,13 @@ import uuid
 
 import pytest
 
+from tests.i18n_names import NAMES
+
 from .browser import PASSWORD, shot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 # Names, formats and this test's own data: the same on a Korean page.
-NAMES = {"Demohub", "README", "SDK", "SDKs", "API", "Gradio", "Streamlit", "Docker", "Static", "Markdown", "CI",
-         "zip", "tar", "gz", "English",
-         "vCPU", "GPU"}  # hardware units (the Hardware card of Settings)
 
 
 def english_left(page, data: set[str]) -> list[str]:

@@ -23,6 +23,7 @@ from spaces.access import services as access
 from spaces.catalog.services import revision_create
 from spaces.community import services as comments
 from spaces.lifecycle import variables
+from tests.i18n_names import NAMES
 
 from .conftest import PASSWORD, next_ip, readme, targz_bytes
 
@@ -117,15 +118,8 @@ class _Visible(HTMLParser):
             self.texts.append(data.strip())
 
 
-# Words that are the same in a Korean page: names (the product, formats, SDKs, protocols) and
-# the test's own data (usernames, space names, titles, comment bodies).
-NAMES = {"Demohub", "README", "SDK", "SDKs", "API", "Gradio", "Streamlit", "Docker", "Static", "zip", "tar", "gz",
-         "CI", "Markdown", "English",  # a language selector names each language in itself
-         "HTML", "iframe", "JSON", "URL", "UTC", "ms", "p95", "4xx", "5xx",  # formats, units, status classes
-         "vCPU", "GPU",  # hardware units (the Hardware card of Settings)
-         "Git"}  # the tool, by its name (the Git card of Settings)
-
-
+# Words that are the same in a Korean page: NAMES (the product, formats, SDKs, protocols:
+# tests/i18n_names.py) and the test's own data (usernames, space names, titles, comment bodies).
 NAMES_LOWER = {name.lower() for name in NAMES}
 
 
