@@ -8,6 +8,7 @@ moves on, so offsets stay absolute.
 """
 from __future__ import annotations
 
+import contextlib
 from functools import cache
 
 import redis
@@ -19,6 +20,20 @@ TTL = 7 * 24 * 3600
 @cache
 def client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
+
+
+@contextlib.contextmanager
+def held_lock(key: str, *, timeout: float, wait: float, busy: str):
+    """A Redis lock on `key` (expires after `timeout` s unless released; waits up to `wait` s
+    for it), across worker processes. Raises TimeoutError(`busy`) when it stays taken."""
+    lock = client().lock(key, timeout=timeout, blocking_timeout=wait)
+    if not lock.acquire():
+        raise TimeoutError(busy)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            lock.release()
 
 
 def _key(kind: str, ident: int) -> str:

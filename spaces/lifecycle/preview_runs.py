@@ -43,14 +43,9 @@ def _key(*parts) -> str:
 @contextlib.contextmanager
 def preview_lock(preview_id: int, *, wait: float = 120):
     """One start, sleep or removal of a preview at a time (across worker processes)."""
-    lock = logs.client().lock(_key("lock", preview_id), timeout=900, blocking_timeout=wait)
-    if not lock.acquire():
-        raise TimeoutError(f"preview {preview_id} is locked by another start or sleep")
-    try:
+    with logs.held_lock(_key("lock", preview_id), timeout=900, wait=wait,
+                        busy=f"preview {preview_id} is locked by another start or sleep"):
         yield
-    finally:
-        with contextlib.suppress(Exception):
-            lock.release()
 
 
 def preview_busy(preview_id: int) -> bool:

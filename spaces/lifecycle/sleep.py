@@ -57,14 +57,9 @@ def _key(*parts) -> str:
 @contextlib.contextmanager
 def space_lock(space_id: int, *, wait: float = 120):
     """One sleeper or waker per space at a time (across worker processes)."""
-    lock = logs.client().lock(_key("lock", space_id), timeout=600, blocking_timeout=wait)
-    if not lock.acquire():
-        raise TimeoutError(f"space {space_id} is locked by another sleep or wake")
-    try:
+    with logs.held_lock(_key("lock", space_id), timeout=600, wait=wait,
+                        busy=f"space {space_id} is locked by another sleep or wake"):
         yield
-    finally:
-        with contextlib.suppress(Exception):
-            lock.release()
 
 
 # ----------------------------------------------------------------------------- activity
