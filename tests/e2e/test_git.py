@@ -5,27 +5,17 @@ push. Static spaces: the proxy serves their files, so no image is built (fast)."
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.git_client import run_git
+
 pytestmark = pytest.mark.e2e
 
 README = "---\ntitle: Pushed\nsdk: static\n---\n# pushed\n"
-
-
-def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, LC_ALL="C",
-               GIT_AUTHOR_NAME="e2e", GIT_AUTHOR_EMAIL="e2e@example.org", GIT_COMMITTER_NAME="e2e",
-               GIT_COMMITTER_EMAIL="e2e@example.org")
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120)
-    if check:
-        assert proc.returncode == 0, f"git {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 def remote(stack, owner: str, name: str, user: str = "", token: str = "") -> str:
@@ -38,8 +28,8 @@ def commit(d: Path, files: dict, message: str) -> None:
         p = d / name
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(content if isinstance(content, bytes) else content.encode())
-    git(d, "add", "-A")
-    git(d, "commit", "-q", "-m", message)
+    run_git(d, "add", "-A")
+    run_git(d, "commit", "-q", "-m", message)
 
 
 @pytest.fixture(scope="module")
@@ -70,17 +60,17 @@ def test_push_deploys_and_refused_pushes_change_nothing(stack, small_limits, tmp
     url = remote(stack, owner, "site", owner, token)
     d = tmp_path / "work"
     # Clone the empty repository, commit, push: the space serves the pushed files.
-    git(tmp_path, "clone", "-q", url, "work")
+    run_git(tmp_path, "clone", "-q", url, "work")
     commit(d, {"README.md": README, "index.html": "<h1>version one</h1>\n"}, "First version")
-    out = git(d, "push", "origin", "HEAD:main")
+    out = run_git(d, "push", "origin", "HEAD:main")
     assert "revision 1 of" in out.stderr and "Watch the build" in out.stderr, out.stderr
     serves(stack, token, owner, "site", "version one", 1)
     rev = stack.api(token).get(f"{stack.hub_url}/api/spaces/{owner}/site/revisions/1").json()
-    assert rev["commit"] == git(d, "rev-parse", "HEAD").stdout.strip() and rev["message"] == "First version"
+    assert rev["commit"] == run_git(d, "rev-parse", "HEAD").stdout.strip() and rev["message"] == "First version"
     commit(d, {"index.html": "<h1>version two</h1>\n"}, "Second")
-    git(d, "push", "-q", "origin", "HEAD:main")
+    run_git(d, "push", "-q", "origin", "HEAD:main")
     serves(stack, token, owner, "site", "version two", 2)
-    good = git(d, "rev-parse", "HEAD").stdout.strip()
+    good = run_git(d, "rev-parse", "HEAD").stdout.strip()
 
     def refused(files: dict | None, why: str, *, setup=None) -> None:
         if setup:
@@ -88,22 +78,22 @@ def test_push_deploys_and_refused_pushes_change_nothing(stack, small_limits, tmp
         if files:
             commit(d, files, "bad change")
         elif setup:
-            git(d, "commit", "-q", "-m", "bad change")
-        out = git(d, "push", "origin", "HEAD:main", check=False)
+            run_git(d, "commit", "-q", "-m", "bad change")
+        out = run_git(d, "push", "origin", "HEAD:main", check=False)
         assert out.returncode != 0 and why in out.stderr and "Nothing was changed" in out.stderr, out.stderr
-        git(d, "reset", "-q", "--hard", good)
+        run_git(d, "reset", "-q", "--hard", good)
         serves(stack, token, owner, "site", "version two", 2, timeout=5)
 
     refused({"bad\x01name.txt": "x"}, "is not safe")                          # a path an upload refuses
-    refused(None, "leak", setup=lambda: (os.symlink("../../etc/passwd", d / "leak"), git(d, "add", "leak")))
+    refused(None, "leak", setup=lambda: (os.symlink("../../etc/passwd", d / "leak"), run_git(d, "add", "leak")))
     refused({"big.bin": os.urandom(60_000)}, "big.bin")                        # over the file size limit
     refused({f"many/{i}.txt": str(i) for i in range(25)}, "20")                # over the file count
-    refused(None, "submodule", setup=lambda: git(d, "update-index", "--add", "--cacheinfo", f"160000,{good},vendor"))
+    refused(None, "submodule", setup=lambda: run_git(d, "update-index", "--add", "--cacheinfo", f"160000,{good},vendor"))
     refused({"README.md": "---\nsdk: [broken\n---\n"}, "README.md")           # invalid front matter
     # Not a fast-forward: the remote's last commit would be lost.
-    git(d, "reset", "-q", "--hard", "HEAD~1")
+    run_git(d, "reset", "-q", "--hard", "HEAD~1")
     commit(d, {"index.html": "<h1>rewritten</h1>\n"}, "rewrite")
-    out = git(d, "push", "--force", "origin", "HEAD:main", check=False)
+    out = run_git(d, "push", "--force", "origin", "HEAD:main", check=False)
     assert out.returncode != 0 and "fast-forward" in out.stderr, out.stderr
     serves(stack, token, owner, "site", "version two", 2, timeout=5)
     assert len(stack.api(token).get(f"{stack.hub_url}/api/spaces/{owner}/site/revisions").json()["results"]) == 2
@@ -115,18 +105,18 @@ def test_private_repositories_and_read_tokens(stack, tmp_path):
     stack.create_space(token, "vault", "static", visibility="private")
     d = tmp_path / "w"
     d.mkdir()
-    git(d, "init", "-q", "-b", "main")
+    run_git(d, "init", "-q", "-b", "main")
     commit(d, {"README.md": README, "index.html": "<h1>secret</h1>\n"}, "Secret")
-    git(d, "push", "-q", remote(stack, owner, "vault", owner, token), "main")
+    run_git(d, "push", "-q", remote(stack, owner, "vault", owner, token), "main")
     # The owner clones; anonymous and a stranger get the answer for a missing repository.
-    git(tmp_path, "clone", "-q", remote(stack, owner, "vault", owner, token), "mine")
-    anonymous = git(tmp_path, "clone", "-q", remote(stack, owner, "vault"), "anon", check=False)
-    missing = git(tmp_path, "clone", "-q", remote(stack, owner, "no-such-space"), "none", check=False)
+    run_git(tmp_path, "clone", "-q", remote(stack, owner, "vault", owner, token), "mine")
+    anonymous = run_git(tmp_path, "clone", "-q", remote(stack, owner, "vault"), "anon", check=False)
+    missing = run_git(tmp_path, "clone", "-q", remote(stack, owner, "no-such-space"), "none", check=False)
     assert anonymous.returncode != 0 and anonymous.stderr.replace("vault", "X") == missing.stderr.replace(
         "no-such-space", "X").replace("none", "anon")
     r = requests.get(f"{stack.hub_url}/spaces/{owner}/vault/info/refs", params={"service": "git-upload-pack"})
     assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic")
-    strange = git(tmp_path, "clone", "-q", remote(stack, owner, "vault", stranger, stranger_token), "s", check=False)
+    strange = run_git(tmp_path, "clone", "-q", remote(stack, owner, "vault", stranger, stranger_token), "s", check=False)
     assert strange.returncode != 0 and "not found" in strange.stderr.lower(), strange.stderr
     # Pushes: anonymous, a stranger, and the owner's read token are refused; nothing moves.
     commit(d, {"index.html": "<h1>changed</h1>\n"}, "Change")
@@ -134,6 +124,6 @@ def test_private_repositories_and_read_tokens(stack, tmp_path):
                                                             "scope": "read"}).json()["token"]
     for url in (remote(stack, owner, "vault"), remote(stack, owner, "vault", stranger, stranger_token),
                 remote(stack, owner, "vault", owner, read)):
-        assert git(d, "push", url, "main", check=False).returncode != 0, url
+        assert run_git(d, "push", url, "main", check=False).returncode != 0, url
     revisions = stack.api(token).get(f"{stack.hub_url}/api/spaces/{owner}/vault/revisions").json()
     assert revisions["count"] == 1

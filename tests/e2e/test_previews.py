@@ -8,14 +8,14 @@ two short builds.
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from pathlib import Path
 
 import docker
 import pytest
 import requests
+
+from tests.git_client import run_git
 
 pytestmark = [pytest.mark.e2e]
 
@@ -36,23 +36,11 @@ FILES = {
 }
 
 
-def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, LC_ALL="C",
-               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@example.org")
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=180,
-                          check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
 def commit(d: Path, who: str) -> None:
     for name, text in {**FILES, "who.txt": who + "\n"}.items():
         (d / name).write_text(text)
-    git(d, "add", "-A")
-    git(d, "commit", "-q", "-m", who)
+    run_git(d, "add", "-A")
+    run_git(d, "commit", "-q", "-m", who)
 
 
 def wait_previews(stack, token: str, path: str, done, timeout: float = 240) -> list[dict]:
@@ -74,13 +62,13 @@ def pushed(stack, alice, tmp_path_factory):
     stack.create_space(token, "previewed", "docker")
     remote = f"http://{owner}:{token}@localhost:{stack.hub_port}/spaces/{owner}/previewed"
     d = tmp_path_factory.mktemp("previews")
-    git(d, "init", "-q", "-b", "main")
+    run_git(d, "init", "-q", "-b", "main")
     commit(d, "main")
-    git(d, "push", "-q", remote, "main")
+    run_git(d, "push", "-q", remote, "main")
     space = stack.wait_status(token, owner, "previewed", "RUNNING", timeout=300)
-    git(d, "checkout", "-q", "-b", "feature")
+    run_git(d, "checkout", "-q", "-b", "feature")
     commit(d, "feature")
-    out = git(d, "push", remote, "feature")
+    out = run_git(d, "push", remote, "feature")
     assert "builds as a preview" in out.stderr, out.stderr
     found = wait_previews(stack, token, f"{owner}/previewed", lambda p: p and p[0]["status"] in ("running", "failed"))
     assert found[0]["status"] == "running", found
@@ -89,7 +77,7 @@ def pushed(stack, alice, tmp_path_factory):
 
 def test_a_pushed_branch_is_a_preview_only_editors_open_and_main_keeps_serving(stack, pushed):
     preview, space = pushed["preview"], pushed["space"]
-    assert preview["branch"] == "feature" and preview["commit"] == git(pushed["repo"], "rev-parse", "HEAD").stdout.strip()
+    assert preview["branch"] == "feature" and preview["commit"] == run_git(pushed["repo"], "rev-parse", "HEAD").stdout.strip()
     host = preview["url"].split("//", 1)[1].split(":", 1)[0]
     assert len(host.split(".", 1)[0]) <= 63 and "--feature-" in host
     # The owner, with their credentials, through the real proxy: the branch's code, on its own host.
@@ -118,7 +106,7 @@ def test_deleting_the_branch_removes_the_preview(stack, pushed):
     name = f"dh-{stack.instance}-{label}"
     engine = docker.from_env()
     assert engine.containers.get(name).status == "running"
-    git(pushed["repo"], "push", "-q", pushed["remote"], ":feature")
+    run_git(pushed["repo"], "push", "-q", pushed["remote"], ":feature")
     wait_previews(stack, token, f"{pushed['owner']}/previewed", lambda p: not p, timeout=60)
     deadline = time.monotonic() + 30
     while True:

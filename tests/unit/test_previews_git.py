@@ -7,7 +7,8 @@ import pytest
 
 from spaces.records.models import Preview, Space
 from spaces.repos import store
-from tests.unit.test_git_http import commit_files, run_git, url
+from tests.git_client import run_git
+from tests.unit.test_git_http import commit_files, url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("hub")]
 README = "---\ntitle: Site\nsdk: static\n---\n# hi\n"
