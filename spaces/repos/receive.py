@@ -192,6 +192,7 @@ PREVIEW_DELETE = "spaces.tasks.preview_delete"
 def post_receive(space, pusher, updates, report: Report, snapshots: dict) -> int:
     from django.conf import settings
 
+    from hub.dependencies import dependency_down
     from spaces.records.models import Revision
     from spaces.repos import services, store
 
@@ -210,7 +211,11 @@ def post_receive(space, pusher, updates, report: Report, snapshots: dict) -> int
                                                     snapshot=snapshots.pop(new, None), extra_metadata=extra,
                                                     log_lines=lines)
             except Exception as exc:
-                made = Revision.objects.filter(space=space, commit=new).order_by("-number").first()
+                # Only a lost queue can fail after the revision's row was committed (its build
+                # is sent on commit); any other failure made none, whatever earlier revisions
+                # of the same commit exist.
+                made = (Revision.objects.filter(space=space, commit=new).order_by("-number").first()
+                        if dependency_down(exc) == "broker" else None)
                 if made is None:
                     log.exception("push to space %s: no revision for %s", space.pk, new)
                     report.say(f"Demohub: the commit is on main but no revision was made: {exc}",
