@@ -23,15 +23,21 @@ name_validator = RegexValidator(
     "starting and ending with a letter or digit.", code="invalid_name")
 
 
-def apps_host(label: str) -> str:
-    """A space's (or a branch preview's) host name on the apps domain."""
-    return f"{label}.{settings.SPACES_DOMAIN}"
+class ServedOnItsHost:
+    """A row whose app the proxy serves on a host name of its own, `<label>.<apps domain>`:
+    a space, or a branch preview."""
 
+    label: str
 
-def apps_url(label: str) -> str:
-    default_port = {"http": 80, "https": 443}.get(settings.SPACES_SCHEME)
-    port = "" if settings.SPACES_PORT == default_port else f":{settings.SPACES_PORT}"
-    return f"{settings.SPACES_SCHEME}://{apps_host(label)}{port}/"
+    @property
+    def host(self) -> str:
+        return f"{self.label}.{settings.SPACES_DOMAIN}"
+
+    @property
+    def url(self) -> str:
+        default_port = {"http": 80, "https": 443}.get(settings.SPACES_SCHEME)
+        port = "" if settings.SPACES_PORT == default_port else f":{settings.SPACES_PORT}"
+        return f"{settings.SPACES_SCHEME}://{self.host}{port}/"
 
 
 class Sdk(models.TextChoices):
@@ -46,7 +52,7 @@ class Visibility(models.TextChoices):
     PRIVATE = "private"
 
 
-class Space(models.Model):
+class Space(ServedOnItsHost, models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="spaces")
     name = models.CharField(max_length=96, validators=[name_validator])
     sdk = models.CharField(max_length=16, choices=Sdk.choices)
@@ -124,14 +130,6 @@ class Space(models.Model):
     def full_name(self) -> str:
         return f"{self.owner.username}/{self.name}"
 
-    @property
-    def host(self) -> str:
-        return apps_host(self.label)
-
-    @property
-    def url(self) -> str:
-        return apps_url(self.label)
-
     def slot_address(self, slot: str) -> str:
         """The fixed IP of slot 'a' or 'b' on the spaces network."""
         net = ipaddress.ip_network(settings.SPACES_SUBNET)
@@ -200,7 +198,7 @@ class HostLabel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
 
-class Preview(models.Model):
+class Preview(ServedOnItsHost, models.Model):
     """A branch other than `main`, built and run on a host of its own for the space's editors
     (issue 10 item 8). The rules are in spaces/records/previews.py (what a push may add) and
     the previews room (build, run, sleep, removal); the row is here, low, so that the proxy's
@@ -241,14 +239,6 @@ class Preview(models.Model):
 
     def __str__(self) -> str:
         return f"{self.space_id}:{self.branch}"
-
-    @property
-    def host(self) -> str:
-        return apps_host(self.label)
-
-    @property
-    def url(self) -> str:
-        return apps_url(self.label)
 
     @property
     def address(self) -> str:
