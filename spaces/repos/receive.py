@@ -11,7 +11,10 @@ before any ref moves. It refuses the whole push (exit 1; its lines reach the cli
   each file's and the total size: `runner.archive.check_archive`, the same code), holds a
   submodule or sends files to Git LFS; every new commit, not only the tip;
 * main's new head has an invalid README front matter, or the owner's quotas are spent;
-* main does not fast-forward, unless the owner allowed force pushes (pushers are editors).
+* main does not fast-forward, unless the owner allowed force pushes (pushers are editors);
+* a new branch would be a branch preview past PREVIEW_MAX_PER_SPACE, or the pushed branches'
+  files would take the owner past the storage quota;
+* the job queue (Redis) does not answer: the commit would land with nothing to build it.
 
 post-receive makes the revision of main's new head (its build starts), tells the pusher its
 number and where to watch the build, and hands other branches to the previews room by task name.
