@@ -45,7 +45,7 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
-def _why_none(tier: Tier, candidates: list[Node], usage: dict, quota_ok: bool) -> str:
+def _why_none(tier: Tier, candidates: list[Node], quota_ok: bool) -> str:
     if not quota_ok:
         return f"{WAITING}: the owner already runs as many GPU spaces as the quota allows"
     if not candidates:
@@ -78,7 +78,7 @@ def choose(space: Space, tier: Tier, nodes: list[Node], usage: dict) -> tuple[No
     quota_ok = not tier.gpus or gpu_quota_allows(space)
     fitting = [n for n in candidates if fits(n, tier, usage.get(n.pk, {}))] if quota_ok else []
     if not fitting:
-        return None, _why_none(tier, candidates, usage, quota_ok)
+        return None, _why_none(tier, candidates, quota_ok)
     current = next((n for n in fitting if n.pk == space.node_id), None)
     if current is not None:
         return current, ""
