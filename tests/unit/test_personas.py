@@ -205,6 +205,9 @@ EXPECTED: dict[str, dict[str, dict]] = {
                          "private": cells(DONE,     DONE,     403,      404,      404,      403,      404)},
     "page_restart":     {"public":  cells(DONE,     DONE,     403,      403,      403,      403,      403),
                          "private": cells(DONE,     DONE,     403,      404,      404,      403,      404)},
+    # whether main may be rewritten is the owner's to say, not an editor's (issue 10 item 2)
+    "page_force_push":  {"public":  cells(DONE,     403,      403,      403,      403,      403,      403),
+                         "private": cells(DONE,     403,      403,      404,      404,      403,      404)},
     # editing a file in the browser and running a revision again are an upload's (issue 10)
     "page_edit":        {"public":  cells(200,      200,      403,      403,      403,      403,      403),
                          "private": cells(200,      200,      403,      404,      404,      403,      404)},
@@ -494,6 +497,8 @@ SURFACES: dict[str, Surface] = {
     "page_variable_delete": Surface("form", EDIT, hub_post(lambda t: f"/spaces/{t.path}/settings/variables/delete",
                                                            lambda t: {"kind": "variable", "key": "COLOR"})),
     "page_restart": Surface("form", EDIT, hub_post(lambda t: f"/spaces/{t.path}/actions/restart")),
+    "page_force_push": Surface("form", ADMIN, hub_post(lambda t: f"/spaces/{t.path}/actions/force-push",
+                                                      lambda t: {"allow_force_push": "on"})),
     "badge": Surface("html", SEE, space_page("/badge.svg")),
     "webhooks_page": Surface("html", EDIT, space_page("/webhooks")),
     "page_webhook_off": Surface("form", EDIT, hub_post(lambda t: f"/spaces/{t.path}/webhooks/{new_webhook_id(t)}/disable")),
@@ -858,7 +863,7 @@ ROUTE_SURFACES: dict[str, tuple[str, ...]] = {
     f"{S}/settings": ("settings_page",),
     f"{S}/settings/variables": ("page_variable_set",),
     f"{S}/settings/variables/delete": ("page_variable_delete",),
-    f"{S}/actions/<str:action>": ("page_restart",),
+    f"{S}/actions/<str:action>": ("page_restart", "page_force_push"),
     f"{S}/access": ("access_page",),
     f"{S}/comments": ("page_comment_add",),
     f"{S}/like": ("page_like",),
