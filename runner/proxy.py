@@ -630,12 +630,15 @@ def routes_out_of_date(routes: Iterable[Route], config: ProxyConfig) -> list[str
     return stale
 
 
-def remove_routes_except(labels: Iterable[str], config: ProxyConfig) -> bool:
+def remove_routes_except(labels: Iterable[str], config: ProxyConfig, *, listed_at: float | None = None) -> bool:
     """Delete every ``<label>.conf`` not in `labels` (spaces that are gone), with their slot
     flags and stale temp files; bump the generation once iff a route was removed. Returns
-    whether one was."""
+    whether one was. A route written since `listed_at` (when `labels` was read) is kept: it is
+    a space made after that read, not one that is gone."""
     keep = {validate_label(label) for label in labels}
     with _locked(config):
+        if listed_at is not None:
+            keep |= {e.name[:-5] for e in Path(config.routes_dir).glob("*.conf") if e.stat().st_mtime >= listed_at}
         changed = _remove_others(keep, config)
         if changed:
             _bump_generation(config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -46,6 +47,10 @@ def reconcile() -> None:
     Builds: a BUILDING revision whose lease expired is retried or failed, never left building,
     and queued revisions whose task the broker lost are sent again (spaces/builds/leases.py).
     """
+    # Routes written after this read belong to spaces made since (their route is published
+    # at creation): the removal at the end keeps them (CI saw a new space's route removed
+    # while it started, so it was RUNNING with no route).
+    listed_at = time.time()
     spaces = list(Space.objects.select_related("owner", "running_revision", "latest_revision")
                   .exclude(status=S.DELETING))
     # Rows read here without a lock may be older than a route a concurrent writer (a sleep,
@@ -69,7 +74,8 @@ def reconcile() -> None:
         except Exception:
             log.exception("reconcile: space %s (%s) cannot be converged; skipped", s.pk, s.full_name)
     previews = previews_converge(config)
-    proxy.remove_routes_except([s.label for s in spaces] + [p.label for p in previews], config)
+    proxy.remove_routes_except([s.label for s in spaces] + [p.label for p in previews], config,
+                               listed_at=listed_at)
     redeploy.slot_flags_repair(healthy, config)
 
     # Builds whose lease expired (spaces/builds/leases.py): the builds room's own sweep.

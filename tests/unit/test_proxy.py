@@ -315,6 +315,23 @@ def test_remove_routes_except_cleans_like_sync(cfg):
     assert remove_routes_except(["a"], cfg) is False and current_generation(cfg) == gen + 1
 
 
+def test_remove_routes_except_keeps_a_route_written_since_the_labels_were_read(cfg):
+    """Reconciliation reads the spaces, works through them, then removes the other routes: a
+    space made meanwhile is not in its list, and its route must stay."""
+    from runner.proxy import publish_route, remove_routes_except
+
+    sync_routes([container("old"), container("gone")], cfg)
+    past = time.time() - 60
+    for name in ("old.conf", "gone.conf"):
+        os.utime(cfg.routes_dir / name, (past, past))
+    listed_at = time.time()
+    publish_route(container("new"), cfg)                  # made after the read
+    assert remove_routes_except(["old"], cfg, listed_at=listed_at) is True
+    assert conf_files(cfg) == {"old.conf", "new.conf"}
+    assert remove_routes_except(["old"], cfg) is True     # without the time, only the list counts
+    assert conf_files(cfg) == {"old.conf"}
+
+
 def test_concurrent_publishers_do_not_lose_generation_bumps(cfg):
     errors = []
 
